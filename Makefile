@@ -1,0 +1,24 @@
+# The README's two commands: `make demo` and `make test`. Both create .venv and install the
+# package from this repository's own files, with the tested pins in constraints.txt.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test clean
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+demo: $(STAMP)
+	mkdir -p examples/out
+	$(VENV)/bin/restore denoise examples/demo-noisy.png -o examples/out/demo-noisy.denoised.png --overwrite
+	$(VENV)/bin/restore upscale examples/demo-small.png --x2 -o examples/out/demo-small.x2.png --overwrite
+
+clean:
+	rm -rf $(VENV) dist build examples/out

@@ -1,0 +1,390 @@
+"""The `restore` command line: a thin Typer layer over the library.
+
+Every failure is one line on stderr and a non-zero exit (1: a file or model could not be
+processed, 2: wrong usage); set RESTORE_DEBUG=1 to see tracebacks.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import sys
+import time
+from dataclasses import asdict
+from enum import Enum
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from restore import __version__
+from restore.api import DEFAULT_DENOISER, Model, load, upscaler_for
+from restore.imageio import READ_FORMATS, ImageError
+from restore.evaluation import evaluate_folder
+from restore.modelfile import ModelFileError, read_info
+from restore.pipeline import RunOptions, restore_file, writable_folder
+from restore.training import LOSSES, TrainConfig
+from restore.training import train as run_training
+from restore.zoo import bundled_models
+
+app = typer.Typer(
+    help="Restore degraded images: denoise, upscale, and train or finetune the networks that do it.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+err = Console(stderr=True, highlight=False)
+out = Console(highlight=False)
+
+OUTPUT_TAGS = (".denoised",) + tuple(f".x{s}" for s in range(2, 9))
+
+
+class UsageError(Exception):
+    """Wrong arguments: exit code 2."""
+
+
+class Precision(str, Enum):
+    auto = "auto"
+    fp32 = "fp32"
+    fp16 = "fp16"
+    bf16 = "bf16"
+
+
+class BitDepth(str, Enum):
+    u8 = "u8"
+    u16 = "u16"
+    f16 = "f16"
+    f32 = "f32"
+
+
+def _parse_memory(text: str | None) -> int | None:
+    """'2G', '512M', '1.5GB' or bytes -> bytes."""
+    if text is None:
+        return None
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    t = text.strip().upper().removesuffix("B").removesuffix("I")
+    try:
+        if t and t[-1] in units:
+            return int(float(t[:-1]) * units[t[-1]])
+        return int(t)
+    except ValueError:
+        raise UsageError(f"--max-memory '{text}': expected a size like 2G or 512M") from None
+
+
+def expand_inputs(inputs: list[str], recursive: bool) -> list[tuple[Path, Path]]:
+    """Arguments (files, folders, globs) -> (file, base folder) pairs; the base keeps folder structure."""
+    found: list[tuple[Path, Path]] = []
+    for arg in inputs:
+        path = Path(arg)
+        if path.is_dir():
+            pattern = "**/*" if recursive else "*"
+            files = sorted(
+                p
+                for p in path.glob(pattern)
+                if p.is_file() and p.suffix.lower() in READ_FORMATS and not p.stem.endswith(OUTPUT_TAGS)
+            )
+            if not files:
+                raise ImageError(f"no images in folder '{path}'")
+            found += [(f, path) for f in files]
+        elif path.is_file():
+            found.append((path, path.parent))
+        elif glob.has_magic(arg):
+            matches = sorted(Path(p) for p in glob.glob(arg, recursive=recursive) if Path(p).is_file())
+            if not matches:
+                raise ImageError(f"no files match '{arg}'")
+            found += [(m, m.parent) for m in matches]
+        else:
+            raise ImageError(f"no such file: '{arg}'")
+    return found
+
+
+def plan_outputs(found: list[tuple[Path, Path]], output: str | None, tag: str) -> list[tuple[Path, Path]]:
+    """(input, output) pairs: `-o` as a file for one input, else as a folder; default `in.TAG.ext`."""
+    if output is None:
+        return [(src, src.with_name(f"{src.stem}{tag}{src.suffix}")) for src, _ in found]
+    target = Path(output)
+    as_folder = target.is_dir() or output.endswith(("/", os.sep)) or len(found) > 1 or not target.suffix
+    if not as_folder:
+        return [(found[0][0], target)]
+    return [(src, target / src.relative_to(base)) for src, base in found]
+
+
+def _process(
+    inputs: list[str],
+    output: str | None,
+    load_model: Callable[[], Model],
+    tag: str,
+    options: RunOptions,
+    recursive: bool,
+    quiet: bool,
+) -> None:
+    """Check every input and output first, then load the model and restore file after file."""
+    jobs = plan_outputs(expand_inputs(inputs, recursive), output, tag)
+    for _, dst in jobs:
+        if dst.exists() and not options.overwrite:
+            raise ImageError(f"'{dst}' exists: pass --overwrite to replace it")
+        if not writable_folder(dst.parent):
+            raise ImageError(f"cannot write to folder '{dst.parent}'")
+    model = load_model()
+    failures = 0
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
+    with Progress(*columns, console=err, disable=quiet, transient=True) as progress:
+        files_bar = progress.add_task("files", total=len(jobs))
+        tiles_bar = progress.add_task("tiles", total=None)
+
+        def on_tile(done: int, total: int) -> None:
+            progress.update(tiles_bar, completed=done, total=total)
+
+        for src, dst in jobs:
+            progress.update(tiles_bar, completed=0, total=None, description=f"{src.name}")
+            start = time.perf_counter()
+            try:
+                result = restore_file(src, dst, model, options, on_tile)
+            except (ImageError, ValueError) as e:
+                failures += 1
+                print_error(str(e))
+                continue
+            finally:
+                progress.advance(files_bar)
+            if not quiet:
+                h, w = result.pixels.shape[:2]
+                progress.console.print(f"{src} -> {dst}  ({w}x{h}, {model.name}, {time.perf_counter() - start:.1f} s)")
+    if failures:
+        raise typer.Exit(1)
+
+
+InputsArg = Annotated[list[str], typer.Argument(help="Image files, folders or glob patterns.", show_default=False)]
+OutputOpt = Annotated[Optional[str], typer.Option("-o", "--output", help="Output file (one input) or folder.")]
+DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or mps.")]
+PrecisionOpt = Annotated[Precision, typer.Option("--precision", help="auto picks the fastest measured on this device.")]
+TileOpt = Annotated[Optional[int], typer.Option("--tile", help="Tile core size in input pixels (default: from --max-memory).")]
+MemoryOpt = Annotated[Optional[str], typer.Option("--max-memory", help="Memory budget for one tile, e.g. 2G.")]
+BitDepthOpt = Annotated[Optional[BitDepth], typer.Option("--bit-depth", help="Output sample type (default: the input's).")]
+RecursiveOpt = Annotated[bool, typer.Option("--recursive", "-r", help="Descend into sub-folders, keeping their structure.")]
+OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace existing output files.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors.")]
+
+
+def _options(device: str, precision: Precision, tile: int | None, max_memory: str | None, bit_depth: BitDepth | None, overwrite: bool) -> RunOptions:
+    if tile is not None and tile < 1:
+        raise UsageError("--tile must be a positive number of pixels")
+    return RunOptions(device, precision.value, tile, _parse_memory(max_memory), bit_depth.value if bit_depth else None, overwrite)
+
+
+@app.command()
+def denoise(
+    inputs: InputsArg,
+    output: OutputOpt = None,
+    model: Annotated[str, typer.Option("--model", "-m", help="Bundled model name or .safetensors path.")] = DEFAULT_DENOISER,
+    device: DeviceOpt = "auto",
+    precision: PrecisionOpt = Precision.auto,
+    tile: TileOpt = None,
+    max_memory: MemoryOpt = None,
+    bit_depth: BitDepthOpt = None,
+    recursive: RecursiveOpt = False,
+    overwrite: OverwriteOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Denoise images (default model: n2n-gaussian). Writes IN.denoised.EXT unless -o is given."""
+    options = _options(device, precision, tile, max_memory, bit_depth, overwrite)
+
+    def load_denoiser() -> Model:
+        loaded = load(model)
+        if loaded.info.task != "denoise":
+            raise ModelFileError(f"model '{loaded.name}' is a {loaded.info.task} model; use 'restore {loaded.info.task}'")
+        return loaded
+
+    _process(inputs, output, load_denoiser, ".denoised", options, recursive, quiet)
+
+
+@app.command()
+def upscale(
+    inputs: InputsArg,
+    output: OutputOpt = None,
+    x2: Annotated[bool, typer.Option("--x2", help="Upscale x2 (the default).")] = False,
+    x3: Annotated[bool, typer.Option("--x3", help="Upscale x3.")] = False,
+    x4: Annotated[bool, typer.Option("--x4", help="Upscale x4.")] = False,
+    scale: Annotated[Optional[int], typer.Option("--scale", help="Upscale factor (2, 3 or 4).")] = None,
+    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Bundled model name or .safetensors path.")] = None,
+    device: DeviceOpt = "auto",
+    precision: PrecisionOpt = Precision.auto,
+    tile: TileOpt = None,
+    max_memory: MemoryOpt = None,
+    bit_depth: BitDepthOpt = None,
+    recursive: RecursiveOpt = False,
+    overwrite: OverwriteOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Upscale images x2, x3 or x4 with EDSR. Writes IN.xN.EXT unless -o is given."""
+    chosen = [s for s, flag in ((2, x2), (3, x3), (4, x4)) if flag] + ([scale] if scale is not None else [])
+    if len(set(chosen)) > 1:
+        raise UsageError("give one scale: --x2, --x3, --x4 or --scale N")
+    factor = chosen[0] if chosen else 2
+    options = _options(device, precision, tile, max_memory, bit_depth, overwrite)
+    _process(inputs, output, lambda: upscaler_for(factor, model), f".x{factor}", options, recursive, quiet)
+
+
+@app.command()
+def models() -> None:
+    """List the bundled models."""
+    table = Table("name", "task", "noise", "trained", "summary", box=None, pad_edge=False)
+    for name, entry in sorted(bundled_models().items()):
+        info = read_info(entry.file)
+        steps = info.training.get("steps")
+        table.add_row(name, entry.task, info.noise, f"{steps} steps" if steps else "", entry.summary)
+    out.print(table)
+
+
+@app.command()
+def info(model: Annotated[str, typer.Argument(help="Model file or bundled model name.")]) -> None:
+    """Print a model file's metadata (a bundled name is looked up and sha256-checked)."""
+    loaded = load(model)
+    parameters = sum(p.numel() for p in loaded.network.parameters())
+    out.print_json(json.dumps({"file": loaded.source, "parameters": parameters, **asdict(loaded.info)}))
+
+
+def _train_config(**values: object) -> TrainConfig:
+    return TrainConfig(**{k: v for k, v in values.items() if v is not None})
+
+
+StepsOpt = Annotated[int, typer.Option("--steps", help="Training steps (batches).")]
+MinutesOpt = Annotated[float, typer.Option("--minutes", help="Also stop after this many minutes (0: no limit).")]
+BatchOpt = Annotated[int, typer.Option("--batch", help="Crops per batch.")]
+PatchOpt = Annotated[int, typer.Option("--patch", help="Input crop side in pixels.")]
+LrOpt = Annotated[float, typer.Option("--lr", help="Adam learning rate.")]
+RunDirOpt = Annotated[Optional[str], typer.Option("--run-dir", help="Checkpoint folder (default: OUT with .run).")]
+
+
+@app.command()
+def train(
+    data: Annotated[str, typer.Argument(help="Folder of clean training images (or of the MNIST IDX files).")],
+    output: Annotated[str, typer.Option("-o", "--output", help="Model file to write (.safetensors).")],
+    task: Annotated[str, typer.Option("--task", help="denoise or upscale.")] = "denoise",
+    arch: Annotated[str, typer.Option("--arch", help="Architecture variant (see restore.archs.VARIANTS).")] = "n2n_unet",
+    init: Annotated[Optional[str], typer.Option("--init", help="Start from this model (e.g. x3 from x2).")] = None,
+    noise: Annotated[str, typer.Option("--noise", help="Noise model, e.g. gaussian:0-50, poisson:30.")] = "gaussian:0-50",
+    clean_targets: Annotated[bool, typer.Option("--clean-targets", help="Train on clean targets (the control).")] = False,
+    scale: Annotated[int, typer.Option("--scale", help="Upscale factor for --task upscale.")] = 2,
+    loss: Annotated[str, typer.Option("--loss", help="l1, l2 or hdr.")] = "l2",
+    steps: StepsOpt = 1000,
+    minutes: MinutesOpt = 0.0,
+    batch: BatchOpt = 16,
+    patch: PatchOpt = 64,
+    lr: LrOpt = 3e-4,
+    lr_halve_every: Annotated[int, typer.Option("--lr-halve-every", help="Halve the learning rate every N steps.")] = 0,
+    val_count: Annotated[int, typer.Option("--val-count", help="Images held out for validation.")] = 8,
+    val_every: Annotated[int, typer.Option("--val-every", help="Validate every N steps.")] = 100,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    device: DeviceOpt = "auto",
+    run_dir: RunDirOpt = None,
+    name: Annotated[Optional[str], typer.Option("--name", help="Model name stored in the file.")] = None,
+    description: Annotated[str, typer.Option("--description")] = "",
+    quiet: QuietOpt = False,
+) -> None:
+    """Train a network from clean images and a noise model (noisy targets by default), or an upscaler."""
+    if task not in ("denoise", "upscale"):
+        raise UsageError("--task is denoise or upscale")
+    if loss not in LOSSES:
+        raise UsageError(f"--loss is one of {', '.join(LOSSES)}")
+    config = _train_config(
+        out=output, task=task, data=data, variant=arch, init=init or "", noise=noise, clean_targets=clean_targets,
+        scale=scale, patch=patch, batch=batch, steps=steps, minutes=minutes, lr=lr, lr_halve_every=lr_halve_every,
+        loss=loss, val_count=val_count, val_every=val_every, checkpoint_every=val_every, seed=seed, device=device,
+        run_dir=run_dir, name=name, description=description,
+    )  # fmt: skip
+    _run_training(config, quiet)
+
+
+@app.command()
+def finetune(
+    folder_a: Annotated[str, typer.Argument(help="Folder of noisy shots.")],
+    folder_b: Annotated[str, typer.Argument(help="Folder of second, independent noisy shots (same file names).")],
+    output: Annotated[str, typer.Option("-o", "--output", help="Model file to write (.safetensors).")],
+    base: Annotated[str, typer.Option("--from", help="Model to start from.")] = DEFAULT_DENOISER,
+    loss: Annotated[str, typer.Option("--loss", help="l2, l1 or hdr.")] = "l2",
+    steps: StepsOpt = 500,
+    minutes: MinutesOpt = 0.0,
+    batch: BatchOpt = 8,
+    patch: PatchOpt = 64,
+    lr: LrOpt = 1e-4,
+    val_count: Annotated[int, typer.Option("--val-count", help="Pairs held out for validation.")] = 2,
+    val_every: Annotated[int, typer.Option("--val-every", help="Validate every N steps.")] = 50,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    device: DeviceOpt = "auto",
+    run_dir: RunDirOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Adapt a denoiser to your camera or renderer from pairs of noisy shots (Noise2Noise, no clean images)."""
+    if loss not in LOSSES:
+        raise UsageError(f"--loss is one of {', '.join(LOSSES)}")
+    base_path = str(load(base).source)
+    config = _train_config(
+        out=output, task="denoise", pairs=[folder_a, folder_b], init=base_path, loss=loss, steps=steps,
+        minutes=minutes, batch=batch, patch=patch, lr=lr, val_count=val_count, val_every=val_every,
+        checkpoint_every=val_every, seed=seed, device=device, run_dir=run_dir,
+    )  # fmt: skip
+    _run_training(config, quiet)
+
+
+def _run_training(config: TrainConfig, quiet: bool) -> None:
+    if Path(config.out).suffix != ".safetensors":
+        raise UsageError("-o must name a .safetensors file")
+    trained = run_training(config, console=err, show_progress=not quiet)
+    t = trained.training
+    out.print(f"wrote {config.out}: {t['steps']} steps in {t['wall_seconds']:.0f} s on {t['device']}, validation PSNR {t['val_psnr']:.2f} dB")
+
+
+@app.command(name="eval")
+def evaluate(
+    model: Annotated[str, typer.Argument(help="Model name or file.")],
+    folder: Annotated[str, typer.Argument(help="Folder of clean test images.")],
+    noise: Annotated[Optional[str], typer.Option("--noise", help="Evaluate denoising under this noise, e.g. gaussian:25.")] = None,
+    scale: Annotated[Optional[int], typer.Option("--scale", help="Evaluate x2/x3/x4 super-resolution.")] = None,
+    limit: Annotated[int, typer.Option("--limit", help="Use at most N images (0: all).")] = 0,
+    device: DeviceOpt = "auto",
+    precision: PrecisionOpt = Precision.fp32,
+    quiet: QuietOpt = False,
+) -> None:
+    """PSNR / SSIM of a model on a folder, next to the baseline (the noisy input, or bicubic)."""
+    if (noise is None) == (scale is None):
+        raise UsageError("give exactly one of --noise SPEC or --scale N")
+    report = evaluate_folder(model, folder, noise=noise, scale=scale, limit=limit, device=device, precision=precision.value, console=None if quiet else err)
+    table = Table("", "PSNR (dB)", "SSIM", box=None, pad_edge=False)
+    for row in report.rows:
+        table.add_row(row.label, f"{row.psnr:.2f}", f"{row.ssim:.4f}")
+    out.print(f"{report.title} ({report.images} images; {report.protocol})")
+    out.print(table)
+
+
+def print_error(message: str) -> None:
+    """One plain line on stderr (no markup, no wrapping), whatever the message holds."""
+    print(f"error: {' '.join(message.split())}", file=sys.stderr, flush=True)
+
+
+def main() -> None:
+    """Console-script entry point: run the app, turning every error into one line."""
+    # Typer's standalone mode handles its own usage errors (exit 2); ours arrive here.
+    try:
+        app()
+    except UsageError as e:
+        print_error(str(e))
+        sys.exit(2)
+    except (ImageError, ModelFileError, ValueError, FileNotFoundError, OSError) as e:
+        if os.environ.get("RESTORE_DEBUG"):
+            raise
+        print_error(str(e))
+        sys.exit(1)
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)
+    except Exception as e:  # noqa: BLE001 - the promise is one line, never a traceback
+        if os.environ.get("RESTORE_DEBUG"):
+            raise
+        print_error(f"{type(e).__name__}: {e} (RESTORE_DEBUG=1 shows the traceback)")
+        sys.exit(1)

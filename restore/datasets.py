@@ -1,0 +1,177 @@
+"""Training data: where (input, target) batches come from.
+
+Every source draws a batch from a torch.Generator seeded by the step number, so a run that
+resumes from a checkpoint sees exactly the batches it would have seen without the kill.
+
+- `NoisySource`: clean photos from a folder; input and target are two independent noise draws
+  (Noise2Noise), or the target is the clean crop (`clean_targets`).
+- `PairSource`: two folders of noisy shots of the same scenes, matched by file name.
+- `DownscaleSource`: HR crops and their bicubic (MATLAB imresize) LR versions, rounded to 8 bits.
+- MNIST digits (IDX files) are a folder of 28 x 28 crops for `NoisySource`.
+"""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from restore.imageio import READ_FORMATS, read_image
+from restore.noise import NoiseModel
+from restore.resize import imresize
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+def image_files(folder: str | Path, recursive: bool = True) -> list[Path]:
+    """Readable image files under `folder`, sorted by path (so splits are reproducible)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"no such folder: '{folder}'")
+    pattern = "**/*" if recursive else "*"
+    return sorted(p for p in folder.glob(pattern) if p.is_file() and p.suffix.lower() in READ_FORMATS)
+
+
+def load_images(files: Sequence[Path]) -> list[torch.Tensor]:
+    """Read files as C x H x W float32 tensors (colour channels only)."""
+    return [torch.from_numpy(read_image(f).pixels).permute(2, 0, 1).contiguous() for f in files]
+
+
+def is_mnist_folder(folder: str | Path) -> bool:
+    return (Path(folder) / "train-images-idx3-ubyte.gz").is_file()
+
+
+def read_idx(path: str | Path) -> np.ndarray:
+    """Read a (gzipped) IDX file, the format of the original MNIST distribution."""
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rb") as f:
+        data = f.read()
+    dims = data[3]
+    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(dims))
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * dims).reshape(shape)
+
+
+def load_mnist(folder: str | Path, split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
+    """MNIST digits as N x 1 x 28 x 28 floats in [0, 1], and their labels."""
+    prefix = "train" if split == "train" else "t10k"
+    images = read_idx(Path(folder) / f"{prefix}-images-idx3-ubyte.gz")
+    labels = read_idx(Path(folder) / f"{prefix}-labels-idx1-ubyte.gz")
+    return torch.from_numpy(images.copy()).float().div_(255).unsqueeze(1), torch.from_numpy(labels.astype(np.int64))
+
+
+def augment(crops: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Random flips and 90-degree rotations of a stack of square crops (same op for the stack)."""
+    ops = torch.randint(0, 8, (1,), generator=generator).item()
+    if ops & 1:
+        crops = crops.flip(-1)
+    if ops & 2:
+        crops = crops.flip(-2)
+    if ops & 4:
+        crops = crops.transpose(-1, -2)
+    return crops
+
+
+def random_crops(
+    images: Sequence[torch.Tensor], count: int, size: int, generator: torch.Generator, partners: int = 1
+) -> torch.Tensor:
+    """`count` augmented size x size crops: count x partners x C x size x size.
+
+    `images` holds tuples-as-stacks: images[i] is partners x C x H x W (aligned shots of one
+    scene), cropped at the same place so pairs stay aligned.
+    """
+    out = []
+    for _ in range(count):
+        stack = images[torch.randint(0, len(images), (1,), generator=generator).item()]
+        h, w = stack.shape[-2:]
+        if h < size or w < size:
+            raise ValueError(f"an image of {w} x {h} is smaller than the {size} x {size} training patch")
+        y = torch.randint(0, h - size + 1, (1,), generator=generator).item()
+        x = torch.randint(0, w - size + 1, (1,), generator=generator).item()
+        out.append(augment(stack[..., y : y + size, x : x + size], generator))
+    return torch.stack(out).reshape(count, partners, *out[0].shape[-3:])
+
+
+class NoisySource:
+    """Clean images + a noise model -> (noisy input, independently noisy or clean target)."""
+
+    def __init__(self, images: Sequence[torch.Tensor], noise: NoiseModel, patch: int, clean_targets: bool) -> None:
+        self.images = [img[None] for img in images]
+        self.noise = noise
+        self.patch = patch
+        self.clean_targets = clean_targets
+
+    def batch(self, size: int, generator: torch.Generator) -> Batch:
+        clean = random_crops(self.images, size, self.patch, generator)[:, 0]
+        noisy = self.noise.apply(clean, generator)
+        target = clean if self.clean_targets else self.noise.apply(clean, generator)
+        return noisy, target
+
+
+class DigitSource:
+    """Whole 28 x 28 digits + a noise model (the digits are already the crops)."""
+
+    def __init__(self, digits: torch.Tensor, noise: NoiseModel, clean_targets: bool) -> None:
+        self.digits = digits
+        self.noise = noise
+        self.clean_targets = clean_targets
+
+    def batch(self, size: int, generator: torch.Generator) -> Batch:
+        index = torch.randint(0, len(self.digits), (size,), generator=generator)
+        clean = self.digits[index]
+        noisy = self.noise.apply(clean, generator).clamp(0, 1)
+        target = clean if self.clean_targets else self.noise.apply(clean, generator).clamp(0, 1)
+        return noisy, target
+
+
+class PairSource:
+    """Aligned noisy pairs (A, B) of the same scenes; either shot is the input, the other the target."""
+
+    def __init__(self, pairs: Sequence[tuple[torch.Tensor, torch.Tensor]], patch: int) -> None:
+        self.stacks = [torch.stack([a, b]) for a, b in pairs]
+        self.patch = patch
+
+    def batch(self, size: int, generator: torch.Generator) -> Batch:
+        crops = random_crops(self.stacks, size, self.patch, generator, partners=2)
+        swap = torch.rand(size, generator=generator) < 0.5
+        first = torch.where(swap[:, None, None, None], crops[:, 1], crops[:, 0])
+        second = torch.where(swap[:, None, None, None], crops[:, 0], crops[:, 1])
+        return first, second
+
+
+def downscale(hr: torch.Tensor, scale: int) -> torch.Tensor:
+    """The benchmark degradation: MATLAB bicubic with antialiasing from [0, 255], rounded to 8 bits."""
+    return (imresize(hr * 255, scale=1 / scale).round().clamp(0, 255)) / 255
+
+
+class DownscaleSource:
+    """HR crops (lr_patch * scale) and their bicubic LR versions."""
+
+    def __init__(self, images: Sequence[torch.Tensor], scale: int, lr_patch: int) -> None:
+        self.images = [img[None] for img in images]
+        self.scale = scale
+        self.lr_patch = lr_patch
+
+    def batch(self, size: int, generator: torch.Generator) -> Batch:
+        hr = random_crops(self.images, size, self.lr_patch * self.scale, generator)[:, 0]
+        return downscale(hr, self.scale), hr
+
+
+def match_pairs(folder_a: str | Path, folder_b: str | Path) -> list[tuple[Path, Path]]:
+    """Files of A and B with the same relative name; ValueError listing what does not match."""
+    a_files = {p.relative_to(folder_a).as_posix(): p for p in image_files(folder_a)}
+    b_files = {p.relative_to(folder_b).as_posix(): p for p in image_files(folder_b)}
+    only_a = sorted(set(a_files) - set(b_files))
+    only_b = sorted(set(b_files) - set(a_files))
+    if only_a or only_b:
+        parts = []
+        if only_a:
+            parts.append(f"only in {folder_a}: {', '.join(only_a[:5])}{' ...' if len(only_a) > 5 else ''}")
+        if only_b:
+            parts.append(f"only in {folder_b}: {', '.join(only_b[:5])}{' ...' if len(only_b) > 5 else ''}")
+        raise ValueError("unmatched files; " + "; ".join(parts))
+    if not a_files:
+        raise ValueError(f"no images in '{folder_a}'")
+    return [(a_files[name], b_files[name]) for name in sorted(a_files)]

@@ -1,0 +1,134 @@
+"""Device and precision choice.
+
+On a GPU, half precision is the fast path. On a CPU it depends on the processor: bf16 runs at
+full speed only with native bf16 / AMX units and was 40x slower than fp32 on an AVX2-class CPU,
+so "auto" on a CPU times the network itself in each precision the CPU offers and keeps the
+fastest (once per process and network).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from pathlib import Path
+import torch
+
+PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def resolve_device(spec: str = "auto") -> torch.device:
+    """'auto' picks cuda, then mps, then cpu; an unavailable explicit device is a ValueError."""
+    if spec == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if spec.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError("--device cuda: no CUDA GPU is available")
+    if spec == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ValueError("--device mps: Apple's MPS backend is not available")
+    if spec != "cpu" and not spec.startswith(("cuda", "mps")):
+        raise ValueError(f"unknown device '{spec}' (expected auto, cpu, cuda or mps)")
+    return torch.device(spec)
+
+
+def cpu_precisions() -> list[str]:
+    """The precisions worth trying on this CPU: bf16 only where the CPU reports bf16 support."""
+    flags = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line for line in f if line.startswith("flags")), "")
+    except OSError:
+        pass
+    capability = torch.backends.cpu.get_cpu_capability()
+    has_bf16 = any(flag in flags.split() for flag in ("avx512_bf16", "amx_bf16")) or "AMX" in capability
+    return ["fp32", "bf16"] if has_bf16 else ["fp32"]
+
+
+# bf16 keeps 8 bits of mantissa, so it must be clearly faster to be worth its rounding error.
+BF16_MIN_SPEEDUP = 1.25
+_PROBE_SIDE = 128
+
+
+def _cache_file() -> Path:
+    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(root) / "restore" / "cpu-precision.json"
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
+    except OSError:
+        return platform.processor()
+
+
+def _time_precisions(network: torch.nn.Module, channels: int, candidates: list[str]) -> dict[str, float]:
+    grid = getattr(network, "size_multiple", 1)
+    side = -(-_PROBE_SIDE // grid) * grid  # networks on digit cells need a multiple of the cell
+    x = torch.rand(1, channels, side, side)
+    timings = {}
+    with torch.inference_mode():
+        for name in candidates:
+            dtype = PRECISIONS[name]
+            net, t = network.to(dtype), x.to(dtype)
+            net(t)  # warm-up: the first call picks kernels
+            runs = []
+            for _ in range(2):
+                start = time.perf_counter()
+                net(t)
+                runs.append(time.perf_counter() - start)
+            timings[name] = min(runs)
+    network.to(torch.float32)
+    return timings
+
+
+def fastest_cpu_precision(network: torch.nn.Module, key: str, channels: int = 3) -> str:
+    """Time `network` in each precision this CPU offers; keep bf16 only if clearly faster.
+
+    Single convolutions mislead (bf16 won alone and lost inside the U-Net on one CPU), so the
+    network itself is timed. The answer is remembered per CPU, torch version, thread count and
+    network `key` in ~/.cache/restore/cpu-precision.json.
+    """
+    candidates = cpu_precisions()
+    if len(candidates) == 1:
+        return candidates[0]
+    cache_key = f"{_cpu_name()}|torch {torch.__version__}|{torch.get_num_threads()} threads|{key}"
+    cache = _cache_file()
+    try:
+        known = json.loads(cache.read_text())
+    except (OSError, ValueError):
+        known = {}
+    if cache_key in known:
+        return known[cache_key]
+    timings = _time_precisions(network, channels, candidates)
+    choice = "bf16" if timings["bf16"] * BF16_MIN_SPEEDUP < timings["fp32"] else "fp32"
+    known[cache_key] = choice
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_text(json.dumps(known, indent=1))
+    except OSError:
+        pass  # a read-only home only costs the probe again next time
+    return choice
+
+
+def resolve_precision(
+    device: torch.device, spec: str = "auto", network: torch.nn.Module | None = None, key: str = ""
+) -> torch.dtype:
+    """'auto': bf16 on CUDA GPUs that support it, else fp16; on a CPU the measured fastest for
+    `network` (fp32 when no network is given)."""
+    if spec == "auto":
+        if device.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        if device.type == "mps":
+            return torch.float16
+        if network is None:
+            return torch.float32
+        channels = getattr(network, "in_channels", 3)
+        return PRECISIONS[fastest_cpu_precision(network, key, channels)]
+    if spec not in PRECISIONS:
+        raise ValueError(f"unknown precision '{spec}' (expected auto, fp32, fp16 or bf16)")
+    return PRECISIONS[spec]

@@ -1,0 +1,564 @@
+"""Image files in and out without losing samples, precision, alpha or ICC profile.
+
+Every image is read into an :class:`Image`: float32 colour channels (gray or RGB), an
+optional separate alpha plane, the file's sample type and whether the values are
+sRGB-encoded or linear. Integer files (u8, u16) become values in [0, 1]; float files
+(EXR, PFM, Radiance HDR, float TIFF) keep their values exactly as stored.
+
+Libraries: Pillow for 8-bit PNG, JPEG and WebP; kornia_rs for 16-bit PNG; tifffile for
+TIFF; OpenEXR for EXR. PFM and Radiance HDR are small enough to do by hand.
+
+Alpha is passed through as stored: nothing is premultiplied or unpremultiplied
+(OpenEXR files conventionally hold premultiplied colour, PNG/WebP/TIFF straight).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import secrets
+import struct
+import zlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+
+import kornia_rs.io as kio
+import numpy as np
+import OpenEXR
+import tifffile
+from PIL import ExifTags, ImageOps
+from PIL import Image as PILImage
+
+__all__ = ["READ_FORMATS", "WRITE_FORMATS", "Image", "ImageError", "format_of", "read_image", "write_image"]
+
+READ_FORMATS: Mapping[str, str] = MappingProxyType({
+    ".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".webp": "webp", ".tif": "tiff",
+    ".tiff": "tiff", ".exr": "exr", ".pfm": "pfm", ".hdr": "hdr",
+})
+WRITE_FORMATS: Mapping[str, str] = MappingProxyType({s: f for s, f in READ_FORMATS.items() if f != "hdr"})
+
+_NAMES = {"png": "PNG", "jpeg": "JPEG", "webp": "WebP", "tiff": "TIFF", "exr": "OpenEXR",
+          "pfm": "PFM", "hdr": "Radiance HDR"}
+_BIT_DEPTHS = ("u8", "u16", "f16", "f32")
+# Sample types each format can hold, narrowest first (the order _output_depth relies on).
+_WRITE_DEPTHS = {"png": ("u8", "u16"), "jpeg": ("u8",), "webp": ("u8",), "tiff": ("u8", "u16", "f32"),
+                 "exr": ("f16", "f32"), "pfm": ("f32",)}
+_ALPHA_FORMATS = {"png", "webp", "tiff", "exr"}
+_DEPTH_OF_KIND = {"u1": "u8", "u2": "u16", "f2": "f16", "f4": "f32"}
+_DTYPES = {"u8": np.uint8, "u16": np.uint16, "f16": np.float16, "f32": np.float32}
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_KORNIA_PNG_MODES = {1: "mono", 3: "rgb", 4: "rgba"}
+
+
+class ImageError(Exception):
+    """An image cannot be read or written; str(err) is one clear line naming the file."""
+
+
+@dataclass(eq=False)  # field-wise == on arrays would raise; compare .pixels explicitly
+class Image:
+    """Decoded image: colour channels, optional alpha and what the file held."""
+
+    pixels: np.ndarray  # float32 H x W x C, C = 1 (gray) or 3 (RGB)
+    alpha: np.ndarray | None  # float32 H x W x 1, or None when the file has no alpha
+    bit_depth: str  # the file's sample type: "u8", "u16", "f16" or "f32"
+    transfer: str  # "srgb" (integer formats, values in [0, 1]) or "linear" (float formats, as stored)
+    icc_profile: bytes | None = None
+    format: str = ""  # "png", "jpeg", "webp", "tiff", "exr", "pfm" or "hdr"
+
+    def __post_init__(self) -> None:
+        self.pixels = np.asarray(self.pixels, dtype=np.float32)
+        if self.alpha is not None:
+            self.alpha = np.asarray(self.alpha, dtype=np.float32)
+        problem = _image_problem(self)
+        if problem:
+            raise ValueError(problem)
+
+    @property
+    def height(self) -> int:
+        """Number of rows."""
+        return int(self.pixels.shape[0])
+
+    @property
+    def width(self) -> int:
+        """Number of columns."""
+        return int(self.pixels.shape[1])
+
+    @property
+    def channels(self) -> int:
+        """Colour channels (1 or 3), not counting alpha."""
+        return int(self.pixels.shape[2])
+
+
+def _image_problem(image: Image) -> str | None:
+    """Why `image` breaks the Image contract, or None when it is fine."""
+    pixels, alpha = image.pixels, image.alpha
+    if pixels.ndim != 3 or pixels.shape[2] not in (1, 3):
+        return f"pixels must be H x W x 1 or H x W x 3, not shape {pixels.shape}"
+    if alpha is not None and alpha.shape != (*pixels.shape[:2], 1):
+        return f"alpha must be H x W x 1 matching the pixels, not shape {alpha.shape}"
+    if image.bit_depth not in _BIT_DEPTHS:
+        return f"bit_depth must be one of {', '.join(_BIT_DEPTHS)}, not {image.bit_depth!r}"
+    if image.transfer not in ("srgb", "linear"):
+        return f"transfer must be 'srgb' or 'linear', not {image.transfer!r}"
+    return None
+
+
+def format_of(path: str | os.PathLike[str]) -> str:
+    """Format name ("png", "jpeg", ...) for `path`'s suffix; ImageError if the suffix is unknown."""
+    suffix = os.path.splitext(os.fspath(path))[1].lower()
+    if suffix not in READ_FORMATS:
+        raise ImageError(f"unsupported image format {suffix or '(no suffix)'!r} for '{os.fspath(path)}' "
+                         f"(supported: {', '.join(READ_FORMATS)})")
+    return READ_FORMATS[suffix]
+
+
+def _one_line(err: BaseException) -> str:
+    """A library exception as one short line, without the temp-file paths OSError carries."""
+    text = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+    return " ".join(text.split()) or type(err).__name__
+
+
+# ---------------------------------------------------------------------------- transfer
+
+
+def srgb_encode(x: np.ndarray) -> np.ndarray:
+    """Linear -> sRGB, mirrored for negative values so nothing turns into NaN."""
+    a = np.abs(x)
+    y = np.where(a <= 0.0031308, a * 12.92, 1.055 * a ** (1 / 2.4) - 0.055)
+    return np.copysign(y, x).astype(np.float32)
+
+
+def srgb_decode(x: np.ndarray) -> np.ndarray:
+    """sRGB -> linear, mirrored for negative values."""
+    a = np.abs(x)
+    y = np.where(a <= 0.04045, a / 12.92, ((a + 0.055) / 1.055) ** 2.4)
+    return np.copysign(y, x).astype(np.float32)
+
+
+def _quantise(values: np.ndarray, depth: str) -> np.ndarray:
+    """Float values -> samples of type `depth`; integers clip to [0, 1] (NaN -> 0)."""
+    dtype = _DTYPES[depth]
+    if depth in ("u8", "u16"):
+        maxval = np.iinfo(dtype).max
+        return np.round(np.clip(np.nan_to_num(values, nan=0.0), 0.0, 1.0) * maxval).astype(dtype)
+    return values.astype(dtype)
+
+
+def _from_samples(samples: np.ndarray, colour: int, icc: bytes | None, fmt: str) -> Image:
+    """Build an Image from H x W x N samples: `colour` channels, then an optional alpha.
+
+    The sample dtype alone decides bit_depth and transfer, never the values.
+    """
+    depth = _DEPTH_OF_KIND.get(f"{samples.dtype.kind}{samples.dtype.itemsize}")
+    if depth is None:
+        raise ValueError(f"unsupported sample type {samples.dtype}")
+    if samples.shape[2] not in (colour, colour + 1):
+        raise ValueError(f"unsupported layout: {samples.shape[2]} samples per pixel")
+    values = samples.astype(np.float32)
+    if depth in ("u8", "u16"):
+        values /= np.float32(np.iinfo(_DTYPES[depth]).max)
+    alpha = np.ascontiguousarray(values[..., colour:]) if samples.shape[2] > colour else None
+    return Image(np.ascontiguousarray(values[..., :colour]), alpha, depth,
+                 "srgb" if depth in ("u8", "u16") else "linear", icc or None, fmt)
+
+
+def _orient(a: np.ndarray, orientation: int) -> np.ndarray:
+    """Apply EXIF/TIFF orientation 1-8 to an H x W x C array, as ImageOps.exif_transpose does."""
+    turns = {2: lambda: a[:, ::-1], 3: lambda: a[::-1, ::-1], 4: lambda: a[::-1],
+             5: lambda: a.swapaxes(0, 1), 6: lambda: np.rot90(a, -1),
+             7: lambda: np.rot90(a, 2).swapaxes(0, 1), 8: lambda: np.rot90(a, 1)}
+    return turns[orientation]() if orientation in turns else a
+
+
+# ---------------------------------------------------------------------------- PNG chunks
+
+
+def _png_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
+    """(type, payload) of every chunk up to IEND; ValueError when the file stops before it."""
+    chunks, pos = [], len(_PNG_SIGNATURE)
+    while pos + 12 <= len(data):
+        length, kind = struct.unpack_from(">I4s", data, pos)
+        if pos + 12 + length > len(data):
+            break
+        chunks.append((kind, data[pos + 8:pos + 8 + length]))
+        pos += 12 + length
+        if kind == b"IEND":
+            return chunks
+    raise ValueError("file is truncated")
+
+
+def _png_bytes(chunks: list[tuple[bytes, bytes]]) -> bytes:
+    """Serialise chunks; each is length, type, payload and CRC32 of type + payload."""
+    parts = [_PNG_SIGNATURE]
+    for kind, payload in chunks:
+        parts += [struct.pack(">I", len(payload)), kind, payload, struct.pack(">I", zlib.crc32(kind + payload))]
+    return b"".join(parts)
+
+
+def _retag_ihdr(ihdr: bytes, depth: int, colour_type: int) -> bytes:
+    """IHDR with another bit depth / colour type (bytes 8 and 9), everything else kept."""
+    return ihdr[:8] + bytes([depth, colour_type]) + ihdr[10:]
+
+
+# ---------------------------------------------------------------------------- readers
+
+
+def _read_png(data: bytes) -> Image:
+    # Pillow would silently cut 16-bit colour to 8 bits, so the header decides the decoder.
+    chunks = _png_chunks(data)
+    if not chunks or chunks[0][0] != b"IHDR" or len(chunks[0][1]) != 13:
+        raise ValueError("PNG has no valid IHDR header")
+    width, height, depth, colour_type = struct.unpack(">IIBB", chunks[0][1][:10])
+    if depth != 16:
+        return _read_pillow(data, "png")
+    if colour_type == 4:
+        # kornia_rs has no 16-bit gray+alpha mode. A GA16 scanline has the same bytes and the
+        # same 4-byte filter unit as an 8-bit RGBA one, so decode it as that and reread the bytes.
+        idat = [c for c in chunks if c[0] == b"IDAT"]
+        png = _png_bytes([(b"IHDR", _retag_ihdr(chunks[0][1], 8, 6)), *idat, (b"IEND", b"")])
+        rgba8 = np.ascontiguousarray(kio.decode_image_png_u8(png, (height, width), "rgba"))
+        samples = rgba8.view(">u2").astype(np.uint16)
+    elif colour_type in (0, 2, 6):
+        mode = {0: "mono", 2: "rgb", 6: "rgba"}[colour_type]
+        samples = kio.decode_image_png_u16(data, (height, width), mode).reshape(height, width, -1)
+    else:
+        raise ValueError(f"invalid PNG colour type {colour_type} for 16-bit samples")
+    meta = dict(chunks)
+    if b"tRNS" in meta and colour_type in (0, 2):  # colour-key transparency, as Pillow does for 8 bits
+        opaque = np.any(samples != np.frombuffer(meta[b"tRNS"], ">u2"), axis=-1, keepdims=True)
+        samples = np.concatenate([samples, opaque.astype(np.uint16) * np.uint16(65535)], axis=-1)
+    icc = None
+    if b"iCCP" in meta:  # profile name, NUL, compression method byte, zlib data
+        icc = zlib.decompress(meta[b"iCCP"].split(b"\0", 1)[1][1:])
+    if b"eXIf" in meta:
+        exif = PILImage.Exif()
+        exif.load(meta[b"eXIf"])
+        samples = _orient(samples, int(exif.get(ExifTags.Base.Orientation, 1)))
+    return _from_samples(samples, 1 if colour_type in (0, 4) else 3, icc, "png")
+
+
+def _read_pillow(data: bytes, fmt: str) -> Image:
+    """8-bit PNG, JPEG and WebP through Pillow, with EXIF orientation applied."""
+    with PILImage.open(io.BytesIO(data), formats=[fmt.upper()]) as opened:
+        opened.load()
+        icc = opened.info.get("icc_profile")
+        im = ImageOps.exif_transpose(opened)
+    if im.mode == "CMYK":
+        icc = None  # that profile describes CMYK values, which the RGB conversion replaces
+    elif im.mode not in ("1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX"):
+        raise ValueError(f"unsupported pixel mode {im.mode!r}")
+    gray = im.mode in ("1", "L", "LA", "La")
+    # has_transparency_data also catches tRNS colour keys and palette transparency.
+    alpha = "A" in im.getbands() or im.has_transparency_data
+    target = ("LA" if alpha else "L") if gray else ("RGBA" if alpha else "RGB")
+    samples = np.asarray(im.convert(target) if im.mode != target else im)
+    if samples.ndim == 2:
+        samples = samples[..., None]
+    return _from_samples(samples, 1 if gray else 3, icc, fmt)
+
+
+def _read_tiff(data: bytes) -> Image:
+    with tifffile.TiffFile(io.BytesIO(data)) as tif:
+        if not tif.pages:
+            raise ValueError("TIFF holds no image")
+        page = tif.pages[0]
+        samples, axes = page.asarray(), page.axes
+        icc_tag, orientation_tag = page.tags.get(34675), page.tags.get(274)
+        photometric = int(page.photometric)
+    if photometric not in (1, 2):  # MINISBLACK, RGB
+        raise ValueError(f"unsupported TIFF photometric interpretation {photometric} (only gray and RGB)")
+    if axes == "YX":
+        samples = samples[..., None]
+    elif axes == "SYX":  # planar configuration "separate"
+        samples = np.moveaxis(samples, 0, -1)
+    elif axes != "YXS":
+        raise ValueError(f"unsupported TIFF layout {axes!r}")
+    samples = _orient(samples, int(orientation_tag.value) if orientation_tag else 1)
+    icc = bytes(icc_tag.value) if icc_tag else None
+    return _from_samples(samples, 1 if photometric == 1 else 3, icc, "tiff")
+
+
+def _read_exr(data: bytes) -> Image:
+    try:
+        parts = OpenEXR.File(io.BytesIO(data), separate_channels=True).parts
+    except RuntimeError as err:  # its message names an internal buffer, not the file
+        raise ValueError("damaged or truncated OpenEXR data") from err
+    if not parts:  # what OpenEXR returns when the pixel data cannot be read
+        raise ValueError("damaged or truncated OpenEXR data")
+    part = parts[0]  # multi-part files: the first part only
+    channels = {name: ch.pixels for name, ch in part.channels.items()}
+    if {"R", "G", "B"} <= channels.keys():
+        names = ["R", "G", "B"]
+    elif "Y" in channels and not {"RY", "BY"} & channels.keys():
+        names = ["Y"]
+    else:
+        raise ValueError(f"no R,G,B or Y channels to read (found {', '.join(sorted(channels))})")
+    names += ["A"] if "A" in channels else []
+    if len({channels[n].shape for n in names}) != 1:
+        raise ValueError("subsampled OpenEXR channels are not supported")
+    # np.stack promotes half + float to float, so mixed files count as f32.
+    samples = np.stack([channels[n] for n in names], axis=-1)
+    return _from_samples(samples, 3 if names[0] == "R" else 1, None, "exr")
+
+
+def _read_pfm(data: bytes) -> Image:
+    header = re.match(rb"(P[Ff])\s+(\d+)\s+(\d+)\s+([-+0-9.eE]+)\s", data)
+    if header is None:
+        raise ValueError("damaged PFM header")
+    colour = 3 if header[1] == b"PF" else 1
+    width, height, scale = int(header[2]), int(header[3]), float(header[4])
+    count = width * height * colour
+    if len(data) - header.end() < 4 * count:
+        raise ValueError("file is truncated")
+    # The scale's sign gives the byte order; its magnitude is ignored, values stay as stored.
+    dtype = "<f4" if scale < 0 else ">f4"
+    rows = np.frombuffer(data, dtype, count, header.end()).reshape(height, width, colour)
+    return _from_samples(rows[::-1].astype(np.float32), colour, None, "pfm")  # stored bottom row first
+
+
+def _read_hdr(data: bytes) -> Image:
+    end = data.find(b"\n\n")
+    if end < 0:
+        raise ValueError("damaged Radiance header")
+    if b"FORMAT=32-bit_rle_xyze" in data[:end]:
+        raise ValueError("XYZE Radiance files are not supported (only RGBE)")
+    line_end = data.find(b"\n", end + 2)
+    line = data[end + 2:line_end].strip() if line_end > 0 else b""
+    size = re.fullmatch(rb"([-+])([XY]) (\d+) ([-+])([XY]) (\d+)", line)
+    if size is None or size[2] == size[5]:
+        raise ValueError("damaged Radiance resolution line")
+    outer, inner = int(size[3]), int(size[6])
+    rgbe = _rgbe_scanlines(data, line_end + 1, outer, inner)
+    # "-Y" runs top to bottom and "+X" left to right; other signs mean flipped axes.
+    for axis, (sign, name) in enumerate([(size[1], size[2]), (size[4], size[5])]):
+        if (name == b"Y") == (sign == b"+"):
+            rgbe = np.flip(rgbe, axis)
+    if size[2] == b"X":  # scanlines are columns
+        rgbe = rgbe.swapaxes(0, 1)
+    exponent = rgbe[..., 3:].astype(np.int32)
+    # Radiance's own colr_color(): (mantissa + 0.5) * 2^(exponent - 136); exponent 0 is black.
+    rgb = np.where(exponent > 0, np.ldexp(rgbe[..., :3] + 0.5, exponent - 136), 0.0)
+    return _from_samples(rgb.astype(np.float32), 3, None, "hdr")
+
+
+def _rgbe_scanlines(data: bytes, pos: int, count: int, width: int) -> np.ndarray:
+    """Decode `count` RGBE scanlines of `width` pixels, flat or new-style run-length encoded."""
+    out = np.empty((count, width, 4), np.uint8)
+
+    def take(n: int) -> bytes:
+        nonlocal pos
+        if pos + n > len(data):
+            raise ValueError("file is truncated")
+        pos += n
+        return data[pos - n:pos]
+
+    for y in range(count):
+        if 8 <= width < 32768 and data[pos:pos + 4] == bytes([2, 2, width >> 8, width & 255]):
+            pos += 4
+            for c in range(4):  # each component is its own run of bytes
+                x = 0
+                while x < width:
+                    n = take(1)[0]
+                    run = n > 128
+                    n = n - 128 if run else n
+                    if n == 0 or x + n > width:
+                        raise ValueError("damaged run-length data")
+                    out[y, x:x + n, c] = take(1)[0] if run else np.frombuffer(take(n), np.uint8)
+                    x += n
+        else:
+            out[y] = np.frombuffer(take(4 * width), np.uint8).reshape(width, 4)
+    return out
+
+
+def _sniff(data: bytes) -> str | None:
+    """Format name from the file's first bytes; the content wins over the suffix."""
+    if data.startswith(_PNG_SIGNATURE):
+        return "png"
+    if data.startswith(b"\xff\xd8\xff"):
+        return "jpeg"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "webp"
+    if data[:4] in (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+"):
+        return "tiff"
+    if data.startswith(b"v/1\x01"):
+        return "exr"
+    if re.match(rb"P[Ff]\s", data):
+        return "pfm"
+    if data.startswith(b"#?"):
+        return "hdr"
+    return None
+
+
+_READERS: dict[str, Callable[[bytes], Image]] = {
+    "png": _read_png, "jpeg": lambda d: _read_pillow(d, "jpeg"), "webp": lambda d: _read_pillow(d, "webp"),
+    "tiff": _read_tiff, "exr": _read_exr, "pfm": _read_pfm, "hdr": _read_hdr,
+}
+
+
+def read_image(path: str | os.PathLike[str]) -> Image:
+    """Read an image file into an :class:`Image`, losing nothing the format holds.
+
+    The suffix must be a known image suffix; the file's content decides the decoder. EXIF
+    (or TIFF) orientation is applied. Raises ImageError with a one-line message on failure.
+    """
+    name = os.fspath(path)
+    format_of(name)
+    try:
+        with open(name, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        raise ImageError(f"no such file: '{name}'") from None
+    except OSError as err:
+        raise ImageError(f"cannot read '{name}': {_one_line(err)}") from None
+    if not data:
+        raise ImageError(f"cannot read '{name}': file is empty")
+    fmt = _sniff(data)
+    if fmt is None:
+        known = "/".join(_NAMES[f] for f in dict.fromkeys(READ_FORMATS.values()))
+        raise ImageError(f"cannot read '{name}': not a {known} image (unrecognised data)")
+    try:
+        return _READERS[fmt](data)
+    except Exception as err:
+        raise ImageError(f"cannot read '{name}': {_one_line(err)}") from err
+
+
+# ---------------------------------------------------------------------------- writers
+
+
+def _write_pillow(tmp: str, samples: np.ndarray, icc: bytes | None, fmt: str) -> None:
+    """8-bit PNG, JPEG and WebP. JPEG: quality 95 without chroma subsampling; WebP: lossless,
+    keeping the colour under fully transparent pixels (exact)."""
+    options: dict[str, object] = {"jpeg": {"quality": 95, "subsampling": 0},
+                                  "webp": {"lossless": True, "exact": True}}.get(fmt, {})
+    if icc:
+        options["icc_profile"] = icc
+    PILImage.fromarray(samples[..., 0] if samples.shape[2] == 1 else samples).save(tmp, format=fmt.upper(), **options)
+
+
+def _write_png(tmp: str, samples: np.ndarray, icc: bytes | None) -> None:
+    if samples.dtype == np.uint8:
+        _write_pillow(tmp, samples, icc, "png")
+        return
+    height, width, n = samples.shape
+    if n == 2:  # no gray+alpha in kornia_rs: write the same bytes as 8-bit RGBA, retag the header
+        kio.write_image_png_u8(tmp, samples.astype(">u2").view(np.uint8).reshape(height, width, 4), "rgba")
+    else:
+        kio.write_image_png_u16(tmp, np.ascontiguousarray(samples), _KORNIA_PNG_MODES[n])
+    if n != 2 and not icc:
+        return
+    with open(tmp, "rb") as f:
+        chunks = _png_chunks(f.read())
+    if n == 2:
+        chunks[0] = (b"IHDR", _retag_ihdr(chunks[0][1], 16, 4))
+    if icc:  # kornia_rs cannot write iCCP; it must come before PLTE/IDAT, so right after IHDR
+        chunks.insert(1, (b"iCCP", b"ICC Profile\0\0" + zlib.compress(icc)))
+    with open(tmp, "wb") as f:
+        f.write(_png_bytes(chunks))
+
+
+def _write_tiff(tmp: str, samples: np.ndarray, icc: bytes | None) -> None:
+    n = samples.shape[2]
+    # zlib and the horizontal predictor work without imagecodecs; the float predictor does not.
+    # A trailing axis of 1 would be read as 1-pixel-wide pages, so gray goes in as 2-D.
+    tifffile.imwrite(tmp, samples[..., 0] if n == 1 else samples, photometric="minisblack" if n <= 2 else "rgb",
+                     extrasamples=["unassalpha"] if n in (2, 4) else None, compression="zlib",
+                     predictor=samples.dtype.kind == "u", iccprofile=icc, metadata=None)
+
+
+def _write_exr(tmp: str, samples: np.ndarray, icc: bytes | None) -> None:
+    # OpenEXR has no ICC profile field; the profile is not written.
+    names = {1: "Y", 2: "YA", 3: "RGB", 4: "RGBA"}[samples.shape[2]]
+    channels = {c: np.ascontiguousarray(samples[..., i]) for i, c in enumerate(names)}
+    OpenEXR.File({"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}, channels).write(tmp)
+
+
+def _write_pfm(tmp: str, samples: np.ndarray, icc: bytes | None) -> None:
+    height, width, n = samples.shape
+    with open(tmp, "wb") as f:
+        # Negative scale = little endian; rows go bottom to top.
+        f.write(b"%s\n%d %d\n-1.0\n" % (b"PF" if n == 3 else b"Pf", width, height))
+        f.write(np.ascontiguousarray(samples[::-1], "<f4").tobytes())
+
+
+_WRITERS: dict[str, Callable[[str, np.ndarray, bytes | None], None]] = {
+    "png": _write_png, "jpeg": lambda t, s, i: _write_pillow(t, s, i, "jpeg"),
+    "webp": lambda t, s, i: _write_pillow(t, s, i, "webp"), "tiff": _write_tiff, "exr": _write_exr,
+    "pfm": _write_pfm,
+}
+
+
+def _output_depth(fmt: str, depth: str) -> str:
+    """The sample type `fmt` writes for a `depth` source: itself when the format holds it,
+    else floats go to the widest type (u16 PNG, f32 TIFF) and integers to the narrowest
+    float (f16 EXR); JPEG/WebP/PFM have a single choice."""
+    allowed = _WRITE_DEPTHS[fmt]
+    if depth in allowed:
+        return depth
+    return allowed[-1] if depth.startswith("f") else allowed[0]
+
+
+def _atomic_write(name: str, overwrite: bool, encode: Callable[[str], None]) -> None:
+    """Run `encode` on a hidden temp file beside `name`, then move it into place."""
+    if not overwrite and os.path.lexists(name):
+        raise ImageError(f"cannot write '{name}': file exists (pass overwrite=True to replace it)")
+    folder, base = os.path.split(os.path.abspath(name))
+    tmp = os.path.join(folder, f".{base}.{secrets.token_hex(4)}.tmp")
+    try:
+        # O_EXCL: never reuse someone's file; mode 0o666 lets the umask apply as for any new file.
+        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    except OSError as err:
+        raise ImageError(f"cannot write '{name}': {_one_line(err)} (folder '{folder}')") from None
+    try:
+        encode(tmp)
+        os.replace(tmp, name)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def write_image(path: str | os.PathLike[str], image: Image, bit_depth: str | None = None,
+                overwrite: bool = False) -> None:
+    """Write `image` in the format named by `path`'s suffix, atomically.
+
+    The sample type is `bit_depth` if given (ImageError if the format cannot hold it), else
+    the image's own, mapped to the nearest one the format holds: JPEG/WebP u8; PNG u8/u16
+    (floats -> u16); TIFF u8/u16/f32 (f16 -> f32); EXR f16/f32 (integers -> f16); PFM f32.
+    Integer outputs hold sRGB values and EXR/PFM linear ones; the sRGB transfer function
+    converts when the image's transfer differs. Float TIFF keeps the image's transfer as is.
+    Formats without alpha (JPEG, PFM) refuse an image that has one rather than drop it; the
+    ICC profile is written where the format has a place for it (not EXR, PFM). An existing
+    file is replaced only with `overwrite=True`; on failure no file is left behind.
+    """
+    name = os.fspath(path)
+    fmt = format_of(name)
+    if fmt not in _WRITE_DEPTHS:
+        writable = ", ".join(WRITE_FORMATS)
+        raise ImageError(f"cannot write '{name}': {_NAMES[fmt]} is read-only here (writable: {writable})")
+    problem = _image_problem(image)
+    if problem:
+        raise ImageError(f"cannot write '{name}': {problem}")
+    allowed = _WRITE_DEPTHS[fmt]
+    if bit_depth is not None and bit_depth not in allowed:
+        raise ImageError(f"cannot write '{name}': {_NAMES[fmt]} cannot hold {bit_depth!r} samples "
+                         f"(allowed: {', '.join(allowed)})")
+    if image.alpha is not None and fmt not in _ALPHA_FORMATS:
+        raise ImageError(f"cannot write '{name}': {_NAMES[fmt]} has no alpha channel "
+                         "(set image.alpha to None to write without it)")
+    depth = bit_depth or _output_depth(fmt, image.bit_depth)
+    transfer = "srgb" if depth in ("u8", "u16") else "linear" if fmt in ("exr", "pfm") else image.transfer
+    pixels = np.asarray(image.pixels, dtype=np.float32)
+    if image.transfer != transfer:
+        pixels = srgb_encode(pixels) if transfer == "srgb" else srgb_decode(pixels)
+    planes = [pixels] if image.alpha is None else [pixels, np.asarray(image.alpha, dtype=np.float32)]
+    samples = _quantise(np.concatenate(planes, axis=-1), depth)
+    try:
+        _atomic_write(name, overwrite, lambda tmp: _WRITERS[fmt](tmp, samples, image.icc_profile))
+    except ImageError:
+        raise
+    except Exception as err:
+        raise ImageError(f"cannot write '{name}': {_one_line(err)}") from err

@@ -1,0 +1,142 @@
+"""The model file: one `.safetensors` file carries the weights and everything needed to rebuild
+the network (spandrel's rule), as string metadata in the safetensors header:
+
+  format            "restore-model"
+  format_version    "1"
+  name, description free text
+  architecture      a name in restore.archs.ARCHITECTURES
+  config            the architecture's config dataclass as JSON
+  task              "denoise" or "upscale"
+  scales            JSON list of output scales, [1] for denoisers
+  noise             the noise the model removes, e.g. "gaussian:0-50" ("none" for upscalers)
+  channels          colour channels in and out
+  value_range       JSON [low, high] of the pixel values the network expects
+  transfer          "srgb" (display-referred 8/16-bit images) or "linear" (HDR renders)
+  training          JSON summary: data, command, steps, wall time, device, metrics
+
+Loading never unpickles: pickled checkpoints (.pth, .pt, ...) are refused.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+
+from restore.archs import Restorer, build
+
+FORMAT = "restore-model"
+FORMAT_VERSION = "1"
+PICKLE_SUFFIXES = {".pth", ".pt", ".ckpt", ".pkl", ".pickle", ".bin"}
+
+
+class ModelFileError(Exception):
+    """A model file cannot be read or written; the message is one line."""
+
+
+@dataclass
+class ModelInfo:
+    """What a model file says about its network (all of it lives in the file's metadata)."""
+
+    name: str
+    architecture: str
+    config: dict[str, Any]
+    task: str
+    scales: list[int] = field(default_factory=lambda: [1])
+    noise: str = "none"
+    channels: int = 3
+    value_range: list[float] = field(default_factory=lambda: [0.0, 1.0])
+    transfer: str = "srgb"
+    description: str = ""
+    training: dict[str, Any] = field(default_factory=dict)
+
+    def to_metadata(self) -> dict[str, str]:
+        """The safetensors header metadata: every value a string."""
+        meta = {"format": FORMAT, "format_version": FORMAT_VERSION}
+        for key, value in asdict(self).items():
+            meta[key] = value if isinstance(value, str) else json.dumps(value)
+        return meta
+
+    @classmethod
+    def from_metadata(cls, meta: dict[str, str], source: str) -> ModelInfo:
+        """Parse the header metadata; raise ModelFileError when it is not a restore model file."""
+        if meta.get("format") != FORMAT:
+            raise ModelFileError(f"'{source}' is a safetensors file but not a restore model (no '{FORMAT}' metadata)")
+        if meta.get("format_version") != FORMAT_VERSION:
+            raise ModelFileError(
+                f"'{source}' has model format version {meta.get('format_version')}; this restore reads {FORMAT_VERSION}"
+            )
+        values: dict[str, Any] = {}
+        for name, kind in cls.__annotations__.items():
+            if name not in meta:
+                continue
+            values[name] = meta[name] if kind == "str" else json.loads(meta[name])
+        try:
+            return cls(**values)
+        except TypeError as err:
+            raise ModelFileError(f"'{source}' has incomplete metadata: {err}") from None
+
+
+def _refuse_pickle(path: Path) -> None:
+    if path.suffix.lower() in PICKLE_SUFFIXES:
+        raise ModelFileError(
+            f"refusing to load '{path}': pickled checkpoints can run arbitrary code; "
+            "restore reads .safetensors model files only"
+        )
+
+
+def read_info(path: str | os.PathLike[str]) -> ModelInfo:
+    """Read a model file's metadata without loading its weights."""
+    path = Path(path)
+    _refuse_pickle(path)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+    except FileNotFoundError:
+        raise ModelFileError(f"no such model file: '{path}'") from None
+    except (SafetensorError, OSError, ValueError) as err:
+        raise ModelFileError(f"'{path}' is not a readable .safetensors model file ({_one_line(err)})") from None
+    return ModelInfo.from_metadata(meta, str(path))
+
+
+def load_model_file(path: str | os.PathLike[str]) -> tuple[Restorer, ModelInfo]:
+    """Rebuild the network of a model file from the file alone, in eval mode on the CPU."""
+    path = Path(path)
+    info = read_info(path)
+    try:
+        network = build(info.architecture, info.config)
+    except (ValueError, TypeError) as err:
+        raise ModelFileError(f"'{path}': {_one_line(err)}") from None
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            state = {key: f.get_tensor(key) for key in f.keys()}
+        network.load_state_dict(state, strict=True)
+    except (SafetensorError, RuntimeError, OSError) as err:
+        raise ModelFileError(f"'{path}': weights do not match the {info.architecture} config ({_one_line(err)})") from None
+    return network.eval(), info
+
+
+def save_model_file(path: str | os.PathLike[str], network: Restorer, info: ModelInfo) -> None:
+    """Write network weights and metadata atomically (temp file, then rename)."""
+    path = Path(path)
+    state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in network.state_dict().items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file(state, tmp, metadata=info.to_metadata())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split())

@@ -1,0 +1,249 @@
+"""Noise models shared by training, evaluation and tests.
+
+Images are tensors N x C x H x W on the [0, 1] scale. A model is a frozen dataclass whose
+``apply(clean, generator)`` returns a noisy copy drawn only from ``generator``, so a seed fixes
+the result, and whose ``str()`` is the spec string that :func:`parse_noise` reads back:
+
+- ``gaussian:25``: additive Gaussian noise, sigma in 0..255 units, neither clipped nor
+  quantised (the DnCNN / FFDNet / Noise2Noise protocol). ``gaussian:0-50`` draws sigma
+  uniformly per image.
+- ``poisson:30``: shot noise with ``lambda`` photons at white, noisy = Poisson(lambda * clean)
+  / lambda. ``poisson:5-100`` draws lambda per image, uniformly in log space.
+- ``poisson-gaussian:30,5``: shot noise plus Gaussian read noise (sigma in 0..255 units);
+  ranges are allowed for both, e.g. ``poisson-gaussian:5-100,0-10``.
+
+A parameter is either a number or an inclusive (low, high) range. Per-image parameters are
+drawn before the noise itself, and a fixed parameter draws nothing, so
+``GaussianNoise(25).apply(clean / 255, torch.Generator().manual_seed(seed)) * 255`` equals the
+protocol's ``clean + 25 * torch.randn(clean.shape, generator=...)`` with that seed.
+
+Random numbers are drawn on the generator's device and then moved to the image's, so a CPU
+generator gives the same noise whether the image is on the CPU or an accelerator.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+
+__all__ = [
+    "GaussianNoise",
+    "NoiseModel",
+    "Param",
+    "PoissonGaussianNoise",
+    "PoissonNoise",
+    "parse_noise",
+]
+
+Param = float | tuple[float, float]
+"""A noise parameter: a fixed value, or an inclusive (low, high) range drawn per image."""
+
+
+class NoiseModel(Protocol):
+    """What every noise model offers; ``str(model)`` is its spec string."""
+
+    def apply(self, clean: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Return a noisy copy of ``clean`` (N x C x H x W, [0, 1] scale)."""
+        ...
+
+
+def _check_param(name: str, value: Param, minimum: float, strict: bool) -> None:
+    """Raise ValueError unless ``value`` (or both ends of its range) is finite and >= minimum.
+
+    ``strict`` makes the minimum exclusive (a photon count of 0 would divide by zero).
+    """
+    ends = value if isinstance(value, tuple) else (value,)
+    if isinstance(value, tuple) and (len(value) != 2 or value[0] > value[1]):
+        raise ValueError(f"{name} range must be (low, high) with low <= high, got {value}")
+    for end in ends:
+        too_small = end <= minimum if strict else end < minimum
+        if not math.isfinite(end) or too_small:
+            bound = ">" if strict else ">="
+            raise ValueError(f"{name} must be finite and {bound} {minimum:g}, got {value}")
+
+
+def _format_number(v: float) -> str:
+    """Shortest text that reads back as ``v``: '25' rather than '25.0'."""
+    return str(int(v)) if float(v).is_integer() else repr(float(v))
+
+
+def _format_param(value: Param) -> str:
+    """The spec text of a parameter: '25' or '0-50'."""
+    if isinstance(value, tuple):
+        return f"{_format_number(value[0])}-{_format_number(value[1])}"
+    return _format_number(value)
+
+
+def _draw(
+    value: Param, clean: torch.Tensor, generator: torch.Generator, log: bool = False
+) -> torch.Tensor | float:
+    """The parameter for each image of ``clean``: the value itself, or an N x 1 x 1 x 1 draw.
+
+    Ranges are drawn uniformly, or uniformly in log space with ``log`` (for photon counts,
+    which span orders of magnitude: 5-100 should not put 95 % of the draws above 10).
+    """
+    if not isinstance(value, tuple):
+        return float(value)
+    low, high = value
+    u = torch.rand(
+        clean.shape[0], dtype=torch.float64, generator=generator, device=generator.device
+    )
+    if log:
+        drawn = torch.exp(math.log(low) + u * (math.log(high) - math.log(low)))
+    else:
+        drawn = low + u * (high - low)
+    return drawn.to(device=clean.device, dtype=clean.dtype).view(-1, 1, 1, 1)
+
+
+def _check_image(clean: torch.Tensor) -> None:
+    """Raise ValueError unless ``clean`` is a float N x C x H x W tensor."""
+    if clean.ndim != 4 or not clean.is_floating_point():
+        raise ValueError(
+            f"noise needs a float N x C x H x W tensor, got {clean.dtype} {tuple(clean.shape)}"
+        )
+
+
+def _gaussian(
+    clean: torch.Tensor, sigma: torch.Tensor | float, generator: torch.Generator
+) -> torch.Tensor:
+    """Standard normal noise shaped like ``clean`` times ``sigma`` (on the [0, 1] scale)."""
+    z = torch.randn(clean.shape, dtype=clean.dtype, generator=generator, device=generator.device)
+    return z.to(clean.device) * sigma
+
+
+def _shot(
+    clean: torch.Tensor, photons: torch.Tensor | float, generator: torch.Generator
+) -> torch.Tensor:
+    """Poisson(photons * clean) / photons: the photon count at each pixel, rescaled to [0, 1]."""
+    # A rate must be non-negative; a slightly negative clean value (e.g. after resampling)
+    # emits no photons.
+    rate = (clean.clamp_min(0) * photons).to(generator.device)
+    return torch.poisson(rate, generator=generator).to(clean.device) / photons
+
+
+@dataclass(frozen=True)
+class GaussianNoise:
+    """Additive Gaussian noise, not clipped, not quantised.
+
+    Attributes:
+        sigma: standard deviation in 0..255 units, or a (low, high) range drawn uniformly
+            per image.
+    """
+
+    sigma: Param
+
+    def __post_init__(self) -> None:
+        _check_param("sigma", self.sigma, 0.0, strict=False)
+
+    def apply(self, clean: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Return ``clean + sigma / 255 * N(0, 1)`` for ``clean`` N x C x H x W on [0, 1]."""
+        _check_image(clean)
+        sigma = _draw(self.sigma, clean, generator)
+        return clean + _gaussian(clean, sigma / 255.0, generator)
+
+    def __str__(self) -> str:
+        return f"gaussian:{_format_param(self.sigma)}"
+
+
+@dataclass(frozen=True)
+class PoissonNoise:
+    """Shot noise: noisy = Poisson(photons * clean) / photons.
+
+    Attributes:
+        photons: lambda, the expected photon count of a white pixel, or a (low, high) range
+            drawn per image uniformly in log space.
+    """
+
+    photons: Param
+
+    def __post_init__(self) -> None:
+        _check_param("lambda", self.photons, 0.0, strict=True)
+
+    def apply(self, clean: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Return the shot-noisy ``clean`` (N x C x H x W on [0, 1]); the mean is preserved."""
+        _check_image(clean)
+        photons = _draw(self.photons, clean, generator, log=True)
+        return _shot(clean, photons, generator)
+
+    def __str__(self) -> str:
+        return f"poisson:{_format_param(self.photons)}"
+
+
+@dataclass(frozen=True)
+class PoissonGaussianNoise:
+    """Shot noise plus Gaussian read noise: variance clean / lambda + (read / 255)^2.
+
+    Attributes:
+        photons: lambda, as in :class:`PoissonNoise` (a range is drawn in log space).
+        read: read-noise sigma in 0..255 units, or a range drawn uniformly per image.
+    """
+
+    photons: Param
+    read: Param
+
+    def __post_init__(self) -> None:
+        _check_param("lambda", self.photons, 0.0, strict=True)
+        _check_param("read-noise sigma", self.read, 0.0, strict=False)
+
+    def apply(self, clean: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Return shot noise plus read noise on ``clean`` (N x C x H x W on [0, 1])."""
+        _check_image(clean)
+        photons = _draw(self.photons, clean, generator, log=True)
+        read = _draw(self.read, clean, generator)
+        return _shot(clean, photons, generator) + _gaussian(clean, read / 255.0, generator)
+
+    def __str__(self) -> str:
+        return f"poisson-gaussian:{_format_param(self.photons)},{_format_param(self.read)}"
+
+
+_UNKNOWN = (
+    "unknown noise {spec!r} "
+    "(expected gaussian:SIGMA, poisson:LAMBDA or poisson-gaussian:LAMBDA,READ)"
+)
+# A non-negative number, exponent allowed; the exponent's sign is why a range cannot simply
+# be split at '-'.
+_NUMBER = r"(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"
+_PARAM = re.compile(rf"({_NUMBER})(?:-({_NUMBER}))?")
+
+
+def _parse_param(text: str, spec: str) -> Param:
+    """Read '25' as 25.0 and '0-50' as (0.0, 50.0)."""
+    match = _PARAM.fullmatch(text.strip())
+    if match is None:
+        raise ValueError(
+            f"bad value {text!r} in noise spec {spec!r} (expected a number or a range LOW-HIGH)"
+        )
+    low, high = match.groups()
+    return float(low) if high is None else (float(low), float(high))
+
+
+def parse_noise(spec: str) -> NoiseModel:
+    """Build the noise model a spec string names; ``str()`` of the result gives the spec back.
+
+    Args:
+        spec: ``gaussian:SIGMA``, ``poisson:LAMBDA`` or ``poisson-gaussian:LAMBDA,READ``, each
+            parameter a number or a range ``LOW-HIGH`` (e.g. ``gaussian:0-50``).
+
+    Raises:
+        ValueError: for an unknown family, a malformed or out-of-range parameter.
+    """
+    family, sep, args = spec.strip().partition(":")
+    family = family.strip().lower()
+    if not sep:
+        raise ValueError(_UNKNOWN.format(spec=spec))
+    if family == "gaussian":
+        return GaussianNoise(_parse_param(args, spec))
+    if family == "poisson":
+        return PoissonNoise(_parse_param(args, spec))
+    if family == "poisson-gaussian":
+        parts = args.split(",")
+        if len(parts) != 2:
+            raise ValueError(
+                f"noise spec {spec!r} needs two parameters: poisson-gaussian:LAMBDA,READ"
+            )
+        return PoissonGaussianNoise(_parse_param(parts[0], spec), _parse_param(parts[1], spec))
+    raise ValueError(_UNKNOWN.format(spec=spec))

@@ -1,0 +1,340 @@
+"""One training loop behind `restore train` and `restore finetune`.
+
+Adam on random augmented crops, L1 / L2 / HDR loss, a fixed validation set scored in PSNR,
+checkpoints (safetensors, never pickles) that a killed run resumes from, a rich progress bar,
+and export to a model file with its metadata. The same code runs on a CPU or a CUDA GPU.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+import torch.nn.functional as F
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from restore.archs import Restorer, build, create
+from restore.datasets import (
+    DigitSource,
+    DownscaleSource,
+    NoisySource,
+    PairSource,
+    downscale,
+    image_files,
+    is_mnist_folder,
+    load_images,
+    load_mnist,
+    match_pairs,
+)
+from restore.device import resolve_device
+from restore.metrics import psnr
+from restore.modelfile import ModelInfo, load_model_file, save_model_file
+from restore.noise import parse_noise
+
+CHECKPOINT = "checkpoint.safetensors"
+
+
+class BatchSource(Protocol):
+    def batch(self, size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run needs; stored in its checkpoint so that a resume can check it."""
+
+    out: str                      # model file to export
+    task: str = "denoise"         # "denoise" or "upscale"
+    data: str = ""                # folder of clean images, or of the MNIST IDX files
+    pairs: list[str] = field(default_factory=list)  # finetune: [folder A, folder B]
+    variant: str = "n2n_unet"     # registered architecture variant (ignored with init)
+    init: str = ""                # start from this model file (finetune; x3/x4 from x2)
+    noise: str = "gaussian:0-50"  # noise model for `data` (denoise)
+    clean_targets: bool = False   # the control: clean targets instead of Noise2Noise's noisy ones
+    scale: int = 2                # upscale factor (upscale)
+    patch: int = 64               # input patch side (the LR patch for upscaling)
+    batch: int = 16
+    steps: int = 1000
+    minutes: float = 0.0          # stop after this wall time as well (0: no limit)
+    lr: float = 3e-4
+    lr_halve_every: int = 0       # halve the learning rate every N steps (0: constant)
+    loss: str = "l2"              # "l1", "l2" or "hdr"
+    val_count: int = 8            # images (or pairs) held out for validation
+    val_every: int = 100
+    checkpoint_every: int = 100
+    seed: int = 0
+    device: str = "auto"
+    run_dir: str = ""             # checkpoints go here (default: next to `out`)
+    name: str = ""
+    description: str = ""
+
+
+def hdr_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Noise2Noise's relative L2 for HDR: (f(x) - y)^2 / (f(x) + 0.01)^2, denominator gradient stopped."""
+    return ((output - target) ** 2 / (output.detach() + 0.01) ** 2).mean()
+
+
+LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
+    "l1": F.l1_loss,
+    "l2": F.mse_loss,
+    "hdr": hdr_loss,
+}
+
+
+@dataclass
+class Data:
+    source: BatchSource
+    validation: list[tuple[torch.Tensor, torch.Tensor]]  # (input, reference) pairs, 1 x C x H x W
+    description: str
+
+
+def _center_crop(image: torch.Tensor, size: int, multiple: int = 1) -> torch.Tensor:
+    h, w = image.shape[-2:]
+    ch, cw = min(h, size) // multiple * multiple, min(w, size) // multiple * multiple
+    y, x = (h - ch) // 2, (w - cw) // 2
+    return image[..., y : y + ch, x : x + cw]
+
+
+def prepare_data(config: TrainConfig, val_crop: int = 256) -> Data:
+    """Build the training source and the fixed validation set from the config."""
+    if config.pairs:
+        pairs = match_pairs(*config.pairs)
+        if len(pairs) <= config.val_count:
+            raise ValueError(f"{len(pairs)} pairs: need more than --val-count {config.val_count}")
+        loaded = [tuple(load_images([a, b])) for a, b in pairs]
+        for (a, b), (pa, _) in zip(loaded, pairs):
+            if a.shape != b.shape:
+                raise ValueError(f"size mismatch: '{pa.name}' is {tuple(a.shape)} in A and {tuple(b.shape)} in B")
+        train, val = loaded[: len(loaded) - config.val_count], loaded[len(loaded) - config.val_count :]
+        validation = [(_center_crop(a, val_crop)[None], _center_crop(b, val_crop)[None]) for a, b in val]
+        return Data(PairSource(train, config.patch), validation, f"{len(train)} noisy pairs from {config.pairs[0]} and {config.pairs[1]}")
+
+    noise = parse_noise(config.noise) if config.task == "denoise" else None
+    if is_mnist_folder(config.data):
+        digits, _ = load_mnist(config.data, "train")
+        train, held = digits[:-5000], digits[-5000:]
+        g = torch.Generator().manual_seed(12345)
+        val_clean = held[: max(config.val_count, 1) * 64]
+        val_noisy = noise.apply(val_clean, g).clamp(0, 1)
+        # Validate on 8 x 8 grids of digits, as the networks see digit grids at inference.
+        grids = [
+            (_grid(val_noisy[i : i + 64]), _grid(val_clean[i : i + 64])) for i in range(0, len(val_clean), 64)
+        ]
+        return Data(DigitSource(train, noise, config.clean_targets), grids, f"MNIST train minus 5,000 held-out digits, {config.data}")
+
+    files = image_files(config.data)
+    if len(files) <= config.val_count:
+        raise ValueError(f"'{config.data}' has {len(files)} images: need more than --val-count {config.val_count}")
+    images = load_images(files)
+    train, val = images[: len(images) - config.val_count], images[len(images) - config.val_count :]
+    described = f"{len(train)} images of {config.data} ({config.val_count} held out for validation)"
+    if config.task == "upscale":
+        validation = []
+        for hr in val:
+            hr = _center_crop(hr, val_crop * config.scale, config.scale)[None]
+            validation.append((downscale(hr, config.scale), hr))
+        return Data(DownscaleSource(train, config.scale, config.patch), validation, described)
+    validation = []
+    for i, clean in enumerate(val):
+        clean = _center_crop(clean, val_crop)[None]
+        noisy = noise.apply(clean, torch.Generator().manual_seed(1000 + i))
+        validation.append((noisy, clean))
+    return Data(NoisySource(train, noise, config.patch, config.clean_targets), validation, described)
+
+
+def _grid(digits: torch.Tensor, columns: int = 8) -> torch.Tensor:
+    """N x 1 x 28 x 28 digits -> 1 x 1 x (rows*28) x (columns*28) image."""
+    rows = len(digits) // columns
+    d = digits[: rows * columns].reshape(rows, columns, 28, 28).permute(0, 2, 1, 3)
+    return d.reshape(1, 1, rows * 28, columns * 28)
+
+
+def build_network(config: TrainConfig) -> tuple[Restorer, ModelInfo | None]:
+    """The network to train: a fresh variant, or one started from a model file."""
+    torch.manual_seed(config.seed)  # the initial weights are part of the run's reproducibility
+    if not config.init:
+        return create(config.variant), None
+    base, info = load_model_file(config.init)
+    if config.task == "upscale" and config.scale not in base.scales:
+        # x3 / x4 from x2 (the paper's recipe): same config at the new scale, matching weights copied.
+        cfg = {**base.config_dict(), "scale": config.scale}
+        network = build(info.architecture, cfg)
+        own = network.state_dict()
+        network.load_state_dict({k: v for k, v in base.state_dict().items() if k in own and own[k].shape == v.shape}, strict=False)
+        return network, info
+    return base, info
+
+
+def validate(network: Restorer, validation: Sequence[tuple[torch.Tensor, torch.Tensor]], device: torch.device) -> float:
+    """Mean PSNR (peak 1) of the network's clipped output against the references."""
+    network.eval()
+    scores = []
+    with torch.inference_mode():
+        for inp, ref in validation:
+            out = network(inp.to(device)).float().cpu().clamp(0, 1)
+            scores.append(psnr(out, ref, peak=1.0))
+    network.train()
+    return sum(scores) / len(scores)
+
+
+def _save_checkpoint(path: Path, network: Restorer, optimizer: torch.optim.Optimizer, meta: dict[str, Any]) -> None:
+    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in network.state_dict().items()}
+    opt_state = optimizer.state_dict()
+    for index, state in opt_state["state"].items():
+        for key, value in state.items():
+            tensors[f"optim.{index}.{key}"] = torch.as_tensor(value).detach().cpu().contiguous()
+    metadata = {key: json.dumps(value) for key, value in meta.items()}
+    metadata["param_groups"] = json.dumps(opt_state["param_groups"])
+    tmp = path.with_name(f".{path.name}.tmp")
+    save_file(tensors, str(tmp), metadata=metadata)
+    os.replace(tmp, path)
+
+
+def _load_checkpoint(path: Path, network: Restorer, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    with safe_open(str(path), framework="pt") as f:
+        raw = f.metadata()
+        tensors = {key: f.get_tensor(key) for key in f.keys()}
+    network.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in tensors.items():
+        if key.startswith("optim."):
+            _, index, name = key.split(".", 2)
+            state.setdefault(int(index), {})[name] = value
+    optimizer.load_state_dict({"state": state, "param_groups": json.loads(raw["param_groups"])})
+    return {key: json.loads(value) for key, value in raw.items() if key != "param_groups"}
+
+
+def train(config: TrainConfig, console: Console | None = None, show_progress: bool = True) -> ModelInfo:
+    """Train (or resume) a run and export its model file; return the exported metadata."""
+    console = console or Console(stderr=True)
+    device = resolve_device(config.device)
+    out = Path(config.out)
+    run_dir = Path(config.run_dir or out.with_suffix(".run"))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    data = prepare_data(config)
+    network, base_info = build_network(config)
+    if config.task == "upscale":
+        network.select_scale(config.scale)
+    network = network.to(device).train()
+    optimizer = torch.optim.Adam(network.parameters(), lr=config.lr)
+    loss_fn = LOSSES[config.loss]
+
+    step, elapsed, history = 0, 0.0, []
+    checkpoint = run_dir / CHECKPOINT
+    if checkpoint.is_file():
+        meta = _load_checkpoint(checkpoint, network, optimizer)
+        if meta["config"] != _resumable(config):
+            raise ValueError(f"'{checkpoint}' belongs to a run with other settings; use another --run-dir or delete it")
+        step, elapsed, history = meta["step"], meta["elapsed"], meta["history"]
+        console.print(f"resuming from step {step} ({checkpoint})")
+
+    def save() -> None:
+        meta = {"config": _resumable(config), "step": step, "elapsed": elapsed, "history": history}
+        _save_checkpoint(checkpoint, network, optimizer, meta)
+
+    started = time.monotonic() - elapsed
+    last_loss, last_psnr = float("nan"), history[-1][1] if history else float("nan")
+    columns = [
+        TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]:.5f}  val {task.fields[psnr]:.2f} dB"),
+        TimeElapsedColumn(), TimeRemainingColumn(),
+    ]  # fmt: skip
+    with Progress(*columns, console=console, disable=not show_progress) as progress:
+        bar = progress.add_task("train", total=config.steps, completed=step, loss=last_loss, psnr=last_psnr)
+        while step < config.steps:
+            if config.minutes and time.monotonic() - started > config.minutes * 60:
+                break
+            generator = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
+            inp, target = data.source.batch(config.batch, generator)
+            lr = config.lr * 0.5 ** (step // config.lr_halve_every) if config.lr_halve_every else config.lr
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+                output = network(inp.to(device))
+            loss = loss_fn(output.float(), target.to(device))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            step += 1
+            elapsed = time.monotonic() - started
+            last_loss = loss.item()
+            if step % config.val_every == 0 or step == config.steps:
+                last_psnr = validate(network, data.validation, device)
+                history.append([step, round(last_psnr, 3), round(elapsed, 1)])
+                progress.console.print(f"step {step}: loss {last_loss:.5f}, validation PSNR {last_psnr:.2f} dB, {elapsed:.0f} s")
+            if step % config.checkpoint_every == 0:
+                save()
+            progress.update(bar, completed=step, loss=last_loss, psnr=last_psnr)
+    if not history or history[-1][0] != step:
+        last_psnr = validate(network, data.validation, device)
+        history.append([step, round(last_psnr, 3), round(elapsed, 1)])
+    save()
+    info = _export_info(config, network, base_info, data, step, elapsed, history, device)
+    save_model_file(out, network.cpu().eval(), info)
+    return info
+
+
+def _resumable(config: TrainConfig) -> dict[str, Any]:
+    """The settings a resumed run must share with its checkpoint (not the stopping rules)."""
+    values = asdict(config)
+    for key in ("steps", "minutes", "device", "out", "run_dir", "name", "description", "val_every", "checkpoint_every"):
+        values.pop(key)
+    return values
+
+
+def _export_info(
+    config: TrainConfig,
+    network: Restorer,
+    base: ModelInfo | None,
+    data: Data,
+    step: int,
+    elapsed: float,
+    history: list[list[float]],
+    device: torch.device,
+) -> ModelInfo:
+    noise = "none" if config.task == "upscale" else ("pairs" if config.pairs else config.noise)
+    if config.pairs and base is not None:
+        noise = f"finetuned from {base.name} ({base.noise}) on pairs"
+    return ModelInfo(
+        name=config.name or Path(config.out).stem,
+        architecture=network.architecture,
+        config=network.config_dict(),
+        task=config.task,
+        scales=list(network.scales),
+        noise=noise,
+        channels=network.in_channels,
+        value_range=[0.0, 1.0],
+        transfer="linear" if config.loss == "hdr" else "srgb",
+        description=config.description,
+        training={
+            "data": data.description,
+            "command": " ".join(["restore", *sys.argv[1:]]) if Path(sys.argv[0]).name == "restore" else "",
+            "from": base.name if base else None,
+            "targets": "clean" if config.clean_targets else "noisy (Noise2Noise)" if config.task == "denoise" else "HR",
+            "loss": config.loss,
+            "steps": step,
+            "batch": config.batch,
+            "patch": config.patch,
+            "lr": config.lr,
+            "wall_seconds": round(elapsed, 1),
+            "device": _device_name(device),
+            "val_psnr": history[-1][1] if history else math.nan,
+            "val_curve": history,
+        },
+    )
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"{device.type} ({torch.get_num_threads()} threads)"

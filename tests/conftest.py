@@ -1,0 +1,67 @@
+"""Shared fixtures: where the read-only data sets live, and small synthetic images."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def data_root() -> Path:
+    """../shared/data beside the repository, or $RESTORE_DATA."""
+    return Path(os.environ.get("RESTORE_DATA", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    root = data_root()
+    if not root.is_dir():
+        pytest.skip(f"the shared data sets are not at {root}")
+    return root
+
+
+def write_png(path: Path, pixels: "np.ndarray", bit_depth: str = "u8", alpha: "np.ndarray | None" = None) -> Path:
+    """Write float pixels (H x W x C in [0, 1]) as a PNG through restore's own writer."""
+    from restore.imageio import Image, write_image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_image(path, Image(pixels=pixels, alpha=alpha, bit_depth=bit_depth, transfer="srgb"))
+    return path
+
+
+def smooth_image(height: int, width: int, channels: int = 3, seed: int = 0) -> "np.ndarray":
+    """A smooth colour test image: gradients plus a few soft blobs, H x W x C float32 in [0, 1]."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    planes = []
+    for c in range(channels):
+        cx, cy = rng.uniform(0, width), rng.uniform(0, height)
+        blob = np.exp(-((x - cx) ** 2 + (y - cy) ** 2) / (2 * (0.3 * max(height, width)) ** 2))
+        planes.append(0.2 + 0.5 * blob + 0.3 * (x / max(width - 1, 1)) * (c % 2) + 0.3 * (y / max(height - 1, 1)) * (1 - c % 2))
+    return np.clip(np.stack(planes, axis=-1), 0, 1).astype(np.float32)
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Small random-weight model files: a U-Net denoiser and a 1-block EDSR x2 upscaler."""
+    import torch
+
+    from restore.archs import build, create
+    from restore.modelfile import ModelInfo, save_model_file
+
+    folder = tmp_path_factory.mktemp("models")
+    torch.manual_seed(0)
+    unet = create("n2n_unet")
+    edsr = build("edsr", {"scale": 2, "n_resblocks": 1, "n_feats": 8})
+    paths = {}
+    for name, network, task in (("denoiser", unet, "denoise"), ("upscaler", edsr, "upscale")):
+        info = ModelInfo(name=f"tiny-{name}", architecture=network.architecture, config=network.config_dict(),
+                         task=task, scales=list(network.scales), channels=3)
+        paths[name] = folder / f"tiny-{name}.safetensors"
+        save_model_file(paths[name], network, info)
+    return paths

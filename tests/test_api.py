@@ -1,0 +1,51 @@
+"""The library API: restore.load / denoise / upscale on tensors and arrays, and eval's report."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import restore
+from conftest import smooth_image, write_png
+from restore.evaluation import evaluate_folder
+
+
+def test_denoise_keeps_the_callers_type_and_layout(tiny_models):
+    model = restore.load(tiny_models["denoiser"])
+    hwc = smooth_image(20, 30)
+    assert restore.denoise(hwc, model).shape == (20, 30, 3) and isinstance(restore.denoise(hwc, model), np.ndarray)
+    assert restore.denoise(hwc[..., 0], model).shape == (20, 30)  # gray H x W on a colour model
+    chw = torch.rand(3, 20, 30)
+    assert restore.denoise(chw, model).shape == (3, 20, 30)
+    batch = torch.rand(2, 3, 20, 30)
+    out = restore.denoise(batch, model)
+    assert out.shape == (2, 3, 20, 30)
+    assert torch.allclose(out[1], restore.denoise(batch[1], model), atol=1e-5)  # images run one by one
+
+
+def test_upscale_by_path_and_scale(tiny_models):
+    out = restore.upscale(torch.rand(3, 11, 13), scale=2, model=tiny_models["upscaler"])
+    assert out.shape == (3, 22, 26)
+    with pytest.raises(ValueError, match="not x4"):
+        restore.upscale(torch.rand(3, 11, 13), scale=4, model=tiny_models["upscaler"])
+
+
+def test_a_denoiser_is_not_an_upscaler(tiny_models):
+    with pytest.raises(restore.modelfile.ModelFileError, match="not an upscaler"):
+        restore.upscale(torch.rand(3, 8, 8), scale=2, model=tiny_models["denoiser"])
+
+
+def test_eval_reports_the_model_next_to_the_noisy_baseline(tmp_path, tiny_models):
+    for i in range(2):
+        write_png(tmp_path / f"{i}.png", smooth_image(40, 40, seed=i))
+    report = evaluate_folder(str(tiny_models["denoiser"]), str(tmp_path), noise="gaussian:25", device="cpu")
+    assert [row.label for row in report.rows] == ["noisy input", "tiny-denoiser"]
+    # sigma 25 on [0, 255]: the unclipped noisy input scores about 20.2 dB.
+    assert report.rows[0].psnr == pytest.approx(20.17, abs=0.3)
+
+
+def test_eval_bicubic_baseline_for_super_resolution(tmp_path, tiny_models):
+    write_png(tmp_path / "a.png", smooth_image(48, 64))
+    report = evaluate_folder(str(tiny_models["upscaler"]), str(tmp_path), scale=2, device="cpu")
+    assert report.rows[0].label == "bicubic" and report.rows[0].psnr > 35  # a smooth image is easy for bicubic

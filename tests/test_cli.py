@@ -1,0 +1,149 @@
+"""The command line: what a user types, what lands on disk, and one clear line on every error."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import smooth_image, write_png
+from restore.imageio import read_image
+
+
+def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "restore", *args], capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess[str], fragment: str, code: int = 1) -> None:
+    assert result.returncode == code, result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:") and fragment in lines[0], result.stderr
+
+
+@pytest.fixture
+def photo(tmp_path: Path) -> Path:
+    return write_png(tmp_path / "photo.png", smooth_image(45, 67))
+
+
+def test_denoise_writes_in_denoised_png_next_to_the_input(photo, tiny_models):
+    result = run("denoise", str(photo), "--model", str(tiny_models["denoiser"]))
+    assert result.returncode == 0, result.stderr
+    out = photo.with_name("photo.denoised.png")
+    assert read_image(out).pixels.shape == (45, 67, 3)
+
+
+def test_denoise_keeps_16_bits_alpha_and_gray(tmp_path, tiny_models):
+    rng = np.random.default_rng(1)
+    alpha = rng.uniform(0, 1, (33, 41, 1)).astype(np.float32)
+    src = write_png(tmp_path / "deep.png", smooth_image(33, 41), "u16", alpha)
+    gray = write_png(tmp_path / "gray.png", smooth_image(33, 41, channels=1), "u8")
+    out = tmp_path / "out"
+    result = run("denoise", str(src), str(gray), "-o", str(out), "--model", str(tiny_models["denoiser"]))
+    assert result.returncode == 0, result.stderr
+    deep = read_image(out / "deep.png")
+    assert deep.bit_depth == "u16" and deep.alpha is not None
+    np.testing.assert_array_equal(deep.alpha, read_image(src).alpha)  # alpha passed through untouched
+    assert read_image(out / "gray.png").pixels.shape == (33, 41, 1)
+
+
+def test_upscale_x2_doubles_the_size_and_resizes_alpha(tmp_path, tiny_models):
+    alpha = np.ones((21, 17, 1), np.float32)
+    src = write_png(tmp_path / "small.png", smooth_image(21, 17), "u8", alpha)
+    result = run("upscale", str(src), "--x2", "--model", str(tiny_models["upscaler"]))
+    assert result.returncode == 0, result.stderr
+    big = read_image(tmp_path / "small.x2.png")
+    assert big.pixels.shape == (42, 34, 3) and big.alpha.shape == (42, 34, 1)
+    assert np.all(big.alpha > 0.99)
+
+
+def test_upscale_refuses_a_scale_the_model_does_not_have(photo, tiny_models):
+    assert_one_line_error(run("upscale", str(photo), "--x3", "--model", str(tiny_models["upscaler"])), "not x3")
+
+
+def test_folders_recurse_and_keep_their_structure(tmp_path, tiny_models):
+    src = tmp_path / "shots"
+    write_png(src / "a.png", smooth_image(20, 20))
+    write_png(src / "day2" / "b.png", smooth_image(20, 24))
+    result = run("denoise", str(src), "--recursive", "-o", str(tmp_path / "clean"), "--model", str(tiny_models["denoiser"]))
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "clean" / "a.png").is_file() and (tmp_path / "clean" / "day2" / "b.png").is_file()
+
+
+def test_tiled_cli_run_matches_the_untiled_one(tmp_path, tiny_models):
+    src = write_png(tmp_path / "p.png", smooth_image(70, 90), "u16")
+    model = str(tiny_models["upscaler"])
+    assert run("upscale", str(src), "-o", str(tmp_path / "whole.png"), "--model", model, "--precision", "fp32").returncode == 0
+    assert run("upscale", str(src), "-o", str(tmp_path / "tiled.png"), "--model", model, "--tile", "16", "--precision", "fp32").returncode == 0
+    whole, tiled = read_image(tmp_path / "whole.png").pixels, read_image(tmp_path / "tiled.png").pixels
+    assert np.abs(whole - tiled).max() <= 1 / 65535
+
+
+def test_missing_file(tmp_path):
+    assert_one_line_error(run("denoise", str(tmp_path / "nope.png")), "no such file")
+
+
+def test_garbage_file(tmp_path, tiny_models):
+    junk = tmp_path / "junk.png"
+    junk.write_bytes(b"this is not an image at all" * 10)
+    assert_one_line_error(run("denoise", str(junk), "--model", str(tiny_models["denoiser"])), "junk.png")
+
+
+def test_truncated_png(photo, tiny_models):
+    data = photo.read_bytes()
+    photo.write_bytes(data[: len(data) // 2])
+    result = run("denoise", str(photo), "--model", str(tiny_models["denoiser"]))
+    assert_one_line_error(result, "photo.png")
+    assert not photo.with_name("photo.denoised.png").exists()
+
+
+def test_unknown_model(photo):
+    assert_one_line_error(run("denoise", str(photo), "--model", "no-such-model"), "unknown model 'no-such-model'")
+
+
+def test_pickled_model_is_refused(photo, tmp_path):
+    pth = tmp_path / "weights.pth"
+    pth.write_bytes(b"\x80\x04K\x01.")
+    assert_one_line_error(run("denoise", str(photo), "--model", str(pth)), "pickled")
+
+
+def test_existing_output_is_never_replaced_without_overwrite(photo, tiny_models):
+    target = photo.with_name("photo.denoised.png")
+    target.write_bytes(b"precious")
+    assert_one_line_error(run("denoise", str(photo), "--model", str(tiny_models["denoiser"])), "--overwrite")
+    assert target.read_bytes() == b"precious"
+    assert run("denoise", str(photo), "--model", str(tiny_models["denoiser"]), "--overwrite").returncode == 0
+    assert read_image(target).pixels.shape == (45, 67, 3)
+
+
+def test_unwritable_output_folder(photo, tmp_path, tiny_models):
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("a file, not a folder")
+    result = run("denoise", str(photo), "-o", str(blocker / "out.png"), "--model", str(tiny_models["denoiser"]))
+    assert_one_line_error(result, "cannot write")
+
+
+def test_bad_option_is_a_usage_error_with_exit_code_2(photo):
+    result = run("denoise", str(photo), "--tile", "zero")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+
+
+def test_models_lists_the_bundled_models():
+    result = run("models")
+    assert result.returncode == 0
+    for name in ("n2n-gaussian", "edsr-x2", "mnist-dae"):
+        assert name in result.stdout
+
+
+def test_info_prints_the_metadata(tiny_models):
+    result = run("info", str(tiny_models["upscaler"]))
+    assert result.returncode == 0
+    assert '"architecture": "edsr"' in result.stdout and '"task": "upscale"' in result.stdout
+
+
+def test_python_dash_m_and_help_work():
+    result = run("--help")
+    assert result.returncode == 0 and "denoise" in result.stdout and "upscale" in result.stdout

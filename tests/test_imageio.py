@@ -1,0 +1,471 @@
+"""restore.imageio: every format round-trips without losing samples, alpha or ICC profile."""
+
+from __future__ import annotations
+
+import os
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+from PIL import Image as PILImage
+from PIL import ImageCms
+
+from restore import imageio
+from restore.imageio import READ_FORMATS, WRITE_FORMATS, Image, ImageError, format_of, read_image, write_image
+
+H, W = 29, 37
+LAYOUTS = {"gray": (1, False), "gray+alpha": (1, True), "rgb": (3, False), "rgba": (3, True)}
+SRGB_ICC = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+
+
+def smooth(channels: int, seed: int = 0) -> np.ndarray:
+    """H x W x channels values in [0, 1]: a gradient plus seeded noise."""
+    y, x = np.mgrid[0:H, 0:W]
+    ramp = (x / (W - 1) + y / (H - 1)) / 2
+    noise = np.random.default_rng(seed).uniform(-0.15, 0.15, (H, W, channels))
+    return np.clip(ramp[..., None] + noise, 0, 1).astype(np.float32)
+
+
+def levels(channels: int, maxval: int, seed: int = 0) -> np.ndarray:
+    """Random integer samples 0..maxval, as a float32 image on that grid."""
+    ints = np.random.default_rng(seed).integers(0, maxval + 1, (H, W, channels))
+    return (ints / np.float32(maxval)).astype(np.float32)
+
+
+def make(layout: str, depth: str = "u8", transfer: str = "srgb", icc: bytes | None = None) -> Image:
+    colour, has_alpha = LAYOUTS[layout]
+    maxval = {"u8": 255, "u16": 65535}.get(depth)
+    values = levels(colour + 1, maxval) if maxval else smooth(colour + 1)
+    return Image(values[..., :colour], values[..., colour:] if has_alpha else None, depth, transfer, icc)
+
+
+def hdr_values(channels: int, dtype: type = np.float32) -> np.ndarray:
+    """Linear values well outside [0, 1], negatives included."""
+    v = np.random.default_rng(1).normal(0, 40, (H, W, channels)).astype(dtype)
+    v[0, 0] = 65000 if dtype == np.float16 else 1e30
+    return v.astype(np.float32)
+
+
+def one_line_error(info: pytest.ExceptionInfo[ImageError], name: str) -> str:
+    message = str(info.value)
+    assert "\n" not in message and name in message, message
+    return message
+
+
+def png_chunk(kind: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+
+def assert_same(a: Image, b: Image) -> None:
+    np.testing.assert_array_equal(a.pixels, b.pixels)
+    if b.alpha is None:
+        assert a.alpha is None
+    else:
+        np.testing.assert_array_equal(a.alpha, b.alpha)
+
+
+# ---------------------------------------------------------------------------- round trips
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("depth", ["u8", "u16"])
+def test_png_round_trip_is_exact(tmp_path: Path, layout: str, depth: str) -> None:
+    image = make(layout, depth)
+    write_image(tmp_path / "a.png", image)
+    back = read_image(tmp_path / "a.png")
+    assert (back.bit_depth, back.transfer, back.format) == (depth, "srgb", "png")
+    assert back.pixels.dtype == np.float32 and back.pixels.shape == image.pixels.shape
+    assert_same(back, image)
+
+
+@pytest.mark.parametrize("suffix", [".png", ".tif"])
+def test_every_16_bit_level_survives(tmp_path: Path, suffix: str) -> None:
+    ints = np.random.default_rng(2).permutation(65536).reshape(256, 256, 1)
+    write_image(tmp_path / f"all{suffix}", Image(ints / np.float32(65535), None, "u16", "srgb"))
+    back = read_image(tmp_path / f"all{suffix}")
+    assert back.bit_depth == "u16"
+    np.testing.assert_array_equal(np.round(back.pixels * 65535), ints)
+
+
+def test_16_bit_gray_alpha_png_is_standard(tmp_path: Path) -> None:
+    # A hand-made GA16 PNG (unfiltered rows) reads exactly...
+    ints = np.random.default_rng(3).integers(0, 65536, (H, W, 2)).astype(">u2")
+    rows = b"".join(b"\0" + row.tobytes() for row in ints)
+    ihdr = struct.pack(">IIBBBBB", W, H, 16, 4, 0, 0, 0)
+    data = b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", zlib.compress(rows))
+    (tmp_path / "ga.png").write_bytes(data + png_chunk(b"IEND", b""))
+    back = read_image(tmp_path / "ga.png")
+    assert back.bit_depth == "u16" and back.channels == 1
+    np.testing.assert_array_equal(np.round(back.pixels[..., 0] * 65535), ints[..., 0])
+    np.testing.assert_array_equal(np.round(back.alpha[..., 0] * 65535), ints[..., 1])
+    # ...and what we write is a GA16 PNG that another decoder (Pillow, to 8 bits) agrees with.
+    write_image(tmp_path / "out.png", back)
+    with PILImage.open(tmp_path / "out.png") as im:
+        eight = np.asarray(im.convert("LA"))
+    np.testing.assert_array_equal(eight, ints >> 8)
+
+
+def test_16_bit_png_colour_key_becomes_alpha(tmp_path: Path) -> None:
+    image = make("rgb", "u16")
+    key = np.round(image.pixels[3, 4] * 65535).astype(">u2")
+    write_image(tmp_path / "a.png", image)
+    data = (tmp_path / "a.png").read_bytes()
+    (tmp_path / "a.png").write_bytes(data[:33] + png_chunk(b"tRNS", key.tobytes()) + data[33:])  # after IHDR
+    back = read_image(tmp_path / "a.png")
+    np.testing.assert_array_equal(back.pixels, image.pixels)
+    np.testing.assert_array_equal(back.alpha[..., 0], np.where((back.pixels == image.pixels[3, 4]).all(-1), 0, 1))
+    assert back.alpha[3, 4] == 0
+
+
+@pytest.mark.parametrize("transparent", [False, True])
+def test_palette_png_reads_as_rgb(tmp_path: Path, transparent: bool) -> None:
+    rgb = (levels(3, 255) * 255).astype(np.uint8)
+    im = PILImage.fromarray(rgb).quantize(16)
+    im.save(tmp_path / "p.png", **({"transparency": 0} if transparent else {}))
+    back = read_image(tmp_path / "p.png")
+    assert back.channels == 3 and back.bit_depth == "u8"
+    np.testing.assert_array_equal(np.round(back.pixels * 255), np.asarray(im.convert("RGB")))
+    assert (back.alpha is not None) == transparent
+
+
+@pytest.mark.parametrize("layout", ["gray", "rgb"])
+def test_jpeg_round_trip_is_close(tmp_path: Path, layout: str) -> None:
+    image = Image(smooth(LAYOUTS[layout][0]), None, "u8", "srgb")
+    write_image(tmp_path / "a.jpg", image)
+    back = read_image(tmp_path / "a.jpg")
+    assert (back.format, back.bit_depth, back.channels) == ("jpeg", "u8", image.channels)
+    assert np.abs(back.pixels - image.pixels).mean() < 0.03
+
+
+def test_webp_is_lossless_with_alpha(tmp_path: Path) -> None:
+    image = make("rgba")
+    write_image(tmp_path / "a.webp", image)
+    back = read_image(tmp_path / "a.webp")
+    assert (back.format, back.bit_depth) == ("webp", "u8")
+    assert_same(back, image)
+
+
+def test_gray_webp_comes_back_as_equal_rgb(tmp_path: Path) -> None:
+    # WebP has no gray layout: the limitation is three identical channels.
+    image = make("gray")
+    write_image(tmp_path / "g.webp", image)
+    back = read_image(tmp_path / "g.webp")
+    np.testing.assert_array_equal(back.pixels, np.repeat(image.pixels, 3, axis=2))
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("depth", ["u8", "u16", "f32"])
+def test_tiff_round_trip_is_exact(tmp_path: Path, layout: str, depth: str) -> None:
+    image = make(layout, depth, "linear" if depth == "f32" else "srgb")
+    write_image(tmp_path / "a.tiff", image)
+    back = read_image(tmp_path / "a.tiff")
+    assert (back.format, back.bit_depth) == ("tiff", depth)
+    assert back.transfer == ("linear" if depth == "f32" else "srgb")
+    assert_same(back, image)
+
+
+def test_tiff_half_planar_with_orientation(tmp_path: Path) -> None:
+    values = hdr_values(3, np.float16)
+    planar = np.moveaxis(values.astype(np.float16), -1, 0)
+    tifffile.imwrite(tmp_path / "h.tif", planar, photometric="rgb", planarconfig="separate",
+                     extratags=[(274, "H", 1, 3, True)])  # orientation 3: rotated 180 degrees
+    back = read_image(tmp_path / "h.tif")
+    assert (back.bit_depth, back.transfer) == ("f16", "linear")
+    np.testing.assert_array_equal(back.pixels, values[::-1, ::-1])
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("depth", ["f16", "f32"])
+def test_exr_keeps_hdr_values_bit_exact(tmp_path: Path, layout: str, depth: str) -> None:
+    colour, has_alpha = LAYOUTS[layout]
+    values = hdr_values(colour + 1, np.float16 if depth == "f16" else np.float32)
+    image = Image(values[..., :colour], values[..., colour:] if has_alpha else None, depth, "linear")
+    write_image(tmp_path / "a.exr", image)
+    back = read_image(tmp_path / "a.exr")
+    assert (back.format, back.bit_depth, back.transfer) == ("exr", depth, "linear")
+    assert back.pixels.max() > 1 and back.pixels.min() < 0
+    assert_same(back, image)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_pfm_round_trip_is_bit_exact(tmp_path: Path, channels: int) -> None:
+    image = Image(hdr_values(channels), None, "f32", "linear")
+    image.pixels[1, 2] = [np.nan] * channels  # NaN/Inf come back as stored
+    image.pixels[2, 1] = [np.inf] * channels
+    write_image(tmp_path / "a.pfm", image)
+    back = read_image(tmp_path / "a.pfm")
+    assert (back.format, back.bit_depth, back.transfer, back.channels) == ("pfm", "f32", "linear", channels)
+    np.testing.assert_array_equal(back.pixels, image.pixels)
+
+
+def test_pfm_big_endian_rows_bottom_to_top(tmp_path: Path) -> None:
+    rows = np.array([[1.5, -2.0, 3.0], [4.0, 5.0, 1e20]], ">f4")  # stored bottom row first
+    (tmp_path / "b.pfm").write_bytes(b"Pf\n3 2\n1.0\n" + rows.tobytes())
+    back = read_image(tmp_path / "b.pfm")
+    np.testing.assert_array_equal(back.pixels[..., 0], rows[::-1])
+
+
+def rgbe_encode(rgb: np.ndarray) -> np.ndarray:
+    """Float RGB -> RGBE bytes, the way Radiance's setcolr does it."""
+    top = rgb.max(axis=-1)
+    mantissa, exponent = np.frexp(top)
+    scale = np.where(top > 1e-32, mantissa * 256 / np.where(top > 0, top, 1), 0)
+    out = np.zeros((*rgb.shape[:2], 4), np.uint8)
+    out[..., :3] = rgb * scale[..., None]
+    out[..., 3] = np.where(top > 1e-32, exponent + 128, 0)
+    return out
+
+
+def rle_scanline(row: np.ndarray) -> bytes:
+    """New-style run-length scanline: 2, 2, width, then each component as runs/literals."""
+    out = bytearray([2, 2, len(row) >> 8, len(row) & 255])
+    for c in range(4):
+        data, x = row[:, c].tobytes(), 0
+        while x < len(data):
+            run = 1
+            while x + run < len(data) and run < 127 and data[x + run] == data[x]:
+                run += 1
+            if run >= 3:
+                out += bytes([128 + run, data[x]])
+                x += run
+            else:
+                n = min(128, len(data) - x)
+                out += bytes([n]) + data[x:x + n]
+                x += n
+    return bytes(out)
+
+
+@pytest.mark.parametrize("y_sign", ["-", "+"])
+def test_hdr_reads_rle_and_flat_scanlines(tmp_path: Path, y_sign: str) -> None:
+    rgb = smooth(3) * np.float32(50)
+    rgb[:, :20] = [0.25, 3.0, 1000.0]  # long runs for the encoder
+    rgb[5] = 0  # exponent 0 is black
+    rgbe = rgbe_encode(rgb)
+    stored = rgbe if y_sign == "-" else rgbe[::-1]  # "+Y" stores the bottom row first
+    body = b"".join(rle_scanline(r) if i % 2 else r.tobytes() for i, r in enumerate(stored))
+    header = b"#?RADIANCE\nFORMAT=32-bit_rle_rgbe\nEXPOSURE=1.0\n\n%b %d +X %d\n" % (y_sign.encode() + b"Y", H, W)
+    (tmp_path / "a.hdr").write_bytes(header + body)
+    back = read_image(tmp_path / "a.hdr")
+    assert (back.format, back.bit_depth, back.transfer, back.alpha) == ("hdr", "f32", "linear", None)
+    tolerance = rgb.max(axis=-1, keepdims=True) / 128
+    assert np.all(np.abs(back.pixels - rgb) <= tolerance)
+    assert np.all(back.pixels[5] == 0) and back.pixels.max() > 900
+
+
+# ---------------------------------------------------------------------------- metadata
+
+
+@pytest.mark.parametrize("name, depth", [("a.png", "u8"), ("a.png", "u16"), ("a.jpg", "u8"),
+                                         ("a.webp", "u8"), ("a.tif", "u16"), ("a.tif", "f32")])
+def test_icc_profile_is_kept_byte_exact(tmp_path: Path, name: str, depth: str) -> None:
+    layout = "rgb" if name.endswith(".jpg") else "rgba"
+    write_image(tmp_path / name, make(layout, depth, icc=SRGB_ICC))
+    assert read_image(tmp_path / name).icc_profile == SRGB_ICC
+
+
+def test_jpeg_exif_orientation_is_applied(tmp_path: Path) -> None:
+    pixels = np.zeros((H, W, 3), np.uint8)
+    pixels[:8, :8] = 255  # a white block top left
+    exif = PILImage.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
+    PILImage.fromarray(pixels).save(tmp_path / "o.jpg", exif=exif.tobytes(), quality=95)
+    back = read_image(tmp_path / "o.jpg")
+    assert (back.height, back.width) == (W, H)
+    assert back.pixels[:8, -8:].mean() > 0.9 and back.pixels[:8, :8].mean() < 0.1
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_16_bit_png_orientation_matches_pillow(tmp_path: Path, orientation: int) -> None:
+    exif = PILImage.Exif()
+    exif[0x0112] = orientation
+    image = make("rgba")
+    ints = np.round(np.concatenate([image.pixels, image.alpha], axis=-1) * 255).astype(np.uint8)
+    PILImage.fromarray(ints).save(tmp_path / "8.png", exif=exif.tobytes())
+    write_image(tmp_path / "16.png", image, bit_depth="u16")
+    data = (tmp_path / "16.png").read_bytes()
+    iend = data.rindex(b"IEND") - 4
+    (tmp_path / "16.png").write_bytes(data[:iend] + png_chunk(b"eXIf", exif.tobytes()) + data[iend:])
+    eight, sixteen = read_image(tmp_path / "8.png"), read_image(tmp_path / "16.png")
+    assert (eight.bit_depth, sixteen.bit_depth) == ("u8", "u16")
+    assert_same(sixteen, eight)
+
+
+# ---------------------------------------------------------------------------- bit depth and transfer
+
+
+def test_bit_depth_comes_from_the_dtype_not_the_values(tmp_path: Path) -> None:
+    image = make("rgb", "u8")  # u8 levels, so every 16-bit sample is a multiple of 257
+    write_image(tmp_path / "a.png", image, bit_depth="u16")
+    back = read_image(tmp_path / "a.png")
+    assert back.bit_depth == "u16"
+    np.testing.assert_array_equal(back.pixels, image.pixels)
+
+
+def test_bit_depth_override_u16_to_u8(tmp_path: Path) -> None:
+    image = make("rgba", "u16")
+    write_image(tmp_path / "a.png", image, bit_depth="u8")
+    back = read_image(tmp_path / "a.png")
+    assert back.bit_depth == "u8"
+    np.testing.assert_array_equal(back.pixels * 255, np.round(image.pixels * 255))
+    np.testing.assert_array_equal(back.alpha * 255, np.round(image.alpha * 255))
+
+
+@pytest.mark.parametrize("name, source, written", [
+    ("a.png", "f32", "u16"), ("a.png", "f16", "u16"), ("a.tif", "f16", "f32"), ("a.exr", "u8", "f16"),
+    ("a.exr", "u16", "f16"), ("a.jpg", "u16", "u8"), ("a.webp", "f32", "u8"), ("a.pfm", "u8", "f32"),
+])
+def test_default_bit_depth_is_the_nearest_the_format_holds(tmp_path: Path, name: str, source: str,
+                                                           written: str) -> None:
+    write_image(tmp_path / name, make("rgb", source))
+    assert read_image(tmp_path / name).bit_depth == written
+
+
+@pytest.mark.parametrize("name, depth", [("a.jpg", "u16"), ("a.png", "f32"), ("a.exr", "u8"), ("a.tif", "f16")])
+def test_bit_depth_the_format_cannot_hold_is_refused(tmp_path: Path, name: str, depth: str) -> None:
+    with pytest.raises(ImageError, match="allowed") as info:
+        write_image(tmp_path / name, make("rgb"), bit_depth=depth)
+    one_line_error(info, name)
+    assert not os.listdir(tmp_path)
+
+
+def srgb_encode(x: np.ndarray) -> np.ndarray:
+    return np.where(x <= 0.0031308, x * 12.92, 1.055 * np.power(x, 1 / 2.4) - 0.055)
+
+
+def test_linear_exr_to_png_is_srgb_encoded(tmp_path: Path) -> None:
+    linear = np.array([0.0, 0.001, 0.0031308, 0.18, 0.5, 1.0, 4.0, -1.0], np.float32).reshape(1, 8, 1)
+    write_image(tmp_path / "a.exr", Image(linear, None, "f32", "linear"))
+    write_image(tmp_path / "a.png", read_image(tmp_path / "a.exr"))
+    back = read_image(tmp_path / "a.png")
+    assert (back.bit_depth, back.transfer) == ("u16", "srgb")
+    expected = np.round(srgb_encode(np.clip(linear.astype(np.float64), 0, 1)) * 65535) / 65535
+    np.testing.assert_allclose(back.pixels, expected, atol=1e-7)
+
+
+def test_srgb_png_to_exr_is_linearised_and_back(tmp_path: Path) -> None:
+    image = make("rgba", "u16")
+    write_image(tmp_path / "a.exr", image, bit_depth="f32")
+    linear = read_image(tmp_path / "a.exr")
+    assert linear.transfer == "linear"
+    np.testing.assert_allclose(srgb_encode(linear.pixels.astype(np.float64)), image.pixels, atol=1e-5)
+    np.testing.assert_array_equal(linear.alpha, image.alpha)  # alpha is never transfer-converted
+    write_image(tmp_path / "b.png", linear)
+    assert_same(read_image(tmp_path / "b.png"), image)
+
+
+def test_float_tiff_keeps_the_image_transfer(tmp_path: Path) -> None:
+    image = make("rgb", "f32", "srgb")
+    write_image(tmp_path / "a.tif", image)
+    np.testing.assert_array_equal(read_image(tmp_path / "a.tif").pixels, image.pixels)
+
+
+# ---------------------------------------------------------------------------- errors
+
+
+def test_format_tables_and_format_of() -> None:
+    assert format_of("x/y.JPEG") == "jpeg" and format_of(Path("a.tif")) == "tiff"
+    assert set(READ_FORMATS.values()) == {"png", "jpeg", "webp", "tiff", "exr", "pfm", "hdr"}
+    assert ".hdr" not in WRITE_FORMATS and set(WRITE_FORMATS) == set(READ_FORMATS) - {".hdr"}
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ImageError, match="no such file") as info:
+        read_image(tmp_path / "nope.png")
+    one_line_error(info, "nope.png")
+
+
+def test_garbage_named_png(tmp_path: Path) -> None:
+    (tmp_path / "junk.png").write_bytes(b"this is not an image\n" * 5)
+    with pytest.raises(ImageError, match="unrecognised data") as info:
+        read_image(tmp_path / "junk.png")
+    one_line_error(info, "junk.png")
+
+
+@pytest.mark.parametrize("depth", ["u8", "u16"])
+def test_truncated_png(tmp_path: Path, depth: str) -> None:
+    write_image(tmp_path / "whole.png", make("rgb", depth))
+    data = (tmp_path / "whole.png").read_bytes()
+    (tmp_path / "half.png").write_bytes(data[:len(data) // 2])
+    with pytest.raises(ImageError, match="truncated") as info:
+        read_image(tmp_path / "half.png")
+    one_line_error(info, "half.png")
+
+
+@pytest.mark.parametrize("name", ["t.jpg", "t.webp", "t.tif", "t.exr", "t.pfm"])
+def test_damaged_files_of_every_format(tmp_path: Path, name: str) -> None:
+    image = make("rgb", "f32" if name.endswith((".exr", ".pfm")) else "u8")
+    write_image(tmp_path / name, image)
+    data = (tmp_path / name).read_bytes()
+    (tmp_path / name).write_bytes(data[:len(data) // 3])
+    with pytest.raises(ImageError) as info:
+        read_image(tmp_path / name)
+    one_line_error(info, name)
+
+
+def test_unknown_suffix(tmp_path: Path) -> None:
+    with pytest.raises(ImageError, match="unsupported image format '.bmp'") as info:
+        read_image(tmp_path / "pic.bmp")
+    one_line_error(info, "pic.bmp")
+    with pytest.raises(ImageError) as info:
+        write_image(tmp_path / "pic.bmp", make("rgb"))
+    one_line_error(info, "pic.bmp")
+    with pytest.raises(ImageError, match="read-only") as info:
+        write_image(tmp_path / "pic.hdr", make("rgb", "f32", "linear"))
+    one_line_error(info, "pic.hdr")
+
+
+def test_existing_output_needs_overwrite(tmp_path: Path) -> None:
+    (tmp_path / "a.png").write_bytes(b"keep me")
+    with pytest.raises(ImageError, match="exists") as info:
+        write_image(tmp_path / "a.png", make("rgb"))
+    one_line_error(info, "a.png")
+    assert (tmp_path / "a.png").read_bytes() == b"keep me"
+    write_image(tmp_path / "a.png", make("rgb"), overwrite=True)
+    assert_same(read_image(tmp_path / "a.png"), make("rgb"))
+    assert os.listdir(tmp_path) == ["a.png"]
+
+
+@pytest.mark.parametrize("folder", ["plain.txt", "missing"])
+def test_unwritable_folder(tmp_path: Path, folder: str) -> None:
+    (tmp_path / "plain.txt").write_text("a regular file, not a folder")
+    with pytest.raises(ImageError) as info:
+        write_image(tmp_path / folder / "out.png", make("rgb"))
+    one_line_error(info, "out.png")
+
+
+def test_failed_write_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    temp_names = []
+
+    def broken_encoder(path: str, *args: object, **kwargs: object) -> None:
+        temp_names.append(path)
+        Path(path).write_bytes(b"half an image")
+        raise RuntimeError("disk on fire\nsecond line")
+
+    monkeypatch.setattr(imageio.tifffile, "imwrite", broken_encoder)
+    with pytest.raises(ImageError, match="disk on fire second line") as info:
+        write_image(tmp_path / "out.tif", make("rgb"))
+    one_line_error(info, "out.tif")
+    temp = Path(temp_names[0])
+    assert temp.parent == tmp_path and temp.name.startswith(".out.tif.") and temp.name.endswith(".tmp")
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("name", ["a.jpg", "a.pfm"])
+def test_alpha_is_never_dropped_silently(tmp_path: Path, name: str) -> None:
+    with pytest.raises(ImageError, match="no alpha") as info:
+        write_image(tmp_path / name, make("rgba", "f32"))
+    one_line_error(info, name)
+
+
+def test_image_contract_is_checked() -> None:
+    with pytest.raises(ValueError):
+        Image(np.zeros((H, W, 2), np.float32), None, "u8", "srgb")
+    with pytest.raises(ValueError):
+        Image(np.zeros((H, W, 3), np.float32), np.zeros((H, W), np.float32), "u8", "srgb")
+    with pytest.raises(ValueError):
+        Image(np.zeros((H, W, 3), np.float32), None, "u12", "srgb")
+    image = Image(np.zeros((H, W, 3)), None, "u8", "srgb")
+    assert image.pixels.dtype == np.float32 and (image.height, image.width, image.channels) == (H, W, 3)

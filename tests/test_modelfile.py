@@ -1,0 +1,106 @@
+"""Model files: safetensors with everything needed to rebuild the network; pickles refused."""
+
+import json
+import pickle
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+import restore
+from restore.archs import create
+from restore.modelfile import ModelFileError, ModelInfo, load_model_file, read_info, save_model_file
+from restore.zoo import bundled_models, sha256_of
+
+
+def info_for(network, name="tiny", task="denoise"):
+    return ModelInfo(
+        name=name,
+        architecture=network.architecture,
+        config=network.config_dict(),
+        task=task,
+        scales=list(network.scales),
+        noise="gaussian:25",
+        channels=network.in_channels,
+        training={"steps": 2, "data": "synthetic"},
+    )
+
+
+@pytest.mark.parametrize("variant", ["n2n_unet", "edsr_baseline_x3", "mdsr_baseline", "mnist_dae", "mnist_upscaler"])
+def test_a_model_file_rebuilds_the_same_network_from_the_file_alone(tmp_path, variant):
+    torch.manual_seed(0)
+    network = create(variant).eval()
+    path = tmp_path / "model.safetensors"
+    save_model_file(path, network, info_for(network, task="upscale" if network.scale > 1 else "denoise"))
+    rebuilt, info = load_model_file(path)
+    assert type(rebuilt) is type(network) and rebuilt.config_dict() == network.config_dict()
+    for key, value in network.state_dict().items():
+        assert torch.equal(rebuilt.state_dict()[key], value)
+    assert info.training == {"steps": 2, "data": "synthetic"}
+
+
+def test_metadata_names_format_architecture_config_task_and_ranges(tmp_path):
+    network = create("edsr_baseline_x2")
+    path = tmp_path / "m.safetensors"
+    save_model_file(path, network, info_for(network, task="upscale"))
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata()
+    assert meta["format"] == "restore-model" and meta["format_version"] == "1"
+    assert meta["architecture"] == "edsr" and json.loads(meta["config"])["scale"] == 2
+    assert meta["task"] == "upscale" and json.loads(meta["scales"]) == [2]
+    assert json.loads(meta["value_range"]) == [0.0, 1.0] and meta["transfer"] == "srgb"
+    assert read_info(path).noise == "gaussian:25"
+
+
+@pytest.mark.parametrize("suffix", [".pth", ".pt", ".ckpt"])
+def test_pickled_checkpoints_are_refused_without_being_opened(tmp_path, suffix):
+    path = tmp_path / f"model{suffix}"
+    # A pickle that would run code if unpickled: the loader must never get that far.
+    path.write_bytes(pickle.dumps({"weights": [1, 2, 3]}))
+    with pytest.raises(ModelFileError, match="pickled"):
+        restore.load(path)
+
+
+def test_a_plain_safetensors_file_without_our_metadata_is_refused(tmp_path):
+    path = tmp_path / "other.safetensors"
+    save_file({"w": torch.zeros(2)}, str(path))
+    with pytest.raises(ModelFileError, match="not a restore model"):
+        load_model_file(path)
+
+
+def test_garbage_and_missing_files_give_one_line_errors(tmp_path):
+    garbage = tmp_path / "junk.safetensors"
+    garbage.write_bytes(b"\x00\x01 definitely not safetensors")
+    for path in (garbage, tmp_path / "missing.safetensors"):
+        with pytest.raises(ModelFileError) as err:
+            load_model_file(path)
+        assert "\n" not in str(err.value) and path.name in str(err.value)
+
+
+def test_unknown_model_name_lists_the_bundled_ones():
+    with pytest.raises(ModelFileError, match="unknown model 'no-such-model'"):
+        restore.load("no-such-model")
+
+
+def test_every_bundled_model_matches_its_registered_sha256_and_loads():
+    models = bundled_models()
+    assert {"n2n-gaussian", "edsr-x2", "mnist-dae"} <= set(models)
+    for name, entry in models.items():
+        assert sha256_of(entry.file) == entry.sha256
+        loaded = restore.load(name)
+        assert loaded.info.name == name and loaded.info.task == entry.task
+
+
+def test_an_altered_bundled_file_fails_its_checksum(tmp_path, monkeypatch):
+    import restore.zoo as zoo
+
+    entry = zoo.bundled_models()["mnist-dae"]
+    copy = tmp_path / entry.file.name
+    data = bytearray(entry.file.read_bytes())
+    data[-1] ^= 0xFF
+    copy.write_bytes(bytes(data))
+    monkeypatch.setitem(zoo.bundled_models(), "mnist-dae", zoo.BundledModel("mnist-dae", copy, entry.sha256, entry.task, ""))
+    with pytest.raises(ModelFileError, match="sha256"):
+        restore.load("mnist-dae")

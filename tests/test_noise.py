@@ -1,0 +1,142 @@
+"""Tests of restore.noise: statistics, reproducibility and the spec strings."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from restore.noise import GaussianNoise, PoissonGaussianNoise, PoissonNoise, parse_noise
+
+
+def _gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def _levels(shape: tuple[int, int, int, int] = (1, 3, 128, 128)) -> tuple[torch.Tensor, list[float]]:
+    """An image whose channels are flat at 0.2, 0.5 and 0.8, to check stats per level."""
+    values = [0.2, 0.5, 0.8]
+    clean = torch.tensor(values, dtype=torch.float64).view(1, 3, 1, 1).expand(shape).clone()
+    return clean, values
+
+
+def test_gaussian_mean_and_std() -> None:
+    clean = torch.full((1, 3, 128, 128), 0.5)
+    noisy = parse_noise("gaussian:25").apply(clean, _gen(0))
+    assert noisy.mean().item() == pytest.approx(0.5, abs=2e-3)
+    assert noisy.std().item() == pytest.approx(25 / 255, rel=0.02)
+    # Not clipped: values beyond [0, 1] survive.
+    assert noisy.max().item() > 0.85 and noisy.min().item() < 0.15
+
+
+def test_gaussian_matches_the_denoising_protocol() -> None:
+    clean255 = torch.rand(1, 3, 32, 32, generator=_gen(5)) * 255
+    seed = 1234
+    protocol = clean255 + 25 * torch.randn(clean255.shape, generator=_gen(seed))
+    ours = GaussianNoise(25).apply(clean255 / 255, _gen(seed)) * 255
+    assert torch.allclose(ours, protocol, atol=1e-3)
+
+
+def test_poisson_preserves_mean_and_has_variance_clean_over_lambda() -> None:
+    clean, values = _levels()
+    noisy = parse_noise("poisson:30").apply(clean, _gen(1))
+    for c, v in enumerate(values):
+        assert noisy[:, c].mean().item() == pytest.approx(v, abs=4e-3)
+        assert noisy[:, c].var().item() == pytest.approx(v / 30, rel=0.05)
+    # Photon counts: every value is a multiple of 1 / lambda.
+    counts = noisy * 30
+    assert torch.allclose(counts, counts.round())
+
+
+def test_poisson_gaussian_variance() -> None:
+    clean, values = _levels()
+    noisy = parse_noise("poisson-gaussian:30,5").apply(clean, _gen(2))
+    for c, v in enumerate(values):
+        assert noisy[:, c].mean().item() == pytest.approx(v, abs=4e-3)
+        assert noisy[:, c].var().item() == pytest.approx(v / 30 + (5 / 255) ** 2, rel=0.05)
+
+
+@pytest.mark.parametrize(
+    "spec", ["gaussian:25", "gaussian:0-50", "poisson:30", "poisson-gaussian:5-100,0-10"]
+)
+def test_same_seed_same_noise_other_seed_other_noise(spec: str) -> None:
+    model = parse_noise(spec)
+    clean = torch.rand(4, 3, 16, 16, generator=_gen(9))
+    first = model.apply(clean, _gen(7))
+    assert torch.equal(first, model.apply(clean, _gen(7)))
+    assert not torch.equal(first, model.apply(clean, _gen(8)))
+
+
+def test_gaussian_range_draws_sigma_per_image() -> None:
+    clean = torch.zeros(8, 1, 64, 64, dtype=torch.float64)
+    noisy = parse_noise("gaussian:0-50").apply(clean, _gen(3))
+    sigmas = noisy.std(dim=(1, 2, 3)) * 255
+    assert sigmas.max() - sigmas.min() > 10
+    assert torch.all(sigmas <= 50 * 1.05)
+
+
+def test_poisson_ranges_draw_lambda_per_image() -> None:
+    clean = torch.full((8, 1, 64, 64), 0.5, dtype=torch.float64)
+    noisy = parse_noise("poisson:5-100").apply(clean, _gen(4))
+    # Var = 0.5 / lambda, so each image's lambda can be read back from its variance.
+    lambdas = 0.5 / noisy.var(dim=(1, 2, 3))
+    assert lambdas.max() / lambdas.min() > 2
+    assert torch.all((lambdas > 5 * 0.85) & (lambdas < 100 * 1.15))
+
+    zeros = torch.zeros(8, 1, 64, 64, dtype=torch.float64)
+    read_only = parse_noise("poisson-gaussian:30,0-10").apply(zeros, _gen(5))
+    reads = read_only.std(dim=(1, 2, 3)) * 255
+    assert reads.max() - reads.min() > 2
+
+
+@pytest.mark.parametrize(
+    "spec,expected",
+    [
+        ("gaussian:25", GaussianNoise(25.0)),
+        ("gaussian:0-50", GaussianNoise((0.0, 50.0))),
+        ("poisson:30", PoissonNoise(30.0)),
+        ("poisson:5-100", PoissonNoise((5.0, 100.0))),
+        ("poisson-gaussian:30,5", PoissonGaussianNoise(30.0, 5.0)),
+        ("poisson-gaussian:5-100,0-10", PoissonGaussianNoise((5.0, 100.0), (0.0, 10.0))),
+        ("gaussian:12.5", GaussianNoise(12.5)),
+    ],
+)
+def test_parse_and_str_round_trip(spec: str, expected: object) -> None:
+    model = parse_noise(spec)
+    assert model == expected
+    assert str(model) == spec
+
+
+def test_str_round_trips_awkward_numbers() -> None:
+    for model in (GaussianNoise(1e-7), GaussianNoise((2.5e-7, 3.0)), PoissonNoise(1e20)):
+        assert parse_noise(str(model)) == model
+
+
+def test_models_are_frozen() -> None:
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        GaussianNoise(25).sigma = 10  # type: ignore[misc]
+
+
+def test_unknown_noise_message() -> None:
+    expected = (
+        r"unknown noise 'foo' "
+        r"\(expected gaussian:SIGMA, poisson:LAMBDA or poisson-gaussian:LAMBDA,READ\)"
+    )
+    with pytest.raises(ValueError, match=expected):
+        parse_noise("foo")
+
+
+@pytest.mark.parametrize(
+    "spec",
+    ["", "speckle:3", "gaussian", "gaussian:", "gaussian:abc", "gaussian:-5", "gaussian:50-10",
+     "gaussian:inf", "poisson:0", "poisson:0-10", "poisson-gaussian:30", "poisson-gaussian:30,5,1"],
+)
+def test_bad_specs_raise_value_error(spec: str) -> None:
+    with pytest.raises(ValueError):
+        parse_noise(spec)
+
+
+def test_apply_needs_a_batch() -> None:
+    with pytest.raises(ValueError, match="N x C x H x W"):
+        GaussianNoise(25).apply(torch.zeros(3, 8, 8), _gen(0))

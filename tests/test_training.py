@@ -1,0 +1,130 @@
+"""The training loop: train, resume after a kill, finetune on pairs, export a loadable model."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import restore
+from conftest import smooth_image, write_png
+from restore.modelfile import read_info
+from restore.training import TrainConfig, hdr_loss, train
+
+
+@pytest.fixture
+def photos(tmp_path: Path) -> Path:
+    folder = tmp_path / "photos"
+    for i in range(5):
+        write_png(folder / f"{i}.png", smooth_image(48, 56, seed=i))
+    return folder
+
+
+@pytest.fixture
+def noisy_pairs(tmp_path: Path) -> tuple[Path, Path]:
+    rng = np.random.default_rng(0)
+    a, b = tmp_path / "a", tmp_path / "b"
+    for i in range(4):
+        clean = smooth_image(40, 40, seed=i)
+        for folder in (a, b):
+            write_png(folder / f"scene{i}.png", np.clip(clean + rng.normal(0, 0.1, clean.shape), 0, 1).astype(np.float32))
+    return a, b
+
+
+def tiny_config(tmp_path: Path, data: Path, **overrides) -> TrainConfig:
+    values = dict(out=str(tmp_path / "m.safetensors"), data=str(data), steps=2, batch=2, patch=32, val_count=2,
+                  val_every=1, checkpoint_every=1, noise="gaussian:25", device="cpu")
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+def test_two_step_training_exports_a_loadable_model_with_its_summary(tmp_path, photos):
+    info = train(tiny_config(tmp_path, photos), show_progress=False)
+    loaded = restore.load(tmp_path / "m.safetensors")
+    assert loaded.info.task == "denoise" and loaded.info.noise == "gaussian:25"
+    assert info.training["steps"] == 2 and len(info.training["val_curve"]) == 2
+    assert info.training["targets"] == "noisy (Noise2Noise)"
+    out = restore.denoise(torch.rand(3, 20, 30), loaded)
+    assert out.shape == (3, 20, 30)
+
+
+def test_resumed_training_matches_an_uninterrupted_run(tmp_path, photos):
+    straight = tiny_config(tmp_path / "one", photos, steps=4)
+    train(straight, show_progress=False)
+    split = tiny_config(tmp_path / "two", photos, steps=2)
+    train(split, show_progress=False)
+    split.steps = 4
+    train(split, show_progress=False)  # picks up the checkpoint at step 2
+    a = restore.load(tmp_path / "one" / "m.safetensors").network.state_dict()
+    b = restore.load(tmp_path / "two" / "m.safetensors").network.state_dict()
+    for key in a:
+        assert torch.allclose(a[key], b[key], atol=1e-6), key
+
+
+def test_a_killed_cli_run_resumes_from_its_last_checkpoint(tmp_path, photos):
+    out = tmp_path / "killed.safetensors"
+    cmd = [sys.executable, "-m", "restore", "train", str(photos), "-o", str(out), "--steps", "10000", "--batch", "2",
+           "--patch", "32", "--val-count", "2", "--val-every", "1", "--device", "cpu", "--quiet"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    checkpoint = tmp_path / "killed.run" / "checkpoint.safetensors"
+    deadline = time.monotonic() + 120
+    while not checkpoint.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.0)
+    proc.kill()
+    proc.wait()
+    assert checkpoint.exists() and not out.exists()
+    resumed = subprocess.run([*cmd[:cmd.index("10000")], "3", *cmd[cmd.index("10000") + 1 :]], capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming from step" in resumed.stderr
+    assert read_info(out).training["steps"] >= 3
+
+
+def test_a_checkpoint_of_other_settings_is_not_silently_reused(tmp_path, photos):
+    train(tiny_config(tmp_path, photos), show_progress=False)
+    with pytest.raises(ValueError, match="other settings"):
+        train(tiny_config(tmp_path, photos, noise="gaussian:50"), show_progress=False)
+
+
+def test_finetune_on_noisy_pairs_lowers_the_loss_and_exports(tmp_path, noisy_pairs, tiny_models):
+    a, b = noisy_pairs
+    config = TrainConfig(out=str(tmp_path / "ft.safetensors"), pairs=[str(a), str(b)], init=str(tiny_models["denoiser"]),
+                         steps=30, batch=4, patch=32, lr=1e-3, val_count=1, val_every=10, checkpoint_every=10, device="cpu")
+    info = train(config, show_progress=False)
+    curve = [psnr for _, psnr, _ in info.training["val_curve"]]
+    assert curve[-1] > curve[0]  # noisy-vs-noisy validation PSNR rises as the denoiser adapts
+    assert info.training["from"] == "tiny-denoiser"
+    assert restore.load(tmp_path / "ft.safetensors").info.task == "denoise"
+
+
+def test_finetune_lists_unmatched_files(tmp_path, noisy_pairs, tiny_models):
+    a, b = noisy_pairs
+    (b / "scene0.png").rename(b / "other.png")
+    result = subprocess.run([sys.executable, "-m", "restore", "finetune", str(a), str(b), "-o", str(tmp_path / "x.safetensors"),
+                             "--from", str(tiny_models["denoiser"])], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1 and "scene0.png" in result.stderr and "other.png" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_upscaler_training_and_x3_from_x2(tmp_path, photos):
+    x2 = tiny_config(tmp_path / "x2", photos, task="upscale", variant="edsr_baseline_x2", patch=12, loss="l1")
+    train(x2, show_progress=False)
+    x3 = tiny_config(tmp_path / "x3", photos, task="upscale", scale=3, init=x2.out, patch=12, loss="l1")
+    info = train(x3, show_progress=False)
+    assert info.scales == [3] and info.training["from"] == "m"
+
+
+def test_hdr_loss_is_relative_and_stops_the_denominator_gradient():
+    target = torch.tensor([1.0, 100.0])
+    output = torch.tensor([2.0, 101.0], requires_grad=True)
+    loss = hdr_loss(output, target)
+    # The same absolute error of 1 costs far less on a bright pixel.
+    assert loss.item() == pytest.approx(((1 / 2.01) ** 2 + (1 / 101.01) ** 2) / 2, rel=1e-5)
+    loss.backward()
+    expected = 2 * (output.detach() - target) / (output.detach() + 0.01) ** 2 / 2
+    assert torch.allclose(output.grad, expected)
