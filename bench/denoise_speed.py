@@ -79,7 +79,9 @@ def main() -> None:
             rows.append((precision, f"{tw}x{th}", f"{per_mp:.2f} s/MP"))
         memory_png = Path(tmp) / "large.png"
         write_image(memory_png, synthetic(mh, mw))
-        seconds, peak = run_cli(["denoise", str(memory_png), "-o", str(Path(tmp) / "large-out.png"), "--precision", "fp32", "--quiet"])
+        seconds, peak = run_cli(
+            ["denoise", str(memory_png), "-o", str(Path(tmp) / "large-out.png"), "--precision", "fp32", "--quiet"]
+        )
 
     cpu = platform.processor() or platform.machine()
     lines = [

@@ -1,9 +1,9 @@
 """restore: image restoration with networks that learn from degraded data alone.
 
-    import restore
-    model = restore.load("n2n-gaussian")
-    clean = restore.denoise(noisy, model)        # tensor C x H x W or array H x W x C in [0, 1]
-    big = restore.upscale(small, scale=2)
+import restore
+model = restore.load("n2n-gaussian")
+clean = restore.denoise(noisy, model)        # tensor C x H x W or array H x W x C in [0, 1]
+big = restore.upscale(small, scale=2)
 """
 
 from restore.api import Model, denoise, load, upscale

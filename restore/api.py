@@ -122,12 +122,17 @@ def denoise(
     on_tile: TileCallback | None = None,
 ) -> ImageLike:
     """Denoise an image (values in [0, 1] for photos) with a bundled model name, a path or a Model."""
+    return run_model(
+        denoiser(model), image, device=device, precision=precision, tile=tile, max_memory=max_memory, on_tile=on_tile
+    )
+
+
+def denoiser(model: Model | str | os.PathLike[str] = DEFAULT_DENOISER) -> Model:
+    """The given model (name, path or Model), checked to be a denoiser."""
     loaded = _as_model(model)
     if loaded.info.task != "denoise":
         raise ModelFileError(f"model '{loaded.name}' is a {loaded.info.task} model, not a denoiser")
-    return run_model(
-        loaded, image, device=device, precision=precision, tile=tile, max_memory=max_memory, on_tile=on_tile
-    )
+    return loaded
 
 
 def upscaler_for(scale: int, model: Model | str | os.PathLike[str] | None = None) -> Model:
@@ -158,6 +163,4 @@ def upscale(
 ) -> ImageLike:
     """Upscale an image by 2, 3 or 4 with the bundled EDSR for that scale, or `model`."""
     loaded = upscaler_for(scale, model)
-    return run_model(
-        loaded, image, device=device, precision=precision, tile=tile, max_memory=max_memory, on_tile=on_tile
-    )
+    return run_model(loaded, image, device=device, precision=precision, tile=tile, max_memory=max_memory, on_tile=on_tile)

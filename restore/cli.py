@@ -9,13 +9,14 @@ from __future__ import annotations
 import glob
 import json
 import os
+import shlex
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from enum import Enum
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -23,9 +24,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from restore import __version__
-from restore.api import DEFAULT_DENOISER, Model, load, upscaler_for
-from restore.imageio import READ_FORMATS, ImageError
+from restore.api import DEFAULT_DENOISER, Model, denoiser, load, upscaler_for
 from restore.evaluation import evaluate_folder
+from restore.imageio import READ_FORMATS, ImageError
 from restore.modelfile import ModelFileError, read_info
 from restore.pipeline import RunOptions, restore_file, writable_folder
 from restore.training import LOSSES, TrainConfig
@@ -42,7 +43,22 @@ app = typer.Typer(
 err = Console(stderr=True, highlight=False)
 out = Console(highlight=False)
 
+# Files named like our own outputs are skipped when a folder is expanded, so running twice on a
+# folder does not restore the previous results.
 OUTPUT_TAGS = (".denoised",) + tuple(f".x{s}" for s in range(2, 9))
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        out.print(f"restore {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_show_version, is_eager=True, help="Print the version.")] = False,
+) -> None:
+    """Restore degraded images: denoise, upscale, and train or finetune the networks that do it."""
 
 
 class UsageError(Exception):
@@ -160,18 +176,20 @@ def _process(
 
 
 InputsArg = Annotated[list[str], typer.Argument(help="Image files, folders or glob patterns.", show_default=False)]
-OutputOpt = Annotated[Optional[str], typer.Option("-o", "--output", help="Output file (one input) or folder.")]
+OutputOpt = Annotated[str | None, typer.Option("-o", "--output", help="Output file (one input) or folder.")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or mps.")]
 PrecisionOpt = Annotated[Precision, typer.Option("--precision", help="auto picks the fastest measured on this device.")]
-TileOpt = Annotated[Optional[int], typer.Option("--tile", help="Tile core size in input pixels (default: from --max-memory).")]
-MemoryOpt = Annotated[Optional[str], typer.Option("--max-memory", help="Memory budget for one tile, e.g. 2G.")]
-BitDepthOpt = Annotated[Optional[BitDepth], typer.Option("--bit-depth", help="Output sample type (default: the input's).")]
+TileOpt = Annotated[int | None, typer.Option("--tile", help="Tile core size in input pixels (default: from --max-memory).")]
+MemoryOpt = Annotated[str | None, typer.Option("--max-memory", help="Memory budget for one tile, e.g. 2G.")]
+BitDepthOpt = Annotated[BitDepth | None, typer.Option("--bit-depth", help="Output sample type (default: the input's).")]
 RecursiveOpt = Annotated[bool, typer.Option("--recursive", "-r", help="Descend into sub-folders, keeping their structure.")]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace existing output files.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors.")]
 
 
-def _options(device: str, precision: Precision, tile: int | None, max_memory: str | None, bit_depth: BitDepth | None, overwrite: bool) -> RunOptions:
+def _options(
+    device: str, precision: Precision, tile: int | None, max_memory: str | None, bit_depth: BitDepth | None, overwrite: bool
+) -> RunOptions:
     if tile is not None and tile < 1:
         raise UsageError("--tile must be a positive number of pixels")
     return RunOptions(device, precision.value, tile, _parse_memory(max_memory), bit_depth.value if bit_depth else None, overwrite)
@@ -193,14 +211,7 @@ def denoise(
 ) -> None:
     """Denoise images (default model: n2n-gaussian). Writes IN.denoised.EXT unless -o is given."""
     options = _options(device, precision, tile, max_memory, bit_depth, overwrite)
-
-    def load_denoiser() -> Model:
-        loaded = load(model)
-        if loaded.info.task != "denoise":
-            raise ModelFileError(f"model '{loaded.name}' is a {loaded.info.task} model; use 'restore {loaded.info.task}'")
-        return loaded
-
-    _process(inputs, output, load_denoiser, ".denoised", options, recursive, quiet)
+    _process(inputs, output, lambda: denoiser(model), ".denoised", options, recursive, quiet)
 
 
 @app.command()
@@ -210,8 +221,8 @@ def upscale(
     x2: Annotated[bool, typer.Option("--x2", help="Upscale x2 (the default).")] = False,
     x3: Annotated[bool, typer.Option("--x3", help="Upscale x3.")] = False,
     x4: Annotated[bool, typer.Option("--x4", help="Upscale x4.")] = False,
-    scale: Annotated[Optional[int], typer.Option("--scale", help="Upscale factor (2, 3 or 4).")] = None,
-    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Bundled model name or .safetensors path.")] = None,
+    scale: Annotated[int | None, typer.Option("--scale", help="Upscale factor (2, 3 or 4).")] = None,
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Bundled model name or .safetensors path.")] = None,
     device: DeviceOpt = "auto",
     precision: PrecisionOpt = Precision.auto,
     tile: TileOpt = None,
@@ -258,7 +269,7 @@ MinutesOpt = Annotated[float, typer.Option("--minutes", help="Also stop after th
 BatchOpt = Annotated[int, typer.Option("--batch", help="Crops per batch.")]
 PatchOpt = Annotated[int, typer.Option("--patch", help="Input crop side in pixels.")]
 LrOpt = Annotated[float, typer.Option("--lr", help="Adam learning rate.")]
-RunDirOpt = Annotated[Optional[str], typer.Option("--run-dir", help="Checkpoint folder (default: OUT with .run).")]
+RunDirOpt = Annotated[str | None, typer.Option("--run-dir", help="Checkpoint folder (default: OUT with .run).")]
 
 
 @app.command()
@@ -267,7 +278,7 @@ def train(
     output: Annotated[str, typer.Option("-o", "--output", help="Model file to write (.safetensors).")],
     task: Annotated[str, typer.Option("--task", help="denoise or upscale.")] = "denoise",
     arch: Annotated[str, typer.Option("--arch", help="Architecture variant (see restore.archs.VARIANTS).")] = "n2n_unet",
-    init: Annotated[Optional[str], typer.Option("--init", help="Start from this model (e.g. x3 from x2).")] = None,
+    init: Annotated[str | None, typer.Option("--init", help="Start from this model (e.g. x3 from x2).")] = None,
     noise: Annotated[str, typer.Option("--noise", help="Noise model, e.g. gaussian:0-50, poisson:30.")] = "gaussian:0-50",
     clean_targets: Annotated[bool, typer.Option("--clean-targets", help="Train on clean targets (the control).")] = False,
     scale: Annotated[int, typer.Option("--scale", help="Upscale factor for --task upscale.")] = 2,
@@ -283,7 +294,7 @@ def train(
     seed: Annotated[int, typer.Option("--seed")] = 0,
     device: DeviceOpt = "auto",
     run_dir: RunDirOpt = None,
-    name: Annotated[Optional[str], typer.Option("--name", help="Model name stored in the file.")] = None,
+    name: Annotated[str | None, typer.Option("--name", help="Model name stored in the file.")] = None,
     description: Annotated[str, typer.Option("--description")] = "",
     quiet: QuietOpt = False,
 ) -> None:
@@ -335,17 +346,19 @@ def finetune(
 def _run_training(config: TrainConfig, quiet: bool) -> None:
     if Path(config.out).suffix != ".safetensors":
         raise UsageError("-o must name a .safetensors file")
+    config.command = shlex.join(["restore", *sys.argv[1:]])
     trained = run_training(config, console=err, show_progress=not quiet)
     t = trained.training
-    out.print(f"wrote {config.out}: {t['steps']} steps in {t['wall_seconds']:.0f} s on {t['device']}, validation PSNR {t['val_psnr']:.2f} dB")
+    summary = f"{t['steps']} steps in {t['wall_seconds']:.0f} s on {t['device']}"
+    out.print(f"wrote {config.out}: {summary}, validation PSNR {t['val_psnr']:.2f} dB")
 
 
 @app.command(name="eval")
 def evaluate(
     model: Annotated[str, typer.Argument(help="Model name or file.")],
     folder: Annotated[str, typer.Argument(help="Folder of clean test images.")],
-    noise: Annotated[Optional[str], typer.Option("--noise", help="Evaluate denoising under this noise, e.g. gaussian:25.")] = None,
-    scale: Annotated[Optional[int], typer.Option("--scale", help="Evaluate x2/x3/x4 super-resolution.")] = None,
+    noise: Annotated[str | None, typer.Option("--noise", help="Evaluate denoising under this noise, e.g. gaussian:25.")] = None,
+    scale: Annotated[int | None, typer.Option("--scale", help="Evaluate x2/x3/x4 super-resolution.")] = None,
     limit: Annotated[int, typer.Option("--limit", help="Use at most N images (0: all).")] = 0,
     device: DeviceOpt = "auto",
     precision: PrecisionOpt = Precision.fp32,
@@ -354,7 +367,16 @@ def evaluate(
     """PSNR / SSIM of a model on a folder, next to the baseline (the noisy input, or bicubic)."""
     if (noise is None) == (scale is None):
         raise UsageError("give exactly one of --noise SPEC or --scale N")
-    report = evaluate_folder(model, folder, noise=noise, scale=scale, limit=limit, device=device, precision=precision.value, console=None if quiet else err)
+    report = evaluate_folder(
+        model,
+        folder,
+        noise=noise,
+        scale=scale,
+        limit=limit,
+        device=device,
+        precision=precision.value,
+        console=None if quiet else err,
+    )
     table = Table("", "PSNR (dB)", "SSIM", box=None, pad_edge=False)
     for row in report.rows:
         table.add_row(row.label, f"{row.psnr:.2f}", f"{row.ssim:.4f}")

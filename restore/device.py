@@ -13,6 +13,7 @@ import os
 import platform
 import time
 from pathlib import Path
+
 import torch
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}

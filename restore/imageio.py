@@ -31,20 +31,44 @@ import tifffile
 from PIL import ExifTags, ImageOps
 from PIL import Image as PILImage
 
-__all__ = ["READ_FORMATS", "WRITE_FORMATS", "Image", "ImageError", "format_of", "read_image", "write_image"]
+__all__ = [
+    "READ_FORMATS",
+    "WRITE_FORMATS",
+    "Image",
+    "ImageError",
+    "format_of",
+    "read_image",
+    "srgb_decode",
+    "srgb_encode",
+    "write_image",
+]
 
-READ_FORMATS: Mapping[str, str] = MappingProxyType({
-    ".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".webp": "webp", ".tif": "tiff",
-    ".tiff": "tiff", ".exr": "exr", ".pfm": "pfm", ".hdr": "hdr",
-})
+READ_FORMATS: Mapping[str, str] = MappingProxyType(
+    {
+        ".png": "png",
+        ".jpg": "jpeg",
+        ".jpeg": "jpeg",
+        ".webp": "webp",
+        ".tif": "tiff",
+        ".tiff": "tiff",
+        ".exr": "exr",
+        ".pfm": "pfm",
+        ".hdr": "hdr",
+    }
+)
 WRITE_FORMATS: Mapping[str, str] = MappingProxyType({s: f for s, f in READ_FORMATS.items() if f != "hdr"})
 
-_NAMES = {"png": "PNG", "jpeg": "JPEG", "webp": "WebP", "tiff": "TIFF", "exr": "OpenEXR",
-          "pfm": "PFM", "hdr": "Radiance HDR"}
+_NAMES = {"png": "PNG", "jpeg": "JPEG", "webp": "WebP", "tiff": "TIFF", "exr": "OpenEXR", "pfm": "PFM", "hdr": "Radiance HDR"}
 _BIT_DEPTHS = ("u8", "u16", "f16", "f32")
 # Sample types each format can hold, narrowest first (the order _output_depth relies on).
-_WRITE_DEPTHS = {"png": ("u8", "u16"), "jpeg": ("u8",), "webp": ("u8",), "tiff": ("u8", "u16", "f32"),
-                 "exr": ("f16", "f32"), "pfm": ("f32",)}
+_WRITE_DEPTHS = {
+    "png": ("u8", "u16"),
+    "jpeg": ("u8",),
+    "webp": ("u8",),
+    "tiff": ("u8", "u16", "f32"),
+    "exr": ("f16", "f32"),
+    "pfm": ("f32",),
+}
 _ALPHA_FORMATS = {"png", "webp", "tiff", "exr"}
 _DEPTH_OF_KIND = {"u1": "u8", "u2": "u16", "f2": "f16", "f4": "f32"}
 _DTYPES = {"u8": np.uint8, "u16": np.uint16, "f16": np.float16, "f32": np.float32}
@@ -109,8 +133,9 @@ def format_of(path: str | os.PathLike[str]) -> str:
     """Format name ("png", "jpeg", ...) for `path`'s suffix; ImageError if the suffix is unknown."""
     suffix = os.path.splitext(os.fspath(path))[1].lower()
     if suffix not in READ_FORMATS:
-        raise ImageError(f"unsupported image format {suffix or '(no suffix)'!r} for '{os.fspath(path)}' "
-                         f"(supported: {', '.join(READ_FORMATS)})")
+        raise ImageError(
+            f"unsupported image format {suffix or '(no suffix)'!r} for '{os.fspath(path)}' (supported: {', '.join(READ_FORMATS)})"
+        )
     return READ_FORMATS[suffix]
 
 
@@ -160,15 +185,22 @@ def _from_samples(samples: np.ndarray, colour: int, icc: bytes | None, fmt: str)
     if depth in ("u8", "u16"):
         values /= np.float32(np.iinfo(_DTYPES[depth]).max)
     alpha = np.ascontiguousarray(values[..., colour:]) if samples.shape[2] > colour else None
-    return Image(np.ascontiguousarray(values[..., :colour]), alpha, depth,
-                 "srgb" if depth in ("u8", "u16") else "linear", icc or None, fmt)
+    return Image(
+        np.ascontiguousarray(values[..., :colour]), alpha, depth, "srgb" if depth in ("u8", "u16") else "linear", icc or None, fmt
+    )
 
 
 def _orient(a: np.ndarray, orientation: int) -> np.ndarray:
     """Apply EXIF/TIFF orientation 1-8 to an H x W x C array, as ImageOps.exif_transpose does."""
-    turns = {2: lambda: a[:, ::-1], 3: lambda: a[::-1, ::-1], 4: lambda: a[::-1],
-             5: lambda: a.swapaxes(0, 1), 6: lambda: np.rot90(a, -1),
-             7: lambda: np.rot90(a, 2).swapaxes(0, 1), 8: lambda: np.rot90(a, 1)}
+    turns = {
+        2: lambda: a[:, ::-1],
+        3: lambda: a[::-1, ::-1],
+        4: lambda: a[::-1],
+        5: lambda: a.swapaxes(0, 1),
+        6: lambda: np.rot90(a, -1),
+        7: lambda: np.rot90(a, 2).swapaxes(0, 1),
+        8: lambda: np.rot90(a, 1),
+    }
     return turns[orientation]() if orientation in turns else a
 
 
@@ -182,7 +214,7 @@ def _png_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
         length, kind = struct.unpack_from(">I4s", data, pos)
         if pos + 12 + length > len(data):
             break
-        chunks.append((kind, data[pos + 8:pos + 8 + length]))
+        chunks.append((kind, data[pos + 8 : pos + 8 + length]))
         pos += 12 + length
         if kind == b"IEND":
             return chunks
@@ -325,7 +357,7 @@ def _read_hdr(data: bytes) -> Image:
     if b"FORMAT=32-bit_rle_xyze" in data[:end]:
         raise ValueError("XYZE Radiance files are not supported (only RGBE)")
     line_end = data.find(b"\n", end + 2)
-    line = data[end + 2:line_end].strip() if line_end > 0 else b""
+    line = data[end + 2 : line_end].strip() if line_end > 0 else b""
     size = re.fullmatch(rb"([-+])([XY]) (\d+) ([-+])([XY]) (\d+)", line)
     if size is None or size[2] == size[5]:
         raise ValueError("damaged Radiance resolution line")
@@ -352,10 +384,10 @@ def _rgbe_scanlines(data: bytes, pos: int, count: int, width: int) -> np.ndarray
         if pos + n > len(data):
             raise ValueError("file is truncated")
         pos += n
-        return data[pos - n:pos]
+        return data[pos - n : pos]
 
     for y in range(count):
-        if 8 <= width < 32768 and data[pos:pos + 4] == bytes([2, 2, width >> 8, width & 255]):
+        if 8 <= width < 32768 and data[pos : pos + 4] == bytes([2, 2, width >> 8, width & 255]):
             pos += 4
             for c in range(4):  # each component is its own run of bytes
                 x = 0
@@ -365,7 +397,7 @@ def _rgbe_scanlines(data: bytes, pos: int, count: int, width: int) -> np.ndarray
                     n = n - 128 if run else n
                     if n == 0 or x + n > width:
                         raise ValueError("damaged run-length data")
-                    out[y, x:x + n, c] = take(1)[0] if run else np.frombuffer(take(n), np.uint8)
+                    out[y, x : x + n, c] = take(1)[0] if run else np.frombuffer(take(n), np.uint8)
                     x += n
         else:
             out[y] = np.frombuffer(take(4 * width), np.uint8).reshape(width, 4)
@@ -392,8 +424,13 @@ def _sniff(data: bytes) -> str | None:
 
 
 _READERS: dict[str, Callable[[bytes], Image]] = {
-    "png": _read_png, "jpeg": lambda d: _read_pillow(d, "jpeg"), "webp": lambda d: _read_pillow(d, "webp"),
-    "tiff": _read_tiff, "exr": _read_exr, "pfm": _read_pfm, "hdr": _read_hdr,
+    "png": _read_png,
+    "jpeg": lambda d: _read_pillow(d, "jpeg"),
+    "webp": lambda d: _read_pillow(d, "webp"),
+    "tiff": _read_tiff,
+    "exr": _read_exr,
+    "pfm": _read_pfm,
+    "hdr": _read_hdr,
 }
 
 
@@ -430,8 +467,9 @@ def read_image(path: str | os.PathLike[str]) -> Image:
 def _write_pillow(tmp: str, samples: np.ndarray, icc: bytes | None, fmt: str) -> None:
     """8-bit PNG, JPEG and WebP. JPEG: quality 95 without chroma subsampling; WebP: lossless,
     keeping the colour under fully transparent pixels (exact)."""
-    options: dict[str, object] = {"jpeg": {"quality": 95, "subsampling": 0},
-                                  "webp": {"lossless": True, "exact": True}}.get(fmt, {})
+    options: dict[str, object] = {"jpeg": {"quality": 95, "subsampling": 0}, "webp": {"lossless": True, "exact": True}}.get(
+        fmt, {}
+    )
     if icc:
         options["icc_profile"] = icc
     PILImage.fromarray(samples[..., 0] if samples.shape[2] == 1 else samples).save(tmp, format=fmt.upper(), **options)
@@ -462,9 +500,16 @@ def _write_tiff(tmp: str, samples: np.ndarray, icc: bytes | None) -> None:
     n = samples.shape[2]
     # zlib and the horizontal predictor work without imagecodecs; the float predictor does not.
     # A trailing axis of 1 would be read as 1-pixel-wide pages, so gray goes in as 2-D.
-    tifffile.imwrite(tmp, samples[..., 0] if n == 1 else samples, photometric="minisblack" if n <= 2 else "rgb",
-                     extrasamples=["unassalpha"] if n in (2, 4) else None, compression="zlib",
-                     predictor=samples.dtype.kind == "u", iccprofile=icc, metadata=None)
+    tifffile.imwrite(
+        tmp,
+        samples[..., 0] if n == 1 else samples,
+        photometric="minisblack" if n <= 2 else "rgb",
+        extrasamples=["unassalpha"] if n in (2, 4) else None,
+        compression="zlib",
+        predictor=samples.dtype.kind == "u",
+        iccprofile=icc,
+        metadata=None,
+    )
 
 
 def _write_exr(tmp: str, samples: np.ndarray, icc: bytes | None) -> None:
@@ -483,8 +528,11 @@ def _write_pfm(tmp: str, samples: np.ndarray, icc: bytes | None) -> None:
 
 
 _WRITERS: dict[str, Callable[[str, np.ndarray, bytes | None], None]] = {
-    "png": _write_png, "jpeg": lambda t, s, i: _write_pillow(t, s, i, "jpeg"),
-    "webp": lambda t, s, i: _write_pillow(t, s, i, "webp"), "tiff": _write_tiff, "exr": _write_exr,
+    "png": _write_png,
+    "jpeg": lambda t, s, i: _write_pillow(t, s, i, "jpeg"),
+    "webp": lambda t, s, i: _write_pillow(t, s, i, "webp"),
+    "tiff": _write_tiff,
+    "exr": _write_exr,
     "pfm": _write_pfm,
 }
 
@@ -521,8 +569,7 @@ def _atomic_write(name: str, overwrite: bool, encode: Callable[[str], None]) -> 
         raise
 
 
-def write_image(path: str | os.PathLike[str], image: Image, bit_depth: str | None = None,
-                overwrite: bool = False) -> None:
+def write_image(path: str | os.PathLike[str], image: Image, bit_depth: str | None = None, overwrite: bool = False) -> None:
     """Write `image` in the format named by `path`'s suffix, atomically.
 
     The sample type is `bit_depth` if given (ImageError if the format cannot hold it), else
@@ -544,11 +591,13 @@ def write_image(path: str | os.PathLike[str], image: Image, bit_depth: str | Non
         raise ImageError(f"cannot write '{name}': {problem}")
     allowed = _WRITE_DEPTHS[fmt]
     if bit_depth is not None and bit_depth not in allowed:
-        raise ImageError(f"cannot write '{name}': {_NAMES[fmt]} cannot hold {bit_depth!r} samples "
-                         f"(allowed: {', '.join(allowed)})")
+        raise ImageError(
+            f"cannot write '{name}': {_NAMES[fmt]} cannot hold {bit_depth!r} samples (allowed: {', '.join(allowed)})"
+        )
     if image.alpha is not None and fmt not in _ALPHA_FORMATS:
-        raise ImageError(f"cannot write '{name}': {_NAMES[fmt]} has no alpha channel "
-                         "(set image.alpha to None to write without it)")
+        raise ImageError(
+            f"cannot write '{name}': {_NAMES[fmt]} has no alpha channel (set image.alpha to None to write without it)"
+        )
     depth = bit_depth or _output_depth(fmt, image.bit_depth)
     transfer = "srgb" if depth in ("u8", "u16") else "linear" if fmt in ("exr", "pfm") else image.transfer
     pixels = np.asarray(image.pixels, dtype=np.float32)

@@ -51,18 +51,13 @@ def rgb_to_y(x: torch.Tensor) -> torch.Tensor:
     return y.unsqueeze(-3)
 
 
-def _one_image(
-    a: torch.Tensor, b: torch.Tensor, shave: int, name: str
-) -> tuple[torch.Tensor, torch.Tensor]:
+def _one_image(a: torch.Tensor, b: torch.Tensor, shave: int, name: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Check a pair of single images and return both as float64 C x H x W, borders shaved."""
     if a.shape != b.shape:
         raise ValueError(f"{name}: shapes differ: {tuple(a.shape)} vs {tuple(b.shape)}")
     if a.ndim == 4:
         if a.shape[0] != 1:
-            raise ValueError(
-                f"{name} scores one image, got a batch of {a.shape[0]}; "
-                "score each image and average the scores"
-            )
+            raise ValueError(f"{name} scores one image, got a batch of {a.shape[0]}; score each image and average the scores")
         a, b = a[0], b[0]
     elif a.ndim == 2:
         a, b = a[None], b[None]
@@ -135,9 +130,7 @@ def ssim(a: torch.Tensor, b: torch.Tensor, peak: float = 255.0, shave: int = 0) 
     cov = mean_ab - mu_a * mu_b
     c1 = (_SSIM_K1 * peak) ** 2
     c2 = (_SSIM_K2 * peak) ** 2
-    ssim_map = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / (
-        (mu_a * mu_a + mu_b * mu_b + c1) * (var_a + var_b + c2)
-    )
+    ssim_map = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a * mu_a + mu_b * mu_b + c1) * (var_a + var_b + c2))
     # Every channel's map has the same size, so the mean over all of them is the mean of the
     # per-channel means.
     return ssim_map.mean().item()

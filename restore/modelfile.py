@@ -87,8 +87,7 @@ class ModelInfo:
 def _refuse_pickle(path: Path) -> None:
     if path.suffix.lower() in PICKLE_SUFFIXES:
         raise ModelFileError(
-            f"refusing to load '{path}': pickled checkpoints can run arbitrary code; "
-            "restore reads .safetensors model files only"
+            f"refusing to load '{path}': pickled checkpoints can run arbitrary code; restore reads .safetensors model files only"
         )
 
 

@@ -68,9 +68,7 @@ def restore_image(image: Image, model: Model, options: RunOptions, on_tile: Tile
     )
 
 
-def restore_file(
-    source: Path, target: Path, model: Model, options: RunOptions, on_tile: TileCallback | None = None
-) -> Image:
+def restore_file(source: Path, target: Path, model: Model, options: RunOptions, on_tile: TileCallback | None = None) -> Image:
     """Read `source`, restore it, write `target` atomically; return the written image."""
     image = read_image(source)
     result = restore_image(image, model, options, on_tile)

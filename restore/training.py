@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -53,30 +52,31 @@ class BatchSource(Protocol):
 class TrainConfig:
     """Everything a run needs; stored in its checkpoint so that a resume can check it."""
 
-    out: str                      # model file to export
-    task: str = "denoise"         # "denoise" or "upscale"
-    data: str = ""                # folder of clean images, or of the MNIST IDX files
+    out: str  # model file to export
+    task: str = "denoise"  # "denoise" or "upscale"
+    data: str = ""  # folder of clean images, or of the MNIST IDX files
     pairs: list[str] = field(default_factory=list)  # finetune: [folder A, folder B]
-    variant: str = "n2n_unet"     # registered architecture variant (ignored with init)
-    init: str = ""                # start from this model file (finetune; x3/x4 from x2)
+    variant: str = "n2n_unet"  # registered architecture variant (ignored with init)
+    init: str = ""  # start from this model file (finetune; x3/x4 from x2)
     noise: str = "gaussian:0-50"  # noise model for `data` (denoise)
-    clean_targets: bool = False   # the control: clean targets instead of Noise2Noise's noisy ones
-    scale: int = 2                # upscale factor (upscale)
-    patch: int = 64               # input patch side (the LR patch for upscaling)
+    clean_targets: bool = False  # the control: clean targets instead of Noise2Noise's noisy ones
+    scale: int = 2  # upscale factor (upscale)
+    patch: int = 64  # input patch side (the LR patch for upscaling)
     batch: int = 16
     steps: int = 1000
-    minutes: float = 0.0          # stop after this wall time as well (0: no limit)
+    minutes: float = 0.0  # stop after this wall time as well (0: no limit)
     lr: float = 3e-4
-    lr_halve_every: int = 0       # halve the learning rate every N steps (0: constant)
-    loss: str = "l2"              # "l1", "l2" or "hdr"
-    val_count: int = 8            # images (or pairs) held out for validation
+    lr_halve_every: int = 0  # halve the learning rate every N steps (0: constant)
+    loss: str = "l2"  # "l1", "l2" or "hdr"
+    val_count: int = 8  # images (or pairs) held out for validation
     val_every: int = 100
     checkpoint_every: int = 100
     seed: int = 0
     device: str = "auto"
-    run_dir: str = ""             # checkpoints go here (default: next to `out`)
+    run_dir: str = ""  # checkpoints go here (default: next to `out`)
     name: str = ""
     description: str = ""
+    command: str = ""  # the command line that started the run, recorded in the model file
 
 
 def hdr_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -112,12 +112,14 @@ def prepare_data(config: TrainConfig, val_crop: int = 256) -> Data:
         if len(pairs) <= config.val_count:
             raise ValueError(f"{len(pairs)} pairs: need more than --val-count {config.val_count}")
         loaded = [tuple(load_images([a, b])) for a, b in pairs]
-        for (a, b), (pa, _) in zip(loaded, pairs):
+        for (a, b), (pa, _) in zip(loaded, pairs, strict=True):
             if a.shape != b.shape:
                 raise ValueError(f"size mismatch: '{pa.name}' is {tuple(a.shape)} in A and {tuple(b.shape)} in B")
         train, val = loaded[: len(loaded) - config.val_count], loaded[len(loaded) - config.val_count :]
         validation = [(_center_crop(a, val_crop)[None], _center_crop(b, val_crop)[None]) for a, b in val]
-        return Data(PairSource(train, config.patch), validation, f"{len(train)} noisy pairs from {config.pairs[0]} and {config.pairs[1]}")
+        return Data(
+            PairSource(train, config.patch), validation, f"{len(train)} noisy pairs from {config.pairs[0]} and {config.pairs[1]}"
+        )
 
     noise = parse_noise(config.noise) if config.task == "denoise" else None
     if is_mnist_folder(config.data):
@@ -127,10 +129,10 @@ def prepare_data(config: TrainConfig, val_crop: int = 256) -> Data:
         val_clean = held[: max(config.val_count, 1) * 64]
         val_noisy = noise.apply(val_clean, g).clamp(0, 1)
         # Validate on 8 x 8 grids of digits, as the networks see digit grids at inference.
-        grids = [
-            (_grid(val_noisy[i : i + 64]), _grid(val_clean[i : i + 64])) for i in range(0, len(val_clean), 64)
-        ]
-        return Data(DigitSource(train, noise, config.clean_targets), grids, f"MNIST train minus 5,000 held-out digits, {config.data}")
+        grids = [(_grid(val_noisy[i : i + 64]), _grid(val_clean[i : i + 64])) for i in range(0, len(val_clean), 64)]
+        return Data(
+            DigitSource(train, noise, config.clean_targets), grids, f"MNIST train minus 5,000 held-out digits, {config.data}"
+        )
 
     files = image_files(config.data)
     if len(files) <= config.val_count:
@@ -170,7 +172,9 @@ def build_network(config: TrainConfig) -> tuple[Restorer, ModelInfo | None]:
         cfg = {**base.config_dict(), "scale": config.scale}
         network = build(info.architecture, cfg)
         own = network.state_dict()
-        network.load_state_dict({k: v for k, v in base.state_dict().items() if k in own and own[k].shape == v.shape}, strict=False)
+        network.load_state_dict(
+            {k: v for k, v in base.state_dict().items() if k in own and own[k].shape == v.shape}, strict=False
+        )
         return network, info
     return base, info
 
@@ -287,7 +291,8 @@ def train(config: TrainConfig, console: Console | None = None, show_progress: bo
 def _resumable(config: TrainConfig) -> dict[str, Any]:
     """The settings a resumed run must share with its checkpoint (not the stopping rules)."""
     values = asdict(config)
-    for key in ("steps", "minutes", "device", "out", "run_dir", "name", "description", "val_every", "checkpoint_every"):
+    stopping_and_naming = ("steps", "minutes", "device", "out", "run_dir", "name", "description", "command")
+    for key in (*stopping_and_naming, "val_every", "checkpoint_every"):
         values.pop(key)
     return values
 
@@ -318,7 +323,7 @@ def _export_info(
         description=config.description,
         training={
             "data": data.description,
-            "command": " ".join(["restore", *sys.argv[1:]]) if Path(sys.argv[0]).name == "restore" else "",
+            "command": config.command,
             "from": base.name if base else None,
             "targets": "clean" if config.clean_targets else "noisy (Noise2Noise)" if config.task == "denoise" else "HR",
             "loss": config.loss,

@@ -40,9 +40,7 @@ def bundled_models() -> dict[str, BundledModel]:
     """Name -> bundled model, from models/registry.json."""
     folder = models_dir()
     entries = json.loads((folder / REGISTRY_NAME).read_text())
-    return {
-        name: BundledModel(name, folder / e["file"], e["sha256"], e["task"], e["summary"]) for name, e in entries.items()
-    }
+    return {name: BundledModel(name, folder / e["file"], e["sha256"], e["task"], e["summary"]) for name, e in entries.items()}
 
 
 def sha256_of(path: Path) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -23,7 +24,7 @@ def shared_data() -> Path:
     return root
 
 
-def write_png(path: Path, pixels: "np.ndarray", bit_depth: str = "u8", alpha: "np.ndarray | None" = None) -> Path:
+def write_png(path: Path, pixels: np.ndarray, bit_depth: str = "u8", alpha: np.ndarray | None = None) -> Path:
     """Write float pixels (H x W x C in [0, 1]) as a PNG through restore's own writer."""
     from restore.imageio import Image, write_image
 
@@ -32,10 +33,8 @@ def write_png(path: Path, pixels: "np.ndarray", bit_depth: str = "u8", alpha: "n
     return path
 
 
-def smooth_image(height: int, width: int, channels: int = 3, seed: int = 0) -> "np.ndarray":
+def smooth_image(height: int, width: int, channels: int = 3, seed: int = 0) -> np.ndarray:
     """A smooth colour test image: gradients plus a few soft blobs, H x W x C float32 in [0, 1]."""
-    import numpy as np
-
     rng = np.random.default_rng(seed)
     y, x = np.mgrid[0:height, 0:width].astype(np.float32)
     planes = []
@@ -60,8 +59,14 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     edsr = build("edsr", {"scale": 2, "n_resblocks": 1, "n_feats": 8})
     paths = {}
     for name, network, task in (("denoiser", unet, "denoise"), ("upscaler", edsr, "upscale")):
-        info = ModelInfo(name=f"tiny-{name}", architecture=network.architecture, config=network.config_dict(),
-                         task=task, scales=list(network.scales), channels=3)
+        info = ModelInfo(
+            name=f"tiny-{name}",
+            architecture=network.architecture,
+            config=network.config_dict(),
+            task=task,
+            scales=list(network.scales),
+            channels=3,
+        )
         paths[name] = folder / f"tiny-{name}.safetensors"
         save_model_file(paths[name], network, info)
     return paths

@@ -77,7 +77,12 @@ def test_tiled_cli_run_matches_the_untiled_one(tmp_path, tiny_models):
     src = write_png(tmp_path / "p.png", smooth_image(70, 90), "u16")
     model = str(tiny_models["upscaler"])
     assert run("upscale", str(src), "-o", str(tmp_path / "whole.png"), "--model", model, "--precision", "fp32").returncode == 0
-    assert run("upscale", str(src), "-o", str(tmp_path / "tiled.png"), "--model", model, "--tile", "16", "--precision", "fp32").returncode == 0
+    assert (
+        run(
+            "upscale", str(src), "-o", str(tmp_path / "tiled.png"), "--model", model, "--tile", "16", "--precision", "fp32"
+        ).returncode
+        == 0
+    )
     whole, tiled = read_image(tmp_path / "whole.png").pixels, read_image(tmp_path / "tiled.png").pixels
     assert np.abs(whole - tiled).max() <= 1 / 65535
 
@@ -147,3 +152,15 @@ def test_info_prints_the_metadata(tiny_models):
 def test_python_dash_m_and_help_work():
     result = run("--help")
     assert result.returncode == 0 and "denoise" in result.stdout and "upscale" in result.stdout
+
+
+def test_globs_take_every_match_while_folders_skip_previous_outputs(tmp_path, tiny_models):
+    for name in ("a.png", "b.png", "a.denoised.png"):
+        write_png(tmp_path / "in" / name, smooth_image(16, 16))
+    out = tmp_path / "out"
+    result = run("denoise", str(tmp_path / "in" / "*.png"), "-o", str(out), "--model", str(tiny_models["denoiser"]), "-q")
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["a.denoised.png", "a.png", "b.png"]
+    folder_run = run("denoise", str(tmp_path / "in"), "-o", str(tmp_path / "out2"), "--model", str(tiny_models["denoiser"]))
+    assert sorted(p.name for p in (tmp_path / "out2").iterdir()) == ["a.png", "b.png"]  # our own output skipped
+    assert folder_run.returncode == 0

@@ -37,8 +37,18 @@ def noisy_pairs(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def tiny_config(tmp_path: Path, data: Path, **overrides) -> TrainConfig:
-    values = dict(out=str(tmp_path / "m.safetensors"), data=str(data), steps=2, batch=2, patch=32, val_count=2,
-                  val_every=1, checkpoint_every=1, noise="gaussian:25", device="cpu")
+    values = dict(
+        out=str(tmp_path / "m.safetensors"),
+        data=str(data),
+        steps=2,
+        batch=2,
+        patch=32,
+        val_count=2,
+        val_every=1,
+        checkpoint_every=1,
+        noise="gaussian:25",
+        device="cpu",
+    )
     values.update(overrides)
     return TrainConfig(**values)
 
@@ -68,8 +78,28 @@ def test_resumed_training_matches_an_uninterrupted_run(tmp_path, photos):
 
 def test_a_killed_cli_run_resumes_from_its_last_checkpoint(tmp_path, photos):
     out = tmp_path / "killed.safetensors"
-    cmd = [sys.executable, "-m", "restore", "train", str(photos), "-o", str(out), "--steps", "10000", "--batch", "2",
-           "--patch", "32", "--val-count", "2", "--val-every", "1", "--device", "cpu", "--quiet"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "restore",
+        "train",
+        str(photos),
+        "-o",
+        str(out),
+        "--steps",
+        "10000",
+        "--batch",
+        "2",
+        "--patch",
+        "32",
+        "--val-count",
+        "2",
+        "--val-every",
+        "1",
+        "--device",
+        "cpu",
+        "--quiet",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     checkpoint = tmp_path / "killed.run" / "checkpoint.safetensors"
     deadline = time.monotonic() + 120
@@ -79,7 +109,9 @@ def test_a_killed_cli_run_resumes_from_its_last_checkpoint(tmp_path, photos):
     proc.kill()
     proc.wait()
     assert checkpoint.exists() and not out.exists()
-    resumed = subprocess.run([*cmd[:cmd.index("10000")], "3", *cmd[cmd.index("10000") + 1 :]], capture_output=True, text=True, timeout=300)
+    resumed = subprocess.run(
+        [*cmd[: cmd.index("10000")], "3", *cmd[cmd.index("10000") + 1 :]], capture_output=True, text=True, timeout=300
+    )
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming from step" in resumed.stderr
     assert read_info(out).training["steps"] >= 3
@@ -93,8 +125,19 @@ def test_a_checkpoint_of_other_settings_is_not_silently_reused(tmp_path, photos)
 
 def test_finetune_on_noisy_pairs_lowers_the_loss_and_exports(tmp_path, noisy_pairs, tiny_models):
     a, b = noisy_pairs
-    config = TrainConfig(out=str(tmp_path / "ft.safetensors"), pairs=[str(a), str(b)], init=str(tiny_models["denoiser"]),
-                         steps=30, batch=4, patch=32, lr=1e-3, val_count=1, val_every=10, checkpoint_every=10, device="cpu")
+    config = TrainConfig(
+        out=str(tmp_path / "ft.safetensors"),
+        pairs=[str(a), str(b)],
+        init=str(tiny_models["denoiser"]),
+        steps=30,
+        batch=4,
+        patch=32,
+        lr=1e-3,
+        val_count=1,
+        val_every=10,
+        checkpoint_every=10,
+        device="cpu",
+    )
     info = train(config, show_progress=False)
     curve = [psnr for _, psnr, _ in info.training["val_curve"]]
     assert curve[-1] > curve[0]  # noisy-vs-noisy validation PSNR rises as the denoiser adapts
@@ -105,8 +148,23 @@ def test_finetune_on_noisy_pairs_lowers_the_loss_and_exports(tmp_path, noisy_pai
 def test_finetune_lists_unmatched_files(tmp_path, noisy_pairs, tiny_models):
     a, b = noisy_pairs
     (b / "scene0.png").rename(b / "other.png")
-    result = subprocess.run([sys.executable, "-m", "restore", "finetune", str(a), str(b), "-o", str(tmp_path / "x.safetensors"),
-                             "--from", str(tiny_models["denoiser"])], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "restore",
+            "finetune",
+            str(a),
+            str(b),
+            "-o",
+            str(tmp_path / "x.safetensors"),
+            "--from",
+            str(tiny_models["denoiser"]),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 1 and "scene0.png" in result.stderr and "other.png" in result.stderr
     assert "Traceback" not in result.stderr
 
