@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from restore.device import cpu_precisions  # noqa: E402
+from restore.device import cpu_name, cpu_precisions  # noqa: E402
 from restore.imageio import Image, write_image  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "denoise-speed.md"
@@ -83,7 +83,7 @@ def main() -> None:
             ["denoise", str(memory_png), "-o", str(Path(tmp) / "large-out.png"), "--precision", "fp32", "--quiet"]
         )
 
-    cpu = platform.processor() or platform.machine()
+    cpu = cpu_name() or platform.machine()
     lines = [
         "# `restore denoise` speed and memory on CPU",
         "",

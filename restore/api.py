@@ -19,7 +19,7 @@ from restore.archs import Restorer
 from restore.device import resolve_device, resolve_precision
 from restore.modelfile import ModelFileError, ModelInfo, load_model_file
 from restore.tiling import TileCallback, run_tiled
-from restore.zoo import bundled_path
+from restore.zoo import bundled_models, bundled_path
 
 DEFAULT_DENOISER = "n2n-gaussian"
 DEFAULT_UPSCALERS = {2: "edsr-x2", 3: "edsr-x3", 4: "edsr-x4"}
@@ -138,8 +138,11 @@ def denoiser(model: Model | str | os.PathLike[str] = DEFAULT_DENOISER) -> Model:
 def upscaler_for(scale: int, model: Model | str | os.PathLike[str] | None = None) -> Model:
     """The model to upscale by `scale`: the given one (switched to that scale) or the bundled default."""
     if model is None:
-        if scale not in DEFAULT_UPSCALERS:
-            raise ValueError(f"no bundled upscaler for x{scale} (available: x2, x3, x4)")
+        bundled = bundled_models()
+        available = sorted(s for s, name in DEFAULT_UPSCALERS.items() if name in bundled)
+        if DEFAULT_UPSCALERS.get(scale) not in bundled:
+            offered = ", ".join(f"x{s}" for s in available) or "none"
+            raise ModelFileError(f"no bundled x{scale} upscaler (bundled: {offered}); give one with --model")
         model = DEFAULT_UPSCALERS[scale]
     loaded = _as_model(model)
     if loaded.info.task != "upscale":

@@ -59,7 +59,8 @@ def _cache_file() -> Path:
     return Path(root) / "restore" / "cpu-precision.json"
 
 
-def _cpu_name() -> str:
+def cpu_name() -> str:
+    """The CPU model as /proc/cpuinfo names it (or what platform knows)."""
     try:
         with open("/proc/cpuinfo") as f:
             return next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
@@ -97,7 +98,7 @@ def fastest_cpu_precision(network: torch.nn.Module, key: str, channels: int = 3)
     candidates = cpu_precisions()
     if len(candidates) == 1:
         return candidates[0]
-    cache_key = f"{_cpu_name()}|torch {torch.__version__}|{torch.get_num_threads()} threads|{key}"
+    cache_key = f"{cpu_name()}|torch {torch.__version__}|{torch.get_num_threads()} threads|{key}"
     cache = _cache_file()
     try:
         known = json.loads(cache.read_text())

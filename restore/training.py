@@ -96,6 +96,9 @@ class Data:
     source: BatchSource
     validation: list[tuple[torch.Tensor, torch.Tensor]]  # (input, reference) pairs, 1 x C x H x W
     description: str
+    # True when the references are themselves noisy shots (finetune pairs): validation then
+    # estimates the PSNR against the unseen clean image (see `validate`).
+    noisy_references: bool = False
 
 
 def _center_crop(image: torch.Tensor, size: int, multiple: int = 1) -> torch.Tensor:
@@ -117,9 +120,8 @@ def prepare_data(config: TrainConfig, val_crop: int = 256) -> Data:
                 raise ValueError(f"size mismatch: '{pa.name}' is {tuple(a.shape)} in A and {tuple(b.shape)} in B")
         train, val = loaded[: len(loaded) - config.val_count], loaded[len(loaded) - config.val_count :]
         validation = [(_center_crop(a, val_crop)[None], _center_crop(b, val_crop)[None]) for a, b in val]
-        return Data(
-            PairSource(train, config.patch), validation, f"{len(train)} noisy pairs from {config.pairs[0]} and {config.pairs[1]}"
-        )
+        described = f"{len(train)} noisy pairs from {config.pairs[0]} and {config.pairs[1]}"
+        return Data(PairSource(train, config.patch), validation, described, noisy_references=True)
 
     noise = parse_noise(config.noise) if config.task == "denoise" else None
     if is_mnist_folder(config.data):
@@ -179,14 +181,29 @@ def build_network(config: TrainConfig) -> tuple[Restorer, ModelInfo | None]:
     return base, info
 
 
-def validate(network: Restorer, validation: Sequence[tuple[torch.Tensor, torch.Tensor]], device: torch.device) -> float:
-    """Mean PSNR (peak 1) of the network's clipped output against the references."""
+def validate(
+    network: Restorer,
+    validation: Sequence[tuple[torch.Tensor, torch.Tensor]],
+    device: torch.device,
+    noisy_references: bool = False,
+) -> float:
+    """Mean PSNR (peak 1) of the network's clipped output against the references.
+
+    With noisy references (a held-out pair A, B of independent shots), PSNR(f(A), B) hardly
+    moves: B's own noise dominates it. Since E|f(A) - B|^2 = E|f(A) - clean|^2 + var(noise_B)
+    and E|A - B|^2 = 2 var(noise) for two shots of the same noise level, the clean error is
+    estimated as MSE(f(A), B) - MSE(A, B) / 2, and its PSNR reported.
+    """
     network.eval()
     scores = []
     with torch.inference_mode():
         for inp, ref in validation:
             out = network(inp.to(device)).float().cpu().clamp(0, 1)
-            scores.append(psnr(out, ref, peak=1.0))
+            if noisy_references:
+                mse = F.mse_loss(out, ref).item() - F.mse_loss(inp, ref).item() / 2
+                scores.append(10 * math.log10(1 / max(mse, 1e-10)))
+            else:
+                scores.append(psnr(out, ref, peak=1.0))
     network.train()
     return sum(scores) / len(scores)
 
@@ -273,14 +290,14 @@ def train(config: TrainConfig, console: Console | None = None, show_progress: bo
             elapsed = time.monotonic() - started
             last_loss = loss.item()
             if step % config.val_every == 0 or step == config.steps:
-                last_psnr = validate(network, data.validation, device)
+                last_psnr = validate(network, data.validation, device, data.noisy_references)
                 history.append([step, round(last_psnr, 3), round(elapsed, 1)])
                 progress.console.print(f"step {step}: loss {last_loss:.5f}, validation PSNR {last_psnr:.2f} dB, {elapsed:.0f} s")
             if step % config.checkpoint_every == 0:
                 save()
             progress.update(bar, completed=step, loss=last_loss, psnr=last_psnr)
     if not history or history[-1][0] != step:
-        last_psnr = validate(network, data.validation, device)
+        last_psnr = validate(network, data.validation, device, data.noisy_references)
         history.append([step, round(last_psnr, 3), round(elapsed, 1)])
     save()
     info = _export_info(config, network, base_info, data, step, elapsed, history, device)
