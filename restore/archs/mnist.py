@@ -56,12 +56,12 @@ class MLPAutoencoder(Restorer):
         self.pads_input = False
         self.floats_per_pixel = 8
         widths = [self.cell * self.cell, *config.hidden]
-        self.encoder = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
+        self.encoder = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:], strict=True))
         if config.tied:
             # Only the decoder biases are separate parameters; weights are the encoder's, transposed.
             self.decoder_biases = nn.ParameterList(nn.Parameter(torch.zeros(a)) for a in widths[:-1])
         else:
-            self.decoder = nn.ModuleList(nn.Linear(b, a) for a, b in zip(widths[:-1], widths[1:]))
+            self.decoder = nn.ModuleList(nn.Linear(b, a) for a, b in zip(widths[:-1], widths[1:], strict=True))
 
     @property
     def depth(self) -> int:
