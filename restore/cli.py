@@ -40,8 +40,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
-err = Console(stderr=True, highlight=False)
-out = Console(highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+# Tables in a pipe or a log get a wide page instead of the 80 columns rich assumes there.
+out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 
 # Files named like our own outputs are skipped when a folder is expanded, so running twice on a
 # folder does not restore the previous results.
@@ -150,7 +151,8 @@ def _process(
     model = load_model()
     failures = 0
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
-    with Progress(*columns, console=err, disable=quiet, transient=True) as progress:
+    # Bars only on a terminal: in a log they would print nothing useful.
+    with Progress(*columns, console=err, disable=quiet or not err.is_terminal, transient=True) as progress:
         files_bar = progress.add_task("files", total=len(jobs))
         tiles_bar = progress.add_task("tiles", total=None)
 
