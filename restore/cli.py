@@ -281,7 +281,13 @@ def train(
     task: Annotated[str, typer.Option("--task", help="denoise or upscale.")] = "denoise",
     arch: Annotated[str, typer.Option("--arch", help="Architecture variant (see restore.archs.VARIANTS).")] = "n2n_unet",
     init: Annotated[str | None, typer.Option("--init", help="Start from this model (e.g. x3 from x2).")] = None,
-    noise: Annotated[str, typer.Option("--noise", help="Noise model, e.g. gaussian:0-50, poisson:30.")] = "gaussian:0-50",
+    noise: Annotated[
+        str,
+        typer.Option(
+            "--noise",
+            help="Noise or corruption: gaussian:0-50, poisson:30, poisson-gaussian:30,5, erase:0.5, blur:2, block:10, mix:A|B.",
+        ),
+    ] = "gaussian:0-50",
     clean_targets: Annotated[bool, typer.Option("--clean-targets", help="Train on clean targets (the control).")] = False,
     scale: Annotated[int, typer.Option("--scale", help="Upscale factor for --task upscale.")] = 2,
     loss: Annotated[str, typer.Option("--loss", help="l1, l2 or hdr.")] = "l2",

@@ -12,6 +12,9 @@ the result, and whose ``str()`` is the spec string that :func:`parse_noise` read
 - ``poisson-gaussian:30,5``: shot noise plus Gaussian read noise (sigma in 0..255 units);
   ranges are allowed for both, e.g. ``poisson-gaussian:5-100,0-10``.
 
+The corruptions of :mod:`restore.corruptions` read here too: ``erase:P``, ``blur:SIGMA``,
+``block:SIZE`` and ``mix:SPEC|SPEC|...`` (one listed model per image).
+
 A parameter is either a number or an inclusive (low, high) range. Per-image parameters are
 drawn before the noise itself, and a fixed parameter draws nothing, so
 ``GaussianNoise(25).apply(clean / 255, torch.Generator().manual_seed(seed)) * 255`` equals the
@@ -78,9 +81,7 @@ def _format_param(value: Param) -> str:
     return _format_number(value)
 
 
-def _draw(
-    value: Param, clean: torch.Tensor, generator: torch.Generator, log: bool = False
-) -> torch.Tensor | float:
+def _draw(value: Param, clean: torch.Tensor, generator: torch.Generator, log: bool = False) -> torch.Tensor | float:
     """The parameter for each image of ``clean``: the value itself, or an N x 1 x 1 x 1 draw.
 
     Ranges are drawn uniformly, or uniformly in log space with ``log`` (for photon counts,
@@ -89,9 +90,7 @@ def _draw(
     if not isinstance(value, tuple):
         return float(value)
     low, high = value
-    u = torch.rand(
-        clean.shape[0], dtype=torch.float64, generator=generator, device=generator.device
-    )
+    u = torch.rand(clean.shape[0], dtype=torch.float64, generator=generator, device=generator.device)
     if log:
         drawn = torch.exp(math.log(low) + u * (math.log(high) - math.log(low)))
     else:
@@ -102,22 +101,16 @@ def _draw(
 def _check_image(clean: torch.Tensor) -> None:
     """Raise ValueError unless ``clean`` is a float N x C x H x W tensor."""
     if clean.ndim != 4 or not clean.is_floating_point():
-        raise ValueError(
-            f"noise needs a float N x C x H x W tensor, got {clean.dtype} {tuple(clean.shape)}"
-        )
+        raise ValueError(f"noise needs a float N x C x H x W tensor, got {clean.dtype} {tuple(clean.shape)}")
 
 
-def _gaussian(
-    clean: torch.Tensor, sigma: torch.Tensor | float, generator: torch.Generator
-) -> torch.Tensor:
+def _gaussian(clean: torch.Tensor, sigma: torch.Tensor | float, generator: torch.Generator) -> torch.Tensor:
     """Standard normal noise shaped like ``clean`` times ``sigma`` (on the [0, 1] scale)."""
     z = torch.randn(clean.shape, dtype=clean.dtype, generator=generator, device=generator.device)
     return z.to(clean.device) * sigma
 
 
-def _shot(
-    clean: torch.Tensor, photons: torch.Tensor | float, generator: torch.Generator
-) -> torch.Tensor:
+def _shot(clean: torch.Tensor, photons: torch.Tensor | float, generator: torch.Generator) -> torch.Tensor:
     """Poisson(photons * clean) / photons: the photon count at each pixel, rescaled to [0, 1]."""
     # A rate must be non-negative; a slightly negative clean value (e.g. after resampling)
     # emits no photons.
@@ -202,7 +195,8 @@ class PoissonGaussianNoise:
 
 _UNKNOWN = (
     "unknown noise {spec!r} "
-    "(expected gaussian:SIGMA, poisson:LAMBDA or poisson-gaussian:LAMBDA,READ)"
+    "(expected gaussian:SIGMA, poisson:LAMBDA or poisson-gaussian:LAMBDA,READ), "
+    "or a corruption {corruptions}"
 )
 # A non-negative number, exponent allowed; the exponent's sign is why a range cannot simply
 # be split at '-'.
@@ -214,9 +208,7 @@ def _parse_param(text: str, spec: str) -> Param:
     """Read '25' as 25.0 and '0-50' as (0.0, 50.0)."""
     match = _PARAM.fullmatch(text.strip())
     if match is None:
-        raise ValueError(
-            f"bad value {text!r} in noise spec {spec!r} (expected a number or a range LOW-HIGH)"
-        )
+        raise ValueError(f"bad value {text!r} in noise spec {spec!r} (expected a number or a range LOW-HIGH)")
     low, high = match.groups()
     return float(low) if high is None else (float(low), float(high))
 
@@ -225,16 +217,22 @@ def parse_noise(spec: str) -> NoiseModel:
     """Build the noise model a spec string names; ``str()`` of the result gives the spec back.
 
     Args:
-        spec: ``gaussian:SIGMA``, ``poisson:LAMBDA`` or ``poisson-gaussian:LAMBDA,READ``, each
-            parameter a number or a range ``LOW-HIGH`` (e.g. ``gaussian:0-50``).
+        spec: ``gaussian:SIGMA``, ``poisson:LAMBDA`` or ``poisson-gaussian:LAMBDA,READ``, or a
+            corruption ``erase:P``, ``blur:SIGMA``, ``block:SIZE`` or ``mix:SPEC|SPEC|...``
+            (see :mod:`restore.corruptions`); each parameter a number or a range ``LOW-HIGH``
+            (e.g. ``gaussian:0-50``).
 
     Raises:
         ValueError: for an unknown family, a malformed or out-of-range parameter.
     """
+    # Imported here: the corruptions build on this module's helpers.
+    from restore.corruptions import FAMILIES, parse_corruption
+
+    unknown = _UNKNOWN.format(spec=spec, corruptions=FAMILIES)
     family, sep, args = spec.strip().partition(":")
     family = family.strip().lower()
     if not sep:
-        raise ValueError(_UNKNOWN.format(spec=spec))
+        raise ValueError(unknown)
     if family == "gaussian":
         return GaussianNoise(_parse_param(args, spec))
     if family == "poisson":
@@ -242,8 +240,9 @@ def parse_noise(spec: str) -> NoiseModel:
     if family == "poisson-gaussian":
         parts = args.split(",")
         if len(parts) != 2:
-            raise ValueError(
-                f"noise spec {spec!r} needs two parameters: poisson-gaussian:LAMBDA,READ"
-            )
+            raise ValueError(f"noise spec {spec!r} needs two parameters: poisson-gaussian:LAMBDA,READ")
         return PoissonGaussianNoise(_parse_param(parts[0], spec), _parse_param(parts[1], spec))
-    raise ValueError(_UNKNOWN.format(spec=spec))
+    corruption = parse_corruption(family, args, spec)
+    if corruption is None:
+        raise ValueError(unknown)
+    return corruption

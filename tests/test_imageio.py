@@ -170,8 +170,9 @@ def test_tiff_round_trip_is_exact(tmp_path: Path, layout: str, depth: str) -> No
 def test_tiff_half_planar_with_orientation(tmp_path: Path) -> None:
     values = hdr_values(3, np.float16)
     planar = np.moveaxis(values.astype(np.float16), -1, 0)
-    tifffile.imwrite(tmp_path / "h.tif", planar, photometric="rgb", planarconfig="separate",
-                     extratags=[(274, "H", 1, 3, True)])  # orientation 3: rotated 180 degrees
+    tifffile.imwrite(
+        tmp_path / "h.tif", planar, photometric="rgb", planarconfig="separate", extratags=[(274, "H", 1, 3, True)]
+    )  # orientation 3: rotated 180 degrees
     back = read_image(tmp_path / "h.tif")
     assert (back.bit_depth, back.transfer) == ("f16", "linear")
     np.testing.assert_array_equal(back.pixels, values[::-1, ::-1])
@@ -233,7 +234,7 @@ def rle_scanline(row: np.ndarray) -> bytes:
                 x += run
             else:
                 n = min(128, len(data) - x)
-                out += bytes([n]) + data[x:x + n]
+                out += bytes([n]) + data[x : x + n]
                 x += n
     return bytes(out)
 
@@ -258,8 +259,9 @@ def test_hdr_reads_rle_and_flat_scanlines(tmp_path: Path, y_sign: str) -> None:
 # ---------------------------------------------------------------------------- metadata
 
 
-@pytest.mark.parametrize("name, depth", [("a.png", "u8"), ("a.png", "u16"), ("a.jpg", "u8"),
-                                         ("a.webp", "u8"), ("a.tif", "u16"), ("a.tif", "f32")])
+@pytest.mark.parametrize(
+    "name, depth", [("a.png", "u8"), ("a.png", "u16"), ("a.jpg", "u8"), ("a.webp", "u8"), ("a.tif", "u16"), ("a.tif", "f32")]
+)
 def test_icc_profile_is_kept_byte_exact(tmp_path: Path, name: str, depth: str) -> None:
     layout = "rgb" if name.endswith(".jpg") else "rgba"
     write_image(tmp_path / name, make(layout, depth, icc=SRGB_ICC))
@@ -313,12 +315,20 @@ def test_bit_depth_override_u16_to_u8(tmp_path: Path) -> None:
     np.testing.assert_array_equal(back.alpha * 255, np.round(image.alpha * 255))
 
 
-@pytest.mark.parametrize("name, source, written", [
-    ("a.png", "f32", "u16"), ("a.png", "f16", "u16"), ("a.tif", "f16", "f32"), ("a.exr", "u8", "f16"),
-    ("a.exr", "u16", "f16"), ("a.jpg", "u16", "u8"), ("a.webp", "f32", "u8"), ("a.pfm", "u8", "f32"),
-])
-def test_default_bit_depth_is_the_nearest_the_format_holds(tmp_path: Path, name: str, source: str,
-                                                           written: str) -> None:
+@pytest.mark.parametrize(
+    "name, source, written",
+    [
+        ("a.png", "f32", "u16"),
+        ("a.png", "f16", "u16"),
+        ("a.tif", "f16", "f32"),
+        ("a.exr", "u8", "f16"),
+        ("a.exr", "u16", "f16"),
+        ("a.jpg", "u16", "u8"),
+        ("a.webp", "f32", "u8"),
+        ("a.pfm", "u8", "f32"),
+    ],
+)
+def test_default_bit_depth_is_the_nearest_the_format_holds(tmp_path: Path, name: str, source: str, written: str) -> None:
     write_image(tmp_path / name, make("rgb", source))
     assert read_image(tmp_path / name).bit_depth == written
 
@@ -388,7 +398,7 @@ def test_garbage_named_png(tmp_path: Path) -> None:
 def test_truncated_png(tmp_path: Path, depth: str) -> None:
     write_image(tmp_path / "whole.png", make("rgb", depth))
     data = (tmp_path / "whole.png").read_bytes()
-    (tmp_path / "half.png").write_bytes(data[:len(data) // 2])
+    (tmp_path / "half.png").write_bytes(data[: len(data) // 2])
     with pytest.raises(ImageError, match="truncated") as info:
         read_image(tmp_path / "half.png")
     one_line_error(info, "half.png")
@@ -399,7 +409,7 @@ def test_damaged_files_of_every_format(tmp_path: Path, name: str) -> None:
     image = make("rgb", "f32" if name.endswith((".exr", ".pfm")) else "u8")
     write_image(tmp_path / name, image)
     data = (tmp_path / name).read_bytes()
-    (tmp_path / name).write_bytes(data[:len(data) // 3])
+    (tmp_path / name).write_bytes(data[: len(data) // 3])
     with pytest.raises(ImageError) as info:
         read_image(tmp_path / name)
     one_line_error(info, name)

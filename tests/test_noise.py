@@ -57,9 +57,7 @@ def test_poisson_gaussian_variance() -> None:
         assert noisy[:, c].var().item() == pytest.approx(v / 30 + (5 / 255) ** 2, rel=0.05)
 
 
-@pytest.mark.parametrize(
-    "spec", ["gaussian:25", "gaussian:0-50", "poisson:30", "poisson-gaussian:5-100,0-10"]
-)
+@pytest.mark.parametrize("spec", ["gaussian:25", "gaussian:0-50", "poisson:30", "poisson-gaussian:5-100,0-10"])
 def test_same_seed_same_noise_other_seed_other_noise(spec: str) -> None:
     model = parse_noise(spec)
     clean = torch.rand(4, 3, 16, 16, generator=_gen(9))
@@ -129,8 +127,20 @@ def test_unknown_noise_message() -> None:
 
 @pytest.mark.parametrize(
     "spec",
-    ["", "speckle:3", "gaussian", "gaussian:", "gaussian:abc", "gaussian:-5", "gaussian:50-10",
-     "gaussian:inf", "poisson:0", "poisson:0-10", "poisson-gaussian:30", "poisson-gaussian:30,5,1"],
+    [
+        "",
+        "speckle:3",
+        "gaussian",
+        "gaussian:",
+        "gaussian:abc",
+        "gaussian:-5",
+        "gaussian:50-10",
+        "gaussian:inf",
+        "poisson:0",
+        "poisson:0-10",
+        "poisson-gaussian:30",
+        "poisson-gaussian:30,5,1",
+    ],
 )
 def test_bad_specs_raise_value_error(spec: str) -> None:
     with pytest.raises(ValueError):

@@ -96,9 +96,7 @@ def test_x2_upscale_of_an_impulse_gives_the_bicubic_weights() -> None:
     assert torch.all(y[:5] == 0) and torch.all(y[13:] == 0)
 
 
-@pytest.mark.parametrize(
-    "in_len,out_len", [(12, 6), (12, 4), (12, 3), (10, 7), (6, 12), (5, 15), (7, 11)]
-)
+@pytest.mark.parametrize("in_len,out_len", [(12, 6), (12, 4), (12, 3), (10, 7), (6, 12), (5, 15), (7, 11)])
 def test_matches_reference_on_1d_signal(in_len: int, out_len: int) -> None:
     rng = np.random.default_rng(in_len * 100 + out_len)
     signal = rng.uniform(0, 255, in_len)

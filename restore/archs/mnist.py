@@ -152,3 +152,13 @@ def mnist_dae(hidden: list[int] | None = None, tied: bool = True) -> MLPAutoenco
 def mnist_upscaler() -> MNISTUpscaler:
     """The lecture's 14 -> 28 upscaler."""
     return MNISTUpscaler(MNISTUpscalerConfig())
+
+
+SDAE_HIDDEN = [512, 256, 128, 64, 32, 16, 8, 2]
+"""The seed's "8 + 8 layers": eight encoder layers halving down to a 2-D code."""
+
+
+@register_variant
+def mnist_sdae(hidden: list[int] | None = None, tied: bool = True) -> MLPAutoencoder:
+    """The stacked denoising autoencoder of the second seed: 8 + 8 tied layers, 2-D code."""
+    return MLPAutoencoder(MLPAutoencoderConfig(hidden=hidden or list(SDAE_HIDDEN), tied=tied))

@@ -1,0 +1,198 @@
+"""Corruptions beyond additive noise, for the MNIST denoising autoencoders (lecture 7.3).
+
+They follow the contract of :mod:`restore.noise`: a frozen dataclass whose
+``apply(clean, generator)`` returns a corrupted copy of an N x C x H x W image batch on [0, 1],
+drawing only from ``generator``, and whose ``str()`` is the spec that
+:func:`restore.noise.parse_noise` reads back:
+
+- ``erase:0.5``: pixel erasure, each pixel set to 0 (black, the MNIST background) with
+  probability P; ``erase:0.5-0.9`` draws P uniformly per image.
+- ``blur:2``: Gaussian blur of standard deviation SIGMA pixels (kornia's ``gaussian_blur2d``,
+  kernel side 2 * ceil(3 * SIGMA) + 1, zero border since digits lie on black); ``blur:1-4``
+  draws SIGMA uniformly per image.
+- ``block:10``: a SIZE x SIZE square set to 0 at a uniformly random position inside the image;
+  ``block:8-16`` draws an integer SIZE uniformly per image, ends included.
+- ``mix:gaussian:0-100|erase:0.5-0.9|blur:1-4|block:8-16``: each image gets one of the
+  listed models, chosen uniformly; any spec that ``parse_noise`` reads may be listed, except
+  another ``mix``. Quote it in a shell, where ``|`` is a pipe.
+
+Additive Gaussian noise is :class:`restore.noise.GaussianNoise` (``gaussian:SIGMA``).
+Erasure and masking touch every channel of a pixel alike.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from kornia.filters import gaussian_blur2d
+
+from restore.noise import NoiseModel, Param, _check_image, _check_param, _draw, _format_param, _parse_param, parse_noise
+
+__all__ = ["BlockMask", "GaussianBlur", "MixedCorruption", "PixelErasure", "parse_corruption"]
+
+FAMILIES = "erase:P, blur:SIGMA, block:SIZE or mix:SPEC|SPEC|..."
+"""The corruption specs, for error messages."""
+
+
+def _check_at_most(name: str, value: Param, maximum: float) -> None:
+    """Raise ValueError if ``value`` (or the top of its range) exceeds ``maximum``."""
+    top = value[1] if isinstance(value, tuple) else value
+    if top > maximum:
+        raise ValueError(f"{name} must be <= {maximum:g}, got {value}")
+
+
+@dataclass(frozen=True)
+class PixelErasure:
+    """Set each pixel to 0 with probability ``p``.
+
+    Attributes:
+        p: the erasure probability in [0, 1], or a (low, high) range drawn uniformly per image.
+    """
+
+    p: Param
+
+    def __post_init__(self) -> None:
+        _check_param("erasure probability", self.p, 0.0, strict=False)
+        _check_at_most("erasure probability", self.p, 1.0)
+
+    def apply(self, clean: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Return ``clean`` with a random fraction ``p`` of its pixels set to 0."""
+        _check_image(clean)
+        p = _draw(self.p, clean, generator)
+        n, _, h, w = clean.shape
+        u = torch.rand((n, 1, h, w), dtype=clean.dtype, generator=generator, device=generator.device)
+        return clean * (u.to(clean.device) >= p)
+
+    def __str__(self) -> str:
+        return f"erase:{_format_param(self.p)}"
+
+
+@dataclass(frozen=True)
+class GaussianBlur:
+    """Blur with a normalised, sampled Gaussian kernel.
+
+    Attributes:
+        sigma: standard deviation in pixels (> 0), or a (low, high) range drawn uniformly per
+            image.
+    """
+
+    sigma: Param
+
+    def __post_init__(self) -> None:
+        _check_param("blur sigma", self.sigma, 0.0, strict=True)
+
+    def kernel_size(self) -> int:
+        """Odd kernel side covering +-3 sigma of the largest sigma (beyond that the weights are < 1.2 %)."""
+        top = self.sigma[1] if isinstance(self.sigma, tuple) else self.sigma
+        return 2 * math.ceil(3 * top) + 1
+
+    def apply(self, clean: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Return ``clean`` blurred; the area outside the image counts as black."""
+        _check_image(clean)
+        sigma = _draw(self.sigma, clean, generator)
+        # kornia takes one (sigma_y, sigma_x) row per image, or a pair shared by the batch.
+        sigmas = sigma.view(-1, 1).expand(-1, 2) if isinstance(sigma, torch.Tensor) else (sigma, sigma)
+        size = self.kernel_size()
+        return gaussian_blur2d(clean, (size, size), sigmas, border_type="constant")
+
+    def __str__(self) -> str:
+        return f"blur:{_format_param(self.sigma)}"
+
+
+@dataclass(frozen=True)
+class BlockMask:
+    """Set a square block, placed uniformly at random inside the image, to 0.
+
+    Attributes:
+        size: the block side in pixels (a whole number >= 1), or a (low, high) range from which
+            a whole side is drawn uniformly per image, both ends included.
+    """
+
+    size: Param
+
+    def __post_init__(self) -> None:
+        _check_param("block size", self.size, 1.0, strict=False)
+        ends = self.size if isinstance(self.size, tuple) else (self.size,)
+        if any(not float(end).is_integer() for end in ends):
+            raise ValueError(f"block size must be a whole number of pixels, got {self.size}")
+
+    def apply(self, clean: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Return ``clean`` with one block per image set to 0."""
+        _check_image(clean)
+        n, _, h, w = clean.shape
+        top = int(self.size[1] if isinstance(self.size, tuple) else self.size)
+        if top > min(h, w):
+            raise ValueError(f"a {top} x {top} block does not fit in a {h} x {w} image")
+        on = generator.device
+        if isinstance(self.size, tuple):
+            sizes = torch.randint(int(self.size[0]), top + 1, (n,), generator=generator, device=on)
+        else:
+            sizes = torch.full((n,), top, device=on)
+        # Top-left corners uniform over the positions where the whole block fits.
+        y = (torch.rand(n, generator=generator, device=on, dtype=torch.float64) * (h - sizes + 1)).long()
+        x = (torch.rand(n, generator=generator, device=on, dtype=torch.float64) * (w - sizes + 1)).long()
+        rows = torch.arange(h, device=on)
+        cols = torch.arange(w, device=on)
+        in_rows = (rows >= y[:, None]) & (rows < (y + sizes)[:, None])
+        in_cols = (cols >= x[:, None]) & (cols < (x + sizes)[:, None])
+        block = (in_rows[:, :, None] & in_cols[:, None, :]).unsqueeze(1)
+        return clean * ~block.to(clean.device)
+
+    def __str__(self) -> str:
+        return f"block:{_format_param(self.size)}"
+
+
+@dataclass(frozen=True)
+class MixedCorruption:
+    """Corrupt each image with one of several models, chosen uniformly per image.
+
+    Attributes:
+        choices: the models to choose from (no nested mixes).
+    """
+
+    choices: tuple[NoiseModel, ...]
+
+    def __post_init__(self) -> None:
+        if not self.choices:
+            raise ValueError("a mix needs at least one corruption")
+        if any(isinstance(choice, MixedCorruption) for choice in self.choices):
+            raise ValueError("a mix cannot contain another mix")
+
+    def apply(self, clean: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Return ``clean`` with each image corrupted by its drawn model."""
+        _check_image(clean)
+        picks = torch.randint(0, len(self.choices), (clean.shape[0],), generator=generator, device=generator.device)
+        picks = picks.to(clean.device)
+        # Every choice gets its images as one batch, in the order of `choices`, so the draws
+        # from `generator` do not depend on how many images each choice received.
+        out = torch.empty_like(clean)
+        for index, choice in enumerate(self.choices):
+            chosen = (picks == index).nonzero().squeeze(1)
+            if len(chosen):
+                out[chosen] = choice.apply(clean[chosen], generator)
+        return out
+
+    def __str__(self) -> str:
+        return "mix:" + "|".join(str(choice) for choice in self.choices)
+
+
+def parse_corruption(family: str, args: str, spec: str) -> NoiseModel | None:
+    """The corruption named by ``family`` with parameters ``args``, or None if it is no corruption.
+
+    ``spec`` is the whole spec, quoted in error messages. :func:`restore.noise.parse_noise`
+    calls this for the families it does not know itself.
+    """
+    if family == "erase":
+        return PixelErasure(_parse_param(args, spec))
+    if family == "blur":
+        return GaussianBlur(_parse_param(args, spec))
+    if family == "block":
+        return BlockMask(_parse_param(args, spec))
+    if family == "mix":
+        parts = [part.strip() for part in args.split("|")]
+        if not all(parts):
+            raise ValueError(f"empty entry in {spec!r} (expected mix:SPEC|SPEC|...)")
+        return MixedCorruption(tuple(parse_noise(part) for part in parts))
+    return None
