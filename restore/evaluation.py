@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 from rich.console import Console
 
-from restore.api import Model, load, run_model, upscaler_for
+from restore.api import Model, denoiser, run_model, upscaler_for
 from restore.datasets import downscale, image_files
 from restore.imageio import read_image
 from restore.metrics import psnr, psnr_y, ssim, ssim_y
@@ -61,7 +61,7 @@ def evaluate_folder(
         files = files[:limit]
     if not files:
         raise ValueError(f"no images in '{folder}'")
-    loaded = upscaler_for(scale, model) if scale else (model if isinstance(model, Model) else load(model))
+    loaded = upscaler_for(scale, model) if scale else denoiser(model)
     noise_model = parse_noise(noise) if noise else None
     ours, base = [], []
     for index, path in enumerate(files):
