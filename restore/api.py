@@ -7,6 +7,7 @@ H x W x C. The result has the input's type and layout.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,11 +18,14 @@ import torch
 
 from restore.archs import Restorer
 from restore.device import resolve_device, resolve_precision
+from restore.ensemble import TRANSFORMS, self_ensemble
 from restore.modelfile import ModelFileError, ModelInfo, load_model_file
+from restore.resize import imresize
 from restore.tiling import TileCallback, run_tiled
 from restore.zoo import bundled_models, bundled_path
 
 DEFAULT_DENOISER = "n2n-gaussian"
+GRAY_DENOISER = "n2n-gray"
 DEFAULT_UPSCALERS = {2: "edsr-x2", 3: "edsr-x3", 4: "edsr-x4"}
 
 ImageLike = TypeVar("ImageLike", torch.Tensor, np.ndarray)
@@ -89,41 +93,96 @@ def run_model(
     tile: int | None = None,
     max_memory: int | None = None,
     on_tile: TileCallback | None = None,
+    ensemble: bool = False,
+    outscale: float | None = None,
 ) -> ImageLike:
     """Run a loaded model over an image (each image of a batch in turn), through the tiler.
 
-    A gray image given to a colour model is run as three equal channels and averaged back.
+    A gray image given to a colour model is run as three equal channels and averaged back; a
+    colour image given to a gray model is run channel by channel.
+    `ensemble` averages the 8 flips and rotations (8x the time). `outscale` resizes the output
+    (MATLAB bicubic) to that factor of the input size, e.g. 1.5 after a x2 network.
     """
     batch, layout = _to_batch(image)
     network = model.network
     channels = batch.shape[1]
-    if channels not in (network.in_channels, 1):
+    if channels not in (network.in_channels, 1) and network.in_channels != 1:
         raise ValueError(f"model '{model.name}' takes {network.in_channels}-channel images, got {channels} channels")
+    if outscale is not None and not (math.isfinite(outscale) and outscale > 0):
+        raise ValueError(f"outscale must be a positive number, got {outscale}")
     gray_on_colour = channels == 1 and network.in_channels == 3
     dev = resolve_device(device)
     key = f"{model.info.architecture}:{model.info.config}"
     dtype = resolve_precision(dev, precision, network, key)
+    passes = TRANSFORMS if ensemble else 1
+
+    def run_pass(x: torch.Tensor, index: int) -> torch.Tensor:
+        def progress(done: int, total: int) -> None:
+            if on_tile is not None:
+                on_tile(index * total + done, passes * total)
+
+        return run_tiled(network, x, tile=tile, device=dev, dtype=dtype, max_memory=max_memory, on_tile=progress)
+
+    def run_image(x: torch.Tensor) -> torch.Tensor:
+        if network.in_channels == 1 and x.shape[1] > 1:
+            # A gray network on a colour image: channel by channel, each distinct channel once.
+            first = run_image(x[:, :1])
+            if all(torch.equal(x[:, 0], x[:, c]) for c in range(1, x.shape[1])):
+                return first.expand(-1, x.shape[1], -1, -1).contiguous()
+            return torch.cat([first, *(run_image(x[:, c : c + 1]) for c in range(1, x.shape[1]))], dim=1)
+        x = x.expand(-1, 3, -1, -1) if gray_on_colour else x
+        y = self_ensemble(run_pass, x) if ensemble else run_pass(x, 0)
+        return y.mean(dim=1, keepdim=True) if gray_on_colour else y
+
     outputs = []
     for single in batch.split(1):
-        x = single.expand(-1, 3, -1, -1) if gray_on_colour else single
-        y = run_tiled(network, x, tile=tile, device=dev, dtype=dtype, max_memory=max_memory, on_tile=on_tile)
-        outputs.append(y.mean(dim=1, keepdim=True) if gray_on_colour else y)
+        y = run_image(single)
+        if outscale is not None:
+            h, w = single.shape[-2:]
+            size = (max(1, round(h * outscale)), max(1, round(w * outscale)))
+            y = y if size == tuple(y.shape[-2:]) else imresize(y, size=size)
+        outputs.append(y)
     return _from_batch(torch.cat(outputs), layout)
+
+
+def is_gray(image: ImageLike) -> bool:
+    """True for one-channel images and for colour images whose channels are all equal."""
+    batch, _ = _to_batch(image)
+    return batch.shape[1] == 1 or all(torch.equal(batch[:, 0], batch[:, c]) for c in range(1, batch.shape[1]))
+
+
+def default_denoiser(image: ImageLike) -> str:
+    """The bundled denoiser `denoise` picks for an image: n2n-gray for gray images, else n2n-gaussian."""
+    return GRAY_DENOISER if GRAY_DENOISER in bundled_models() and is_gray(image) else DEFAULT_DENOISER
 
 
 def denoise(
     image: ImageLike,
-    model: Model | str | os.PathLike[str] = DEFAULT_DENOISER,
+    model: Model | str | os.PathLike[str] | None = None,
     *,
     device: str = "auto",
     precision: str = "auto",
     tile: int | None = None,
     max_memory: int | None = None,
     on_tile: TileCallback | None = None,
+    ensemble: bool = False,
 ) -> ImageLike:
-    """Denoise an image (values in [0, 1] for photos) with a bundled model name, a path or a Model."""
+    """Denoise an image (values in [0, 1] for photos) with a bundled model name, a path or a Model.
+
+    Without a model, gray images (one channel, or equal channels) get `n2n-gray` and colour
+    images `n2n-gaussian`. `ensemble`
+    averages the 8 flips and rotations (8x the time).
+    """
+    chosen = model if model is not None else default_denoiser(image)
     return run_model(
-        denoiser(model), image, device=device, precision=precision, tile=tile, max_memory=max_memory, on_tile=on_tile
+        denoiser(chosen),
+        image,
+        device=device,
+        precision=precision,
+        tile=tile,
+        max_memory=max_memory,
+        on_tile=on_tile,
+        ensemble=ensemble,
     )
 
 
@@ -163,7 +222,23 @@ def upscale(
     tile: int | None = None,
     max_memory: int | None = None,
     on_tile: TileCallback | None = None,
+    ensemble: bool = False,
+    outscale: float | None = None,
 ) -> ImageLike:
-    """Upscale an image by 2, 3 or 4 with the bundled EDSR for that scale, or `model`."""
+    """Upscale an image by 2, 3 or 4 with the bundled EDSR for that scale, or `model`.
+
+    `ensemble` averages the 8 flips and rotations (EDSR's "+"); `outscale` resizes the result
+    to any factor of the input size.
+    """
     loaded = upscaler_for(scale, model)
-    return run_model(loaded, image, device=device, precision=precision, tile=tile, max_memory=max_memory, on_tile=on_tile)
+    return run_model(
+        loaded,
+        image,
+        device=device,
+        precision=precision,
+        tile=tile,
+        max_memory=max_memory,
+        on_tile=on_tile,
+        ensemble=ensemble,
+        outscale=outscale,
+    )

@@ -6,25 +6,29 @@ processed, 2: wrong usage); set RESTORE_DEBUG=1 to see tracebacks.
 
 from __future__ import annotations
 
+import functools
 import glob
 import json
+import math
 import os
+import re
 import shlex
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from restore import __version__
-from restore.api import DEFAULT_DENOISER, Model, denoiser, load, upscaler_for
+from restore.api import DEFAULT_DENOISER, Model, default_denoiser, denoiser, load, upscaler_for
 from restore.evaluation import evaluate_folder
 from restore.imageio import READ_FORMATS, ImageError
 from restore.modelfile import ModelFileError, read_info
@@ -46,7 +50,7 @@ out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty()
 
 # Files named like our own outputs are skipped when a folder is expanded, so running twice on a
 # folder does not restore the previous results.
-OUTPUT_TAGS = (".denoised",) + tuple(f".x{s}" for s in range(2, 9))
+OUTPUT_NAME = re.compile(r"\.(denoised|x\d+(\.\d+)?)$")
 
 
 def _show_version(value: bool) -> None:
@@ -104,7 +108,7 @@ def expand_inputs(inputs: list[str], recursive: bool) -> list[tuple[Path, Path]]
             files = sorted(
                 p
                 for p in path.glob(pattern)
-                if p.is_file() and p.suffix.lower() in READ_FORMATS and not p.stem.endswith(OUTPUT_TAGS)
+                if p.is_file() and p.suffix.lower() in READ_FORMATS and not OUTPUT_NAME.search(p.stem)
             )
             if not files:
                 raise ImageError(f"no images in folder '{path}'")
@@ -135,20 +139,22 @@ def plan_outputs(found: list[tuple[Path, Path]], output: str | None, tag: str) -
 def _process(
     inputs: list[str],
     output: str | None,
-    load_model: Callable[[], Model],
+    model_for: Callable[[np.ndarray], Model],
     tag: str,
     options: RunOptions,
     recursive: bool,
     quiet: bool,
 ) -> None:
-    """Check every input and output first, then load the model and restore file after file."""
+    """Check every input and output first, then restore file after file.
+
+    `model_for` gives the model for an image's pixels (H x W x C).
+    """
     jobs = plan_outputs(expand_inputs(inputs, recursive), output, tag)
     for _, dst in jobs:
         if dst.exists() and not options.overwrite:
             raise ImageError(f"'{dst}' exists: pass --overwrite to replace it")
         if not writable_folder(dst.parent):
             raise ImageError(f"cannot write to folder '{dst.parent}'")
-    model = load_model()
     failures = 0
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
     # Bars only on a terminal: in a log they would print nothing useful.
@@ -163,7 +169,7 @@ def _process(
             progress.update(tiles_bar, completed=0, total=None, description=f"{src.name}")
             start = time.perf_counter()
             try:
-                result = restore_file(src, dst, model, options, on_tile)
+                result, model = restore_file(src, dst, model_for, options, on_tile)
             except (ImageError, ValueError) as e:
                 failures += 1
                 print_error(str(e))
@@ -187,6 +193,7 @@ BitDepthOpt = Annotated[BitDepth | None, typer.Option("--bit-depth", help="Outpu
 RecursiveOpt = Annotated[bool, typer.Option("--recursive", "-r", help="Descend into sub-folders, keeping their structure.")]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace existing output files.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors.")]
+EnsembleOpt = Annotated[bool, typer.Option("--ensemble", help="Average the 8 flips and rotations (8x slower, a little better).")]
 
 
 def _options(
@@ -201,7 +208,10 @@ def _options(
 def denoise(
     inputs: InputsArg,
     output: OutputOpt = None,
-    model: Annotated[str, typer.Option("--model", "-m", help="Bundled model name or .safetensors path.")] = DEFAULT_DENOISER,
+    model: Annotated[
+        str | None,
+        typer.Option("--model", "-m", help="Bundled model name or .safetensors path [default: n2n-gray / n2n-gaussian]."),
+    ] = None,
     device: DeviceOpt = "auto",
     precision: PrecisionOpt = Precision.auto,
     tile: TileOpt = None,
@@ -210,10 +220,17 @@ def denoise(
     recursive: RecursiveOpt = False,
     overwrite: OverwriteOpt = False,
     quiet: QuietOpt = False,
+    ensemble: EnsembleOpt = False,
 ) -> None:
-    """Denoise images (default model: n2n-gaussian). Writes IN.denoised.EXT unless -o is given."""
-    options = _options(device, precision, tile, max_memory, bit_depth, overwrite)
-    _process(inputs, output, lambda: denoiser(model), ".denoised", options, recursive, quiet)
+    """Denoise images (default: n2n-gray for gray images, else n2n-gaussian). Writes IN.denoised.EXT unless -o is given."""
+    options = replace(_options(device, precision, tile, max_memory, bit_depth, overwrite), ensemble=ensemble)
+
+    load_denoiser = functools.cache(denoiser)  # each model loaded once
+
+    def model_for(pixels: np.ndarray) -> Model:
+        return load_denoiser(model or default_denoiser(pixels))
+
+    _process(inputs, output, model_for, ".denoised", options, recursive, quiet)
 
 
 @app.command()
@@ -225,6 +242,11 @@ def upscale(
     x4: Annotated[bool, typer.Option("--x4", help="Upscale x4.")] = False,
     scale: Annotated[int | None, typer.Option("--scale", help="Upscale factor (2, 3 or 4).")] = None,
     model: Annotated[str | None, typer.Option("--model", "-m", help="Bundled model name or .safetensors path.")] = None,
+    ensemble: EnsembleOpt = False,
+    outscale: Annotated[
+        float | None,
+        typer.Option("--outscale", help="Resize the result to this factor of the input (e.g. 1.5); picks the network scale."),
+    ] = None,
     device: DeviceOpt = "auto",
     precision: PrecisionOpt = Precision.auto,
     tile: TileOpt = None,
@@ -238,9 +260,27 @@ def upscale(
     chosen = [s for s, flag in ((2, x2), (3, x3), (4, x4)) if flag] + ([scale] if scale is not None else [])
     if len(set(chosen)) > 1:
         raise UsageError("give one scale: --x2, --x3, --x4 or --scale N")
-    factor = chosen[0] if chosen else 2
-    options = _options(device, precision, tile, max_memory, bit_depth, overwrite)
-    _process(inputs, output, lambda: upscaler_for(factor, model), f".x{factor}", options, recursive, quiet)
+    if outscale is not None and not (math.isfinite(outscale) and outscale > 0):
+        raise UsageError("--outscale must be a positive number")
+    factor = chosen[0] if chosen else network_scale_for(outscale)
+    options = replace(_options(device, precision, tile, max_memory, bit_depth, overwrite), ensemble=ensemble, outscale=outscale)
+    tag = f".x{outscale:g}" if outscale is not None else f".x{factor}"
+
+    @functools.cache
+    def upscaler() -> Model:
+        return upscaler_for(factor, model)
+
+    def model_for(pixels: np.ndarray) -> Model:
+        return upscaler()
+
+    _process(inputs, output, model_for, tag, options, recursive, quiet)
+
+
+def network_scale_for(outscale: float | None) -> int:
+    """The network scale for an output factor: the smallest of 2, 3, 4 that reaches it (4 beyond)."""
+    if outscale is None:
+        return 2
+    return next((s for s in (2, 3, 4) if s >= outscale), 4)
 
 
 @app.command()
@@ -279,8 +319,13 @@ def train(
     data: Annotated[str, typer.Argument(help="Folder of clean training images (or of the MNIST IDX files).")],
     output: Annotated[str, typer.Option("-o", "--output", help="Model file to write (.safetensors).")],
     task: Annotated[str, typer.Option("--task", help="denoise or upscale.")] = "denoise",
-    arch: Annotated[str, typer.Option("--arch", help="Architecture variant (see restore.archs.VARIANTS).")] = "n2n_unet",
-    init: Annotated[str | None, typer.Option("--init", help="Start from this model (e.g. x3 from x2).")] = None,
+    arch: Annotated[
+        str | None,
+        typer.Option("--arch", help="Variant from restore.archs.VARIANTS [default: n2n_unet, or the --init model's]."),
+    ] = None,
+    init: Annotated[
+        str | None, typer.Option("--init", help="Start from this model (x3 from x2); with --arch, copy its matching weights.")
+    ] = None,
     noise: Annotated[
         str,
         typer.Option(
@@ -290,7 +335,7 @@ def train(
     ] = "gaussian:0-50",
     clean_targets: Annotated[bool, typer.Option("--clean-targets", help="Train on clean targets (the control).")] = False,
     scale: Annotated[int, typer.Option("--scale", help="Upscale factor for --task upscale.")] = 2,
-    loss: Annotated[str, typer.Option("--loss", help="l1, l2 or hdr.")] = "l2",
+    loss: Annotated[str, typer.Option("--loss", help="l1, l2, l0 (annealed from L2 to L0) or hdr.")] = "l2",
     steps: StepsOpt = 1000,
     minutes: MinutesOpt = 0.0,
     batch: BatchOpt = 16,
@@ -312,7 +357,7 @@ def train(
     if loss not in LOSSES:
         raise UsageError(f"--loss is one of {', '.join(LOSSES)}")
     config = _train_config(
-        out=output, task=task, data=data, variant=arch, init=init or "", noise=noise, clean_targets=clean_targets,
+        out=output, task=task, data=data, variant=arch or "", init=init or "", noise=noise, clean_targets=clean_targets,
         scale=scale, patch=patch, batch=batch, steps=steps, minutes=minutes, lr=lr, lr_halve_every=lr_halve_every,
         loss=loss, val_count=val_count, val_every=val_every, checkpoint_every=val_every, seed=seed, device=device,
         run_dir=run_dir, name=name, description=description,
@@ -326,7 +371,7 @@ def finetune(
     folder_b: Annotated[str, typer.Argument(help="Folder of second, independent noisy shots (same file names).")],
     output: Annotated[str, typer.Option("-o", "--output", help="Model file to write (.safetensors).")],
     base: Annotated[str, typer.Option("--from", help="Model to start from.")] = DEFAULT_DENOISER,
-    loss: Annotated[str, typer.Option("--loss", help="l2, l1 or hdr.")] = "l2",
+    loss: Annotated[str, typer.Option("--loss", help="l2, l1, l0 (annealed from L2 to L0) or hdr.")] = "l2",
     steps: StepsOpt = 500,
     minutes: MinutesOpt = 0.0,
     batch: BatchOpt = 8,
@@ -368,6 +413,7 @@ def evaluate(
     noise: Annotated[str | None, typer.Option("--noise", help="Evaluate denoising under this noise, e.g. gaussian:25.")] = None,
     scale: Annotated[int | None, typer.Option("--scale", help="Evaluate x2/x3/x4 super-resolution.")] = None,
     limit: Annotated[int, typer.Option("--limit", help="Use at most N images (0: all).")] = 0,
+    ensemble: EnsembleOpt = False,
     device: DeviceOpt = "auto",
     precision: PrecisionOpt = Precision.fp32,
     quiet: QuietOpt = False,
@@ -383,6 +429,7 @@ def evaluate(
         limit=limit,
         device=device,
         precision=precision.value,
+        ensemble=ensemble,
         console=None if quiet else err,
     )
     table = Table("", "PSNR (dB)", "SSIM", box=None, pad_edge=False)

@@ -6,8 +6,10 @@ resumes from a checkpoint sees exactly the batches it would have seen without th
 - `NoisySource`: clean photos from a folder; input and target are two independent noise draws
   (Noise2Noise), or the target is the clean crop (`clean_targets`).
 - `PairSource`: two folders of noisy shots of the same scenes, matched by file name.
-- `DownscaleSource`: HR crops and their bicubic (MATLAB imresize) LR versions, rounded to 8 bits.
-- MNIST digits (IDX files) are a folder of 28 x 28 crops for `NoisySource`.
+- `DownscaleSource`: HR crops and their bicubic (MATLAB imresize) LR versions, rounded to 8 bits;
+  `MultiScaleSource` mixes scales batch by batch (one network for x2, x3 and x4).
+- `DigitSource`, `PooledDigitSource`: MNIST digits (IDX files) with noise, or shrunk by 2 x 2
+  average pooling for the 14 -> 28 upscaler.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from restore.imageio import READ_FORMATS, read_image
 from restore.noise import NoiseModel
@@ -35,9 +38,27 @@ def image_files(folder: str | Path, recursive: bool = True) -> list[Path]:
     return sorted(p for p in folder.glob(pattern) if p.is_file() and p.suffix.lower() in READ_FORMATS)
 
 
-def load_images(files: Sequence[Path]) -> list[torch.Tensor]:
-    """Read files as C x H x W float32 tensors (colour channels only)."""
-    return [torch.from_numpy(read_image(f).pixels).permute(2, 0, 1).contiguous() for f in files]
+# ITU-R BT.601 luma, the weights of MATLAB's rgb2gray that made the gray benchmark sets.
+GRAY_WEIGHTS = (0.299, 0.587, 0.114)
+
+
+def to_channels(image: torch.Tensor, channels: int) -> torch.Tensor:
+    """C x H x W image with `channels` channels: colour -> gray by BT.601 luma, gray -> colour by copying."""
+    have = image.shape[-3]
+    if have == channels:
+        return image
+    if have == 3 and channels == 1:
+        weights = torch.tensor(GRAY_WEIGHTS, dtype=image.dtype).view(3, 1, 1)
+        return (image * weights).sum(dim=-3, keepdim=True)
+    if have == 1 and channels == 3:
+        return image.expand(3, -1, -1).contiguous()
+    raise ValueError(f"cannot convert a {have}-channel image to {channels} channels")
+
+
+def load_images(files: Sequence[Path], channels: int | None = None) -> list[torch.Tensor]:
+    """Read files as C x H x W float32 tensors (colour channels only), converted to `channels` if given."""
+    images = [torch.from_numpy(read_image(f).pixels).permute(2, 0, 1).contiguous() for f in files]
+    return images if channels is None else [to_channels(image, channels) for image in images]
 
 
 def is_mnist_folder(folder: str | Path) -> bool:
@@ -126,6 +147,18 @@ class DigitSource:
         return noisy, target
 
 
+class PooledDigitSource:
+    """The seed's 14 -> 28 task: digits shrunk by 2 x 2 average pooling as input, the digit as target."""
+
+    def __init__(self, digits: torch.Tensor) -> None:
+        self.digits = digits
+
+    def batch(self, size: int, generator: torch.Generator) -> Batch:
+        index = torch.randint(0, len(self.digits), (size,), generator=generator)
+        digits = self.digits[index]
+        return F.avg_pool2d(digits, 2), digits
+
+
 class PairSource:
     """Aligned noisy pairs (A, B) of the same scenes; either shot is the input, the other the target."""
 
@@ -157,6 +190,17 @@ class DownscaleSource:
     def batch(self, size: int, generator: torch.Generator) -> Batch:
         hr = random_crops(self.images, size, self.lr_patch * self.scale, generator)[:, 0]
         return downscale(hr, self.scale), hr
+
+
+class MultiScaleSource:
+    """MDSR's training data: each batch at one of several scales, drawn from the batch's generator."""
+
+    def __init__(self, images: Sequence[torch.Tensor], scales: Sequence[int], lr_patch: int) -> None:
+        self.sources = [DownscaleSource(images, scale, lr_patch) for scale in scales]
+
+    def batch(self, size: int, generator: torch.Generator) -> Batch:
+        source = self.sources[torch.randint(0, len(self.sources), (1,), generator=generator).item()]
+        return source.batch(size, generator)
 
 
 def match_pairs(folder_a: str | Path, folder_b: str | Path) -> list[tuple[Path, Path]]:

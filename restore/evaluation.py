@@ -53,9 +53,13 @@ def evaluate_folder(
     limit: int = 0,
     device: str = "auto",
     precision: str = "fp32",
+    ensemble: bool = False,
     console: Console | None = None,
 ) -> Report:
-    """Score `model` on every image of `folder` (denoising with `noise`, or SR with `scale`)."""
+    """Score `model` on every image of `folder` (denoising with `noise`, or SR with `scale`).
+
+    `ensemble` scores the self-ensemble (the 8 flips and rotations averaged).
+    """
     files = image_files(folder)
     if limit:
         files = files[:limit]
@@ -68,7 +72,7 @@ def evaluate_folder(
         clean = torch.from_numpy(read_image(path).pixels).permute(2, 0, 1)[None]  # [0, 1]
         if noise_model is not None:
             noisy = noise_model.apply(clean, torch.Generator().manual_seed(index))
-            restored = run_model(loaded, noisy, device=device, precision=precision)
+            restored = run_model(loaded, noisy, device=device, precision=precision, ensemble=ensemble)
             ref = clean * 255
             ours.append((psnr(_to_255(restored), ref), ssim(_to_255(restored), ref)))
             base.append((psnr(noisy * 255, ref), ssim(noisy * 255, ref)))
@@ -76,7 +80,7 @@ def evaluate_folder(
             assert scale is not None
             hr = modcrop(clean, scale)
             lr = downscale(hr, scale)
-            sr = _to_255(run_model(loaded, lr, device=device, precision=precision))
+            sr = _to_255(run_model(loaded, lr, device=device, precision=precision, ensemble=ensemble))
             bicubic = imresize(lr * 255, scale=scale).clamp(0, 255).round()
             ref = (hr * 255).round()
             ours.append((psnr_y(sr, ref, scale), ssim_y(sr, ref, scale)))
@@ -87,13 +91,14 @@ def evaluate_folder(
     def mean(pairs: list[tuple[float, float]], i: int) -> float:
         return sum(p[i] for p in pairs) / len(pairs)
 
+    name = f"{loaded.name}+" if ensemble else loaded.name
     if noise_model is not None:
-        title = f"{loaded.name} on {folder}, noise {noise_model}"
+        title = f"{name} on {folder}, noise {noise_model}"
         protocol = "noisy input not clipped or quantised, output clipped and rounded, RGB PSNR, mean over images"
-        labels = ("noisy input", loaded.name)
+        labels = ("noisy input", name)
     else:
-        title = f"{loaded.name} on {folder}, x{scale}"
+        title = f"{name} on {folder}, x{scale}"
         protocol = f"Y channel (BT.601), {scale} px shaved, MATLAB bicubic LR rounded to 8 bits"
-        labels = ("bicubic", loaded.name)
+        labels = ("bicubic", name)
     rows = [Row(labels[0], mean(base, 0), mean(base, 1)), Row(labels[1], mean(ours, 0), mean(ours, 1))]
     return Report(title, protocol, len(files), rows)

@@ -11,6 +11,8 @@ the result, and whose ``str()`` is the spec string that :func:`parse_noise` read
   / lambda. ``poisson:5-100`` draws lambda per image, uniformly in log space.
 - ``poisson-gaussian:30,5``: shot noise plus Gaussian read noise (sigma in 0..255 units);
   ranges are allowed for both, e.g. ``poisson-gaussian:5-100,0-10``.
+- ``correlated:25,1``: Gaussian noise of per-pixel sigma 25 filtered by a Gaussian kernel of
+  std 1 pixel (spatially correlated, as in a camera's processed output).
 
 The corruptions of :mod:`restore.corruptions` read here too: ``erase:P``, ``blur:SIGMA``,
 ``block:SIZE`` and ``mix:SPEC|SPEC|...`` (one listed model per image).
@@ -34,6 +36,7 @@ from typing import Protocol
 import torch
 
 __all__ = [
+    "CorrelatedGaussianNoise",
     "GaussianNoise",
     "NoiseModel",
     "Param",
@@ -193,9 +196,46 @@ class PoissonGaussianNoise:
         return f"poisson-gaussian:{_format_param(self.photons)},{_format_param(self.read)}"
 
 
+@dataclass(frozen=True)
+class CorrelatedGaussianNoise:
+    """Spatially correlated Gaussian noise, like a camera's after demosaicking and denoising in
+    its pipeline: white noise filtered by a Gaussian kernel, rescaled to a per-pixel std of sigma.
+
+    Attributes:
+        sigma: per-pixel standard deviation in 0..255 units, or a (low, high) range per image.
+        blur: the kernel's standard deviation in pixels (neighbours correlate by exp(-1 / (4 blur^2))).
+    """
+
+    sigma: Param
+    blur: float
+
+    def __post_init__(self) -> None:
+        _check_param("sigma", self.sigma, 0.0, strict=False)
+        _check_param("blur", self.blur, 0.0, strict=True)
+
+    def apply(self, clean: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Return ``clean`` plus correlated noise (N x C x H x W on [0, 1]), not clipped."""
+        _check_image(clean)
+        sigma = _draw(self.sigma, clean, generator)
+        radius = math.ceil(3 * self.blur)
+        offsets = torch.arange(-radius, radius + 1, dtype=torch.float64)
+        kernel_1d = torch.exp(-(offsets**2) / (2 * self.blur**2))
+        kernel = torch.outer(kernel_1d, kernel_1d)
+        kernel = (kernel / kernel.pow(2).sum().sqrt()).to(clean.dtype)  # unit gain on the noise's variance
+        n, c, h, w = clean.shape
+        # White noise on a border of `radius` pixels more, so that no edge is treated differently.
+        shape = (n * c, 1, h + 2 * radius, w + 2 * radius)
+        white = torch.randn(shape, dtype=clean.dtype, generator=generator, device=generator.device)
+        filtered = torch.nn.functional.conv2d(white, kernel.to(white.device)[None, None]).view(n, c, h, w)
+        return clean + filtered.to(clean.device) * (sigma / 255.0)
+
+    def __str__(self) -> str:
+        return f"correlated:{_format_param(self.sigma)},{_format_number(self.blur)}"
+
+
 _UNKNOWN = (
     "unknown noise {spec!r} "
-    "(expected gaussian:SIGMA, poisson:LAMBDA or poisson-gaussian:LAMBDA,READ), "
+    "(expected gaussian:SIGMA, poisson:LAMBDA, poisson-gaussian:LAMBDA,READ or correlated:SIGMA,BLUR), "
     "or a corruption {corruptions}"
 )
 # A non-negative number, exponent allowed; the exponent's sign is why a range cannot simply
@@ -217,7 +257,8 @@ def parse_noise(spec: str) -> NoiseModel:
     """Build the noise model a spec string names; ``str()`` of the result gives the spec back.
 
     Args:
-        spec: ``gaussian:SIGMA``, ``poisson:LAMBDA`` or ``poisson-gaussian:LAMBDA,READ``, or a
+        spec: ``gaussian:SIGMA``, ``poisson:LAMBDA``, ``poisson-gaussian:LAMBDA,READ`` or
+            ``correlated:SIGMA,BLUR``, or a
             corruption ``erase:P``, ``blur:SIGMA``, ``block:SIZE`` or ``mix:SPEC|SPEC|...``
             (see :mod:`restore.corruptions`); each parameter a number or a range ``LOW-HIGH``
             (e.g. ``gaussian:0-50``).
@@ -237,11 +278,17 @@ def parse_noise(spec: str) -> NoiseModel:
         return GaussianNoise(_parse_param(args, spec))
     if family == "poisson":
         return PoissonNoise(_parse_param(args, spec))
-    if family == "poisson-gaussian":
+    if family in ("poisson-gaussian", "correlated"):
         parts = args.split(",")
         if len(parts) != 2:
-            raise ValueError(f"noise spec {spec!r} needs two parameters: poisson-gaussian:LAMBDA,READ")
-        return PoissonGaussianNoise(_parse_param(parts[0], spec), _parse_param(parts[1], spec))
+            second = "LAMBDA,READ" if family == "poisson-gaussian" else "SIGMA,BLUR"
+            raise ValueError(f"noise spec {spec!r} needs two parameters: {family}:{second}")
+        first, other = _parse_param(parts[0], spec), _parse_param(parts[1], spec)
+        if family == "poisson-gaussian":
+            return PoissonGaussianNoise(first, other)
+        if isinstance(other, tuple):
+            raise ValueError(f"noise spec {spec!r}: the blur is one number, not a range")
+        return CorrelatedGaussianNoise(first, other)
     corruption = parse_corruption(family, args, spec)
     if corruption is None:
         raise ValueError(unknown)

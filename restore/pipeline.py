@@ -5,6 +5,7 @@ bit depth, alpha, colour profile or HDR range. Used by the CLI; the library API 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,13 +26,15 @@ class RunOptions:
     max_memory: int | None = None
     bit_depth: str | None = None
     overwrite: bool = False
+    ensemble: bool = False  # average the 8 flips and rotations
+    outscale: float | None = None  # resize the output to this factor of the input size
 
 
 def restore_image(image: Image, model: Model, options: RunOptions, on_tile: TileCallback | None = None) -> Image:
     """Run `model` on a decoded image and return the result as an Image in the input's format.
 
     Pixels are converted to the transfer the model was trained on and back; alpha is passed
-    through a denoiser and resized (bicubic) by an upscaler.
+    through a denoiser and resized (bicubic) to the output size by an upscaler.
     """
     pixels = image.pixels
     if model.info.transfer == "srgb" and image.transfer == "linear":
@@ -46,6 +49,8 @@ def restore_image(image: Image, model: Model, options: RunOptions, on_tile: Tile
         tile=options.tile,
         max_memory=options.max_memory,
         on_tile=on_tile,
+        ensemble=options.ensemble,
+        outscale=options.outscale,
     )
     if model.info.transfer == "srgb":
         result = np.clip(result, 0.0, 1.0)
@@ -54,9 +59,8 @@ def restore_image(image: Image, model: Model, options: RunOptions, on_tile: Tile
     else:
         result = np.maximum(result, 0.0)
     alpha = image.alpha
-    scale = model.network.scale
-    if alpha is not None and scale != 1:
-        resized = imresize(torch.from_numpy(alpha).permute(2, 0, 1)[None], scale=scale)
+    if alpha is not None and alpha.shape[:2] != result.shape[:2]:
+        resized = imresize(torch.from_numpy(alpha).permute(2, 0, 1)[None], size=result.shape[:2])
         alpha = resized[0].permute(1, 2, 0).clamp(0, 1).numpy()
     return Image(
         pixels=np.ascontiguousarray(result, dtype=np.float32),
@@ -68,13 +72,23 @@ def restore_image(image: Image, model: Model, options: RunOptions, on_tile: Tile
     )
 
 
-def restore_file(source: Path, target: Path, model: Model, options: RunOptions, on_tile: TileCallback | None = None) -> Image:
-    """Read `source`, restore it, write `target` atomically; return the written image."""
+ModelChoice = Model | Callable[[np.ndarray], Model]
+
+
+def restore_file(
+    source: Path, target: Path, model: ModelChoice, options: RunOptions, on_tile: TileCallback | None = None
+) -> tuple[Image, Model]:
+    """Read `source`, restore it, write `target` atomically; return the written image and the model used.
+
+    `model` is a Model, or a function from the image's pixels (H x W x C) to one (gray images
+    may take another model than colour ones).
+    """
     image = read_image(source)
-    result = restore_image(image, model, options, on_tile)
+    chosen = model if isinstance(model, Model) else model(image.pixels)
+    result = restore_image(image, chosen, options, on_tile)
     target.parent.mkdir(parents=True, exist_ok=True)
     write_image(target, result, bit_depth=options.bit_depth, overwrite=options.overwrite)
-    return result
+    return result, chosen
 
 
 def writable_folder(folder: Path) -> bool:

@@ -27,8 +27,10 @@ from restore.archs import Restorer, build, create
 from restore.datasets import (
     DigitSource,
     DownscaleSource,
+    MultiScaleSource,
     NoisySource,
     PairSource,
+    PooledDigitSource,
     downscale,
     image_files,
     is_mnist_folder,
@@ -56,8 +58,8 @@ class TrainConfig:
     task: str = "denoise"  # "denoise" or "upscale"
     data: str = ""  # folder of clean images, or of the MNIST IDX files
     pairs: list[str] = field(default_factory=list)  # finetune: [folder A, folder B]
-    variant: str = "n2n_unet"  # registered architecture variant (ignored with init)
-    init: str = ""  # start from this model file (finetune; x3/x4 from x2)
+    variant: str = ""  # registered architecture variant; default n2n_unet, or with init the file's own network
+    init: str = ""  # start from this model file (finetune; x3/x4 from x2; with variant: its matching weights)
     noise: str = "gaussian:0-50"  # noise model for `data` (denoise)
     clean_targets: bool = False  # the control: clean targets instead of Noise2Noise's noisy ones
     scale: int = 2  # upscale factor (upscale)
@@ -67,7 +69,7 @@ class TrainConfig:
     minutes: float = 0.0  # stop after this wall time as well (0: no limit)
     lr: float = 3e-4
     lr_halve_every: int = 0  # halve the learning rate every N steps (0: constant)
-    loss: str = "l2"  # "l1", "l2" or "hdr"
+    loss: str = "l2"  # "l1", "l2", "l0" (annealed) or "hdr"
     val_count: int = 8  # images (or pairs) held out for validation
     val_every: int = 100
     checkpoint_every: int = 100
@@ -78,16 +80,34 @@ class TrainConfig:
     description: str = ""
     command: str = ""  # the command line that started the run, recorded in the model file
 
+    def __post_init__(self) -> None:
+        if not self.variant and not self.init:
+            self.variant = "n2n_unet"
+
 
 def hdr_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Noise2Noise's relative L2 for HDR: (f(x) - y)^2 / (f(x) + 0.01)^2, denominator gradient stopped."""
     return ((output - target) ** 2 / (output.detach() + 0.01) ** 2).mean()
 
 
-LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
-    "l1": F.l1_loss,
-    "l2": F.mse_loss,
-    "hdr": hdr_loss,
+def annealed_l0_loss(output: torch.Tensor, target: torch.Tensor, progress: float) -> torch.Tensor:
+    """Noise2Noise's L0 approximation (|f(x) - y| + 1e-8)^gamma, gamma annealed linearly from 2 to 0.
+
+    Its minimiser tends to the mode of the targets: the loss for impulse-like noise, where a few
+    pixels are replaced by outliers and the mean (L2) or median (L1) would be pulled off.
+    """
+    gamma = 2.0 * (1.0 - min(max(progress, 0.0), 1.0))
+    return ((output - target).abs() + 1e-8).pow(gamma).mean()
+
+
+Loss = Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]
+"""(output, target, progress in [0, 1] through the run) -> scalar loss."""
+
+LOSSES: dict[str, Loss] = {
+    "l1": lambda output, target, progress: F.l1_loss(output, target),
+    "l2": lambda output, target, progress: F.mse_loss(output, target),
+    "l0": annealed_l0_loss,
+    "hdr": lambda output, target, progress: hdr_loss(output, target),
 }
 
 
@@ -108,13 +128,17 @@ def _center_crop(image: torch.Tensor, size: int, multiple: int = 1) -> torch.Ten
     return image[..., y : y + ch, x : x + cw]
 
 
-def prepare_data(config: TrainConfig, val_crop: int = 256) -> Data:
-    """Build the training source and the fixed validation set from the config."""
+def prepare_data(config: TrainConfig, channels: int | None = None, scales: Sequence[int] = (), val_crop: int = 256) -> Data:
+    """Build the training source and the fixed validation set from the config.
+
+    Photos are converted to the network's `channels` (gray networks train on colour photos made
+    gray). An upscaler with several `scales` trains and validates on all of them.
+    """
     if config.pairs:
         pairs = match_pairs(*config.pairs)
         if len(pairs) <= config.val_count:
             raise ValueError(f"{len(pairs)} pairs: need more than --val-count {config.val_count}")
-        loaded = [tuple(load_images([a, b])) for a, b in pairs]
+        loaded = [tuple(load_images([a, b], channels)) for a, b in pairs]
         for (a, b), (pa, _) in zip(loaded, pairs, strict=True):
             if a.shape != b.shape:
                 raise ValueError(f"size mismatch: '{pa.name}' is {tuple(a.shape)} in A and {tuple(b.shape)} in B")
@@ -129,25 +153,33 @@ def prepare_data(config: TrainConfig, val_crop: int = 256) -> Data:
         train, held = digits[:-5000], digits[-5000:]
         g = torch.Generator().manual_seed(12345)
         val_clean = held[: max(config.val_count, 1) * 64]
-        val_noisy = noise.apply(val_clean, g).clamp(0, 1)
+        described = f"MNIST train minus 5,000 held-out digits, {config.data}"
+        if config.task == "upscale":
+            val_small = F.avg_pool2d(val_clean, 2)
+            source: BatchSource = PooledDigitSource(train)
+        else:
+            val_small = noise.apply(val_clean, g).clamp(0, 1)
+            source = DigitSource(train, noise, config.clean_targets)
         # Validate on 8 x 8 grids of digits, as the networks see digit grids at inference.
-        grids = [(_grid(val_noisy[i : i + 64]), _grid(val_clean[i : i + 64])) for i in range(0, len(val_clean), 64)]
-        return Data(
-            DigitSource(train, noise, config.clean_targets), grids, f"MNIST train minus 5,000 held-out digits, {config.data}"
-        )
+        grids = [(_grid(val_small[i : i + 64]), _grid(val_clean[i : i + 64])) for i in range(0, len(val_clean), 64)]
+        return Data(source, grids, described)
 
     files = image_files(config.data)
     if len(files) <= config.val_count:
         raise ValueError(f"'{config.data}' has {len(files)} images: need more than --val-count {config.val_count}")
-    images = load_images(files)
+    images = load_images(files, channels)
     train, val = images[: len(images) - config.val_count], images[len(images) - config.val_count :]
     described = f"{len(train)} images of {config.data} ({config.val_count} held out for validation)"
     if config.task == "upscale":
+        scales = list(scales) if len(scales) > 1 else [config.scale]
         validation = []
         for hr in val:
-            hr = _center_crop(hr, val_crop * config.scale, config.scale)[None]
-            validation.append((downscale(hr, config.scale), hr))
-        return Data(DownscaleSource(train, config.scale, config.patch), validation, described)
+            for scale in scales:
+                crop = _center_crop(hr, val_crop * scale, scale)[None]
+                validation.append((downscale(crop, scale), crop))
+        if len(scales) == 1:
+            return Data(DownscaleSource(train, scales[0], config.patch), validation, described)
+        return Data(MultiScaleSource(train, scales, config.patch), validation, described)
     validation = []
     for i, clean in enumerate(val):
         clean = _center_crop(clean, val_crop)[None]
@@ -157,10 +189,10 @@ def prepare_data(config: TrainConfig, val_crop: int = 256) -> Data:
 
 
 def _grid(digits: torch.Tensor, columns: int = 8) -> torch.Tensor:
-    """N x 1 x 28 x 28 digits -> 1 x 1 x (rows*28) x (columns*28) image."""
-    rows = len(digits) // columns
-    d = digits[: rows * columns].reshape(rows, columns, 28, 28).permute(0, 2, 1, 3)
-    return d.reshape(1, 1, rows * 28, columns * 28)
+    """N x 1 x S x S digits -> 1 x 1 x (rows*S) x (columns*S) image."""
+    rows, side = len(digits) // columns, digits.shape[-1]
+    d = digits[: rows * columns].reshape(rows, columns, side, side).permute(0, 2, 1, 3)
+    return d.reshape(1, 1, rows * side, columns * side)
 
 
 def build_network(config: TrainConfig) -> tuple[Restorer, ModelInfo | None]:
@@ -169,16 +201,25 @@ def build_network(config: TrainConfig) -> tuple[Restorer, ModelInfo | None]:
     if not config.init:
         return create(config.variant), None
     base, info = load_model_file(config.init)
+    if config.variant:
+        # Another network warm-started from the file: every weight whose name and shape match
+        # is copied (MDSR's head, shared body and tail from EDSR x2).
+        network = create(config.variant)
+        _copy_matching_weights(base, network)
+        return network, info
     if config.task == "upscale" and config.scale not in base.scales:
         # x3 / x4 from x2 (the paper's recipe): same config at the new scale, matching weights copied.
         cfg = {**base.config_dict(), "scale": config.scale}
         network = build(info.architecture, cfg)
-        own = network.state_dict()
-        network.load_state_dict(
-            {k: v for k, v in base.state_dict().items() if k in own and own[k].shape == v.shape}, strict=False
-        )
+        _copy_matching_weights(base, network)
         return network, info
     return base, info
+
+
+def _copy_matching_weights(source: torch.nn.Module, target: torch.nn.Module) -> None:
+    own = target.state_dict()
+    matching = {k: v for k, v in source.state_dict().items() if k in own and own[k].shape == v.shape}
+    target.load_state_dict(matching, strict=False)
 
 
 def validate(
@@ -198,6 +239,8 @@ def validate(
     scores = []
     with torch.inference_mode():
         for inp, ref in validation:
+            if ref.shape[-1] != inp.shape[-1]:
+                network.select_scale(ref.shape[-1] // inp.shape[-1])
             out = network(inp.to(device)).float().cpu().clamp(0, 1)
             if noisy_references:
                 mse = F.mse_loss(out, ref).item() - F.mse_loss(inp, ref).item() / 2
@@ -242,10 +285,8 @@ def train(config: TrainConfig, console: Console | None = None, show_progress: bo
     out = Path(config.out)
     run_dir = Path(config.run_dir or out.with_suffix(".run"))
     run_dir.mkdir(parents=True, exist_ok=True)
-    data = prepare_data(config)
     network, base_info = build_network(config)
-    if config.task == "upscale":
-        network.select_scale(config.scale)
+    data = prepare_data(config, network.in_channels, network.scales)
     network = network.to(device).train()
     optimizer = torch.optim.Adam(network.parameters(), lr=config.lr)
     loss_fn = LOSSES[config.loss]
@@ -254,7 +295,7 @@ def train(config: TrainConfig, console: Console | None = None, show_progress: bo
     checkpoint = run_dir / CHECKPOINT
     if checkpoint.is_file():
         meta = _load_checkpoint(checkpoint, network, optimizer)
-        if meta["config"] != _resumable(config):
+        if not _same_run(meta["config"], _resumable(config)):
             raise ValueError(f"'{checkpoint}' belongs to a run with other settings; use another --run-dir or delete it")
         step, elapsed, history = meta["step"], meta["elapsed"], meta["history"]
         console.print(f"resuming from step {step} ({checkpoint})")
@@ -280,9 +321,14 @@ def train(config: TrainConfig, console: Console | None = None, show_progress: bo
             lr = config.lr * 0.5 ** (step // config.lr_halve_every) if config.lr_halve_every else config.lr
             for group in optimizer.param_groups:
                 group["lr"] = lr
+            if config.task == "upscale":
+                network.select_scale(target.shape[-1] // inp.shape[-1])
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
                 output = network(inp.to(device))
-            loss = loss_fn(output.float(), target.to(device))
+            done = step / config.steps  # how far through the run, for annealed losses
+            if config.minutes:
+                done = max(done, (time.monotonic() - started) / (config.minutes * 60))
+            loss = loss_fn(output.float(), target.to(device), done)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -303,6 +349,12 @@ def train(config: TrainConfig, console: Console | None = None, show_progress: bo
     info = _export_info(config, network, base_info, data, step, elapsed, history, device)
     save_model_file(out, network.cpu().eval(), info)
     return info
+
+
+def _same_run(stored: dict[str, Any], current: dict[str, Any]) -> bool:
+    """Whether a checkpoint's settings are the current ones; settings newer than the checkpoint count at their defaults."""
+    defaults = _resumable(TrainConfig(out=""))
+    return all(stored.get(key, defaults[key]) == value for key, value in current.items())
 
 
 def _resumable(config: TrainConfig) -> dict[str, Any]:

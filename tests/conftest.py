@@ -47,7 +47,7 @@ def smooth_image(height: int, width: int, channels: int = 3, seed: int = 0) -> n
 
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Small random-weight model files: a U-Net denoiser and a 1-block EDSR x2 upscaler."""
+    """Small random-weight model files: colour and gray U-Net denoisers and a 1-block EDSR x2 upscaler."""
     import torch
 
     from restore.archs import build, create
@@ -56,16 +56,17 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("models")
     torch.manual_seed(0)
     unet = create("n2n_unet")
+    gray = create("n2n_unet_gray")
     edsr = build("edsr", {"scale": 2, "n_resblocks": 1, "n_feats": 8})
     paths = {}
-    for name, network, task in (("denoiser", unet, "denoise"), ("upscaler", edsr, "upscale")):
+    for name, network, task in (("denoiser", unet, "denoise"), ("gray", gray, "denoise"), ("upscaler", edsr, "upscale")):
         info = ModelInfo(
             name=f"tiny-{name}",
             architecture=network.architecture,
             config=network.config_dict(),
             task=task,
             scales=list(network.scales),
-            channels=3,
+            channels=network.in_channels,
         )
         paths[name] = folder / f"tiny-{name}.safetensors"
         save_model_file(paths[name], network, info)

@@ -24,11 +24,51 @@ def test_denoise_keeps_the_callers_type_and_layout(tiny_models):
     assert torch.allclose(out[1], restore.denoise(batch[1], model), atol=1e-5)  # images run one by one
 
 
+def test_a_gray_model_runs_a_colour_image_channel_by_channel(tiny_models):
+    gray = restore.load(tiny_models["gray"])
+    colour = smooth_image(24, 40)
+    out = restore.denoise(colour, gray)
+    assert out.shape == (24, 40, 3)
+    for c in range(3):
+        np.testing.assert_allclose(out[..., c], restore.denoise(colour[..., c], gray), atol=1e-5)
+
+
+def test_gray_images_get_the_gray_model_by_default():
+    gray = smooth_image(16, 16, channels=1)
+    assert restore.api.default_denoiser(gray[..., 0]) == "n2n-gray"
+    assert restore.api.default_denoiser(np.repeat(gray, 3, axis=-1)) == "n2n-gray"  # RGB with R = G = B
+    assert restore.api.default_denoiser(smooth_image(16, 16)) == "n2n-gaussian"
+
+
 def test_upscale_by_path_and_scale(tiny_models):
     out = restore.upscale(torch.rand(3, 11, 13), scale=2, model=tiny_models["upscaler"])
     assert out.shape == (3, 22, 26)
     with pytest.raises(ValueError, match="not x4"):
         restore.upscale(torch.rand(3, 11, 13), scale=4, model=tiny_models["upscaler"])
+
+
+def test_ensemble_is_the_mean_of_the_8_flips_and_rotations(tiny_models):
+    model = restore.load(tiny_models["upscaler"])
+    image = torch.rand(3, 11, 14)
+    expected = []
+    for transpose in (False, True):
+        for flips in ((), (-1,), (-2,), (-1, -2)):
+            x = image.transpose(-1, -2) if transpose else image
+            x = x.flip(flips) if flips else x
+            y = restore.upscale(x, scale=2, model=model)
+            y = y.flip(flips) if flips else y
+            expected.append(y.transpose(-1, -2) if transpose else y)
+    ensembled = restore.upscale(image, scale=2, model=model, ensemble=True)
+    torch.testing.assert_close(ensembled, torch.stack(expected).mean(0), atol=1e-5, rtol=0)
+    assert not torch.allclose(ensembled, restore.upscale(image, scale=2, model=model), atol=1e-4)
+
+
+def test_outscale_resizes_the_network_output_to_any_factor(tiny_models):
+    image = torch.rand(3, 20, 30)
+    out = restore.upscale(image, scale=2, model=tiny_models["upscaler"], outscale=1.5)
+    assert out.shape == (3, 30, 45)
+    with pytest.raises(ValueError, match="outscale"):
+        restore.upscale(image, scale=2, model=tiny_models["upscaler"], outscale=0)
 
 
 def test_a_denoiser_is_not_an_upscaler(tiny_models):

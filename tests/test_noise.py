@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 import torch
 
-from restore.noise import GaussianNoise, PoissonGaussianNoise, PoissonNoise, parse_noise
+from restore.noise import CorrelatedGaussianNoise, GaussianNoise, PoissonGaussianNoise, PoissonNoise, parse_noise
 
 
 def _gen(seed: int) -> torch.Generator:
@@ -57,7 +57,22 @@ def test_poisson_gaussian_variance() -> None:
         assert noisy[:, c].var().item() == pytest.approx(v / 30 + (5 / 255) ** 2, rel=0.05)
 
 
-@pytest.mark.parametrize("spec", ["gaussian:25", "gaussian:0-50", "poisson:30", "poisson-gaussian:5-100,0-10"])
+def test_correlated_noise_has_sigma_per_pixel_and_correlated_neighbours() -> None:
+    clean = torch.full((1, 3, 256, 256), 0.5, dtype=torch.float64)
+    noise = parse_noise("correlated:25,1").apply(clean, _gen(3)) - clean
+    assert noise.mean().item() == pytest.approx(0.0, abs=2e-3)
+    assert noise.std().item() == pytest.approx(25 / 255, rel=0.05)
+    # A Gaussian kernel of std b correlates neighbours by exp(-1 / (4 b^2)): 0.78 for b = 1.
+    right = (noise[..., :, 1:] * noise[..., :, :-1]).mean() / noise.var()
+    below = (noise[..., 1:, :] * noise[..., :-1, :]).mean() / noise.var()
+    assert right.item() == pytest.approx(0.7788, abs=0.03) and below.item() == pytest.approx(0.7788, abs=0.03)
+    # Channels stay independent.
+    assert abs((noise[:, 0] * noise[:, 1]).mean() / noise.var()).item() < 0.05
+
+
+@pytest.mark.parametrize(
+    "spec", ["gaussian:25", "gaussian:0-50", "poisson:30", "poisson-gaussian:5-100,0-10", "correlated:5-30,1.5"]
+)
 def test_same_seed_same_noise_other_seed_other_noise(spec: str) -> None:
     model = parse_noise(spec)
     clean = torch.rand(4, 3, 16, 16, generator=_gen(9))
@@ -98,6 +113,8 @@ def test_poisson_ranges_draw_lambda_per_image() -> None:
         ("poisson-gaussian:30,5", PoissonGaussianNoise(30.0, 5.0)),
         ("poisson-gaussian:5-100,0-10", PoissonGaussianNoise((5.0, 100.0), (0.0, 10.0))),
         ("gaussian:12.5", GaussianNoise(12.5)),
+        ("correlated:25,1.5", CorrelatedGaussianNoise(25.0, 1.5)),
+        ("correlated:0-50,1", CorrelatedGaussianNoise((0.0, 50.0), 1.0)),
     ],
 )
 def test_parse_and_str_round_trip(spec: str, expected: object) -> None:
@@ -119,7 +136,7 @@ def test_models_are_frozen() -> None:
 def test_unknown_noise_message() -> None:
     expected = (
         r"unknown noise 'foo' "
-        r"\(expected gaussian:SIGMA, poisson:LAMBDA or poisson-gaussian:LAMBDA,READ\)"
+        r"\(expected gaussian:SIGMA, poisson:LAMBDA, poisson-gaussian:LAMBDA,READ or correlated:SIGMA,BLUR\)"
     )
     with pytest.raises(ValueError, match=expected):
         parse_noise("foo")
@@ -140,6 +157,9 @@ def test_unknown_noise_message() -> None:
         "poisson:0-10",
         "poisson-gaussian:30",
         "poisson-gaussian:30,5,1",
+        "correlated:25",
+        "correlated:25,0",
+        "correlated:25,1-2",
     ],
 )
 def test_bad_specs_raise_value_error(spec: str) -> None:

@@ -14,7 +14,7 @@ import torch
 import restore
 from conftest import smooth_image, write_png
 from restore.modelfile import read_info
-from restore.training import TrainConfig, hdr_loss, train
+from restore.training import TrainConfig, annealed_l0_loss, build_network, hdr_loss, train
 
 
 @pytest.fixture
@@ -175,6 +175,58 @@ def test_upscaler_training_and_x3_from_x2(tmp_path, photos):
     x3 = tiny_config(tmp_path / "x3", photos, task="upscale", scale=3, init=x2.out, patch=12, loss="l1")
     info = train(x3, show_progress=False)
     assert info.scales == [3] and info.training["from"] == "m"
+
+
+def test_mdsr_trains_on_all_its_scales_warm_started_from_edsr(tmp_path, photos):
+    x2 = tiny_config(tmp_path / "x2", photos, task="upscale", variant="edsr_baseline_x2", patch=12, loss="l1")
+    train(x2, show_progress=False)
+    config = tiny_config(tmp_path / "mdsr", photos, task="upscale", variant="mdsr_baseline", init=x2.out, patch=12, steps=3)
+    started, _ = build_network(config)
+    edsr = restore.load(x2.out).network.state_dict()
+    shared = [k for k in started.state_dict() if k.split(".")[0] in ("head", "body", "tail")]
+    assert shared and all(torch.equal(started.state_dict()[k], edsr[k]) for k in shared)
+    info = train(config, show_progress=False)
+    assert info.architecture == "mdsr" and info.scales == [2, 3, 4]
+    for scale in (2, 3, 4):
+        assert restore.upscale(torch.rand(3, 10, 12), scale=scale, model=config.out).shape == (3, 10 * scale, 12 * scale)
+
+
+def test_a_gray_network_trains_on_colour_photos_made_gray(tmp_path, photos):
+    info = train(tiny_config(tmp_path, photos, variant="n2n_unet_gray"), show_progress=False)
+    assert info.channels == 1
+    assert restore.denoise(np.zeros((32, 32), np.float32), tmp_path / "m.safetensors").shape == (32, 32)
+
+
+def test_a_checkpoint_from_before_a_new_setting_still_resumes(tmp_path, photos):
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    config = tiny_config(tmp_path, photos, steps=1)
+    train(config, show_progress=False)
+    checkpoint = Path(config.out).with_suffix(".run") / "checkpoint.safetensors"
+    with safe_open(str(checkpoint), framework="pt") as f:
+        metadata, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
+    stored = json.loads(metadata["config"])
+    del stored["clean_targets"]  # as if written before that setting existed
+    metadata["config"] = json.dumps(stored)
+    save_file(tensors, str(checkpoint), metadata=metadata)
+    config.steps = 2
+    assert train(config, show_progress=False).training["steps"] == 2
+
+
+def test_annealed_l0_loss_goes_from_l2_through_l1_to_l0():
+    output, target = torch.tensor([0.5, 0.1, 0.9]), torch.tensor([0.2, 0.1, 0.4])
+    assert annealed_l0_loss(output, target, 0.0).item() == pytest.approx(torch.mean((output - target) ** 2).item(), rel=1e-4)
+    assert annealed_l0_loss(output, target, 0.5).item() == pytest.approx(torch.mean((output - target).abs()).item(), rel=1e-4)
+    assert annealed_l0_loss(output, target, 1.0).item() == pytest.approx(1.0)  # gamma 0: every pixel counts 1
+
+
+def test_finetune_with_the_l0_loss_runs(tmp_path, noisy_pairs, tiny_models):
+    pairs = [str(folder) for folder in noisy_pairs]
+    config = tiny_config(tmp_path, Path(""), pairs=pairs, init=str(tiny_models["denoiser"]), loss="l0", val_count=1)
+    assert train(config, show_progress=False).training["loss"] == "l0"
 
 
 def test_hdr_loss_is_relative_and_stops_the_denominator_gradient():

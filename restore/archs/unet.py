@@ -101,3 +101,9 @@ class UNet(Restorer):
 def n2n_unet(in_channels: int = 3, out_channels: int = 3) -> UNet:
     """The paper's U-Net: 48 encoder and 96 decoder features."""
     return UNet(UNetConfig(in_channels=in_channels, out_channels=out_channels))
+
+
+@register_variant
+def n2n_unet_gray() -> UNet:
+    """The same U-Net for one-channel (gray) images."""
+    return UNet(UNetConfig(in_channels=1, out_channels=1))
