@@ -22,6 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from restore.ensemble import TRANSFORMS, dihedral
 from restore.imageio import READ_FORMATS, read_image
 from restore.noise import NoiseModel
 from restore.resize import imresize
@@ -84,15 +85,8 @@ def load_mnist(folder: str | Path, split: str = "train") -> tuple[torch.Tensor, 
 
 
 def augment(crops: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Random flips and 90-degree rotations of a stack of square crops (same op for the stack)."""
-    ops = torch.randint(0, 8, (1,), generator=generator).item()
-    if ops & 1:
-        crops = crops.flip(-1)
-    if ops & 2:
-        crops = crops.flip(-2)
-    if ops & 4:
-        crops = crops.transpose(-1, -2)
-    return crops
+    """One random flip / 90-degree rotation of a stack of square crops (the same for the whole stack)."""
+    return dihedral(crops, int(torch.randint(0, TRANSFORMS, (1,), generator=generator).item()))
 
 
 def random_crops(

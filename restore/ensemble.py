@@ -1,8 +1,7 @@
-"""Geometric self-ensemble, the "+" of EDSR (Lim et al. 2017, section 4.3).
-
-The network runs on the 8 flips and 90-degree rotations of the image (the symmetries of a
-square); each output is mapped back and the 8 are averaged. It costs 8 runs and gains a
-little PSNR because the network's errors differ between orientations.
+"""The 8 symmetries of a square (flips and 90-degree rotations): training augmentation draws
+one of them, and the geometric self-ensemble, the "+" of EDSR (Lim et al. 2017, section 4.3),
+runs the network on all 8, maps each output back and averages them. The ensemble costs 8 runs
+and gains a little PSNR because the network's errors differ between orientations.
 """
 
 from __future__ import annotations
