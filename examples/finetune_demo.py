@@ -17,6 +17,7 @@ filtered by a Gaussian kernel, as a camera's demosaicking and processing leave i
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import subprocess
 import sys
@@ -68,10 +69,11 @@ def main() -> None:
             save_u8(args.work / "test" / f"{path.stem}.png", noise.apply(clean, generator))
 
     model_file = args.work / "my-camera.safetensors"
+    work = os.path.relpath(args.work)  # shown as typed from the current folder
     command = [
-        "restore", "finetune", str(args.work / "a"), str(args.work / "b"), "-o", str(model_file),
+        "restore", "finetune", f"{work}/a", f"{work}/b", "-o", f"{work}/my-camera.safetensors",
         "--from", "n2n-gaussian", "--minutes", f"{args.minutes:g}", "--steps", "100000",
-        "--val-count", "4", "--val-every", "100", "--run-dir", str(args.work / "run"),
+        "--val-count", "4", "--val-every", "100", "--run-dir", f"{work}/run",
     ]  # fmt: skip
     (args.work / "run").mkdir(parents=True, exist_ok=True)
     for stale in (args.work / "run").glob("*"):

@@ -130,8 +130,10 @@ def save_model_file(path: str | os.PathLike[str], network: Restorer, info: Model
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     # Mode 0o666 lets the umask apply, as for any new file (mkstemp would make it private).
     os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    mode = os.stat(tmp).st_mode
     try:
         save_file(state, str(tmp), metadata=info.to_metadata())
+        os.chmod(tmp, mode)  # safetensors writes a fresh, private file in the temp file's place
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

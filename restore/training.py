@@ -354,6 +354,8 @@ def train(config: TrainConfig, console: Console | None = None, show_progress: bo
 def _same_run(stored: dict[str, Any], current: dict[str, Any]) -> bool:
     """Whether a checkpoint's settings are the current ones; settings newer than the checkpoint count at their defaults."""
     defaults = _resumable(TrainConfig(out=""))
+    if stored.get("init") and stored.get("variant") == "n2n_unet" and not current["variant"]:
+        stored = {**stored, "variant": ""}  # runs from --init once stored this ignored default
     return all(stored.get(key, defaults[key]) == value for key, value in current.items())
 
 

@@ -1,7 +1,9 @@
 """Model files: safetensors with everything needed to rebuild the network; pickles refused."""
 
 import json
+import os
 import pickle
+import stat
 
 import pytest
 import torch
@@ -104,3 +106,12 @@ def test_an_altered_bundled_file_fails_its_checksum(tmp_path, monkeypatch):
     monkeypatch.setitem(zoo.bundled_models(), "mnist-dae", zoo.BundledModel("mnist-dae", copy, entry.sha256, entry.task, ""))
     with pytest.raises(ModelFileError, match="sha256"):
         restore.load("mnist-dae")
+
+
+def test_a_saved_model_file_gets_the_usual_permissions_of_a_new_file(tmp_path):
+    path = tmp_path / "m.safetensors"
+    network = create("mnist_upscaler")
+    save_model_file(path, network, info_for(network))
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask
