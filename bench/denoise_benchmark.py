@@ -120,9 +120,9 @@ def score(folder: Path, noise: str, denoise: Denoiser | None, limit: int) -> dic
     return {"psnr": statistics.mean(psnrs), "ssim": statistics.mean(ssims), "images": len(files)}
 
 
-def real_noise_row(methods: list[str]) -> dict[str, dict[str, float]]:
+def real_noise_row(data: Path, methods: list[str]) -> dict[str, dict[str, float]]:
     """The real camera pair: PSNR / SSIM against its clean (mean of many shots) image."""
-    folder = DATA / "realnoise"
+    folder = data / "realnoise"
     clean = torch.from_numpy(read_image(folder / "clean.jpg").pixels).permute(2, 0, 1)[None]
     noisy = torch.from_numpy(read_image(folder / "noisy.jpg").pixels).permute(2, 0, 1)[None]
     sigma = (noisy - clean).std().item()  # an oracle sigma: BM3D gets the true level it needs
@@ -147,6 +147,7 @@ def main() -> None:
     parser.add_argument("--noises", nargs="+", default=None, help="default: every noise of each set's rows")
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--control", type=Path, help="a clean-target control model file to score beside restore")
+    parser.add_argument("--data", type=Path, default=DATA, help="the shared data folder")
     parser.add_argument("--limit", type=int, default=0, help="at most N images per set (not cached)")
     parser.add_argument("--quick", action="store_true", help="Set12, sigma 25, 2 images, no BM3D; cache untouched")
     args = parser.parse_args()
@@ -159,7 +160,7 @@ def main() -> None:
 
     for set_name in args.sets:
         if set_name == "realnoise":
-            for method, values in real_noise_row(args.methods).items():
+            for method, values in real_noise_row(args.data, args.methods).items():
                 key = f"realnoise|camera|{method}|{'n2n-gaussian' if method == 'restore' else ''}"
                 results[key] = values
             continue
@@ -182,10 +183,10 @@ def main() -> None:
                 if use_cache and key in results:
                     continue
                 print(f"{set_name} {noise} {method} {ident}", flush=True)
-                results[key] = score(DATA / "test" / set_name, noise, make(), args.limit)
+                results[key] = score(args.data / "test" / set_name, noise, make(), args.limit)
                 if use_cache:
                     cache_file.write_text(json.dumps(results, indent=1, sort_keys=True))
-    speed = measure_speed() if "bm3d" in args.methods and not args.quick else {}
+    speed = measure_speed(args.data) if "bm3d" in args.methods and not args.quick else {}
     write_table(results, RESULTS / "denoise.md" if use_cache else None, speed)
 
 
@@ -203,9 +204,9 @@ def latest(results: dict[str, dict[str, float | str]], set_name: str, noise: str
     return None
 
 
-def measure_speed() -> dict[str, float | str]:
+def measure_speed(data: Path) -> dict[str, float | str]:
     """Seconds per megapixel of n2n-gaussian and CBM3D on the first Kodak24 image at sigma 25, same run."""
-    path = image_files(DATA / "test" / "Kodak24")[0]
+    path = image_files(data / "test" / "Kodak24")[0]
     clean = torch.from_numpy(read_image(path).pixels).permute(2, 0, 1)[None]
     noisy = parse_noise("gaussian:25").apply(clean, torch.Generator().manual_seed(0))
     megapixels = clean.shape[-1] * clean.shape[-2] / 1e6

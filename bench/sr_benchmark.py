@@ -56,11 +56,12 @@ PUBLISHED: dict[str, dict[tuple[str, int], float]] = {
 
 
 def upscalers() -> list[tuple[str, int]]:
-    """(bundled model, scale) for every bundled upscaler and each scale it has."""
+    """(bundled model, scale) for every bundled photo upscaler (colour, not the MNIST one) and each of its scales."""
     pairs = []
     for name, entry in sorted(bundled_models().items()):
-        if entry.task == "upscale":
-            pairs += [(name, s) for s in load(name).network.scales]
+        network = load(name).network if entry.task == "upscale" else None
+        if network is not None and network.in_channels == 3:
+            pairs += [(name, s) for s in network.scales]
     return pairs
 
 

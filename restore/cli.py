@@ -193,6 +193,7 @@ BitDepthOpt = Annotated[BitDepth | None, typer.Option("--bit-depth", help="Outpu
 RecursiveOpt = Annotated[bool, typer.Option("--recursive", "-r", help="Descend into sub-folders, keeping their structure.")]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace existing output files.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors.")]
+RepairOpt = Annotated[bool, typer.Option("--repair-nonfinite", help="Replace NaN / Inf input values by their neighbours' mean.")]
 EnsembleOpt = Annotated[bool, typer.Option("--ensemble", help="Average the 8 flips and rotations (8x slower, a little better).")]
 
 
@@ -221,9 +222,12 @@ def denoise(
     overwrite: OverwriteOpt = False,
     quiet: QuietOpt = False,
     ensemble: EnsembleOpt = False,
+    repair_nonfinite: RepairOpt = False,
 ) -> None:
     """Denoise images (default: n2n-gray for gray images, else n2n-gaussian). Writes IN.denoised.EXT unless -o is given."""
-    options = replace(_options(device, precision, tile, max_memory, bit_depth, overwrite), ensemble=ensemble)
+    options = replace(
+        _options(device, precision, tile, max_memory, bit_depth, overwrite), ensemble=ensemble, repair_nonfinite=repair_nonfinite
+    )
 
     load_denoiser = functools.cache(denoiser)  # each model loaded once
 
@@ -255,6 +259,7 @@ def upscale(
     recursive: RecursiveOpt = False,
     overwrite: OverwriteOpt = False,
     quiet: QuietOpt = False,
+    repair_nonfinite: RepairOpt = False,
 ) -> None:
     """Upscale images x2, x3 or x4 with EDSR. Writes IN.xN.EXT unless -o is given."""
     chosen = [s for s, flag in ((2, x2), (3, x3), (4, x4)) if flag] + ([scale] if scale is not None else [])
@@ -263,7 +268,12 @@ def upscale(
     if outscale is not None and not (math.isfinite(outscale) and outscale > 0):
         raise UsageError("--outscale must be a positive number")
     factor = chosen[0] if chosen else network_scale_for(outscale)
-    options = replace(_options(device, precision, tile, max_memory, bit_depth, overwrite), ensemble=ensemble, outscale=outscale)
+    options = replace(
+        _options(device, precision, tile, max_memory, bit_depth, overwrite),
+        ensemble=ensemble,
+        outscale=outscale,
+        repair_nonfinite=repair_nonfinite,
+    )
     tag = f".x{outscale:g}" if outscale is not None else f".x{factor}"
 
     @functools.cache

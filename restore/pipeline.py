@@ -13,7 +13,8 @@ import numpy as np
 import torch
 
 from restore.api import Model, run_model
-from restore.imageio import Image, read_image, srgb_decode, srgb_encode, write_image
+from restore.imageio import Image, ImageError, read_image, srgb_decode, srgb_encode, write_image
+from restore.nonfinite import count_nonfinite, repair_nonfinite
 from restore.resize import imresize
 from restore.tiling import TileCallback
 
@@ -28,15 +29,22 @@ class RunOptions:
     overwrite: bool = False
     ensemble: bool = False  # average the 8 flips and rotations
     outscale: float | None = None  # resize the output to this factor of the input size
+    repair_nonfinite: bool = False  # replace NaN / Inf input values instead of refusing the image
 
 
 def restore_image(image: Image, model: Model, options: RunOptions, on_tile: TileCallback | None = None) -> Image:
     """Run `model` on a decoded image and return the result as an Image in the input's format.
 
     Pixels are converted to the transfer the model was trained on and back; alpha is passed
-    through a denoiser and resized (bicubic) to the output size by an upscaler.
+    through a denoiser and resized (bicubic) to the output size by an upscaler. NaN / Inf input
+    raises ImageError unless `options.repair_nonfinite`; the output is always finite.
     """
     pixels = image.pixels
+    bad = count_nonfinite(pixels)
+    if bad and not options.repair_nonfinite:
+        raise ImageError(f"{bad} pixels are NaN or infinite; pass --repair-nonfinite to replace them by their neighbours")
+    if bad:
+        pixels = repair_nonfinite(pixels)
     if model.info.transfer == "srgb" and image.transfer == "linear":
         pixels = srgb_encode(np.clip(pixels, 0.0, 1.0))
     elif model.info.transfer == "linear" and image.transfer == "srgb":
@@ -57,7 +65,8 @@ def restore_image(image: Image, model: Model, options: RunOptions, on_tile: Tile
         if image.transfer == "linear":
             result = srgb_decode(result)
     else:
-        result = np.maximum(result, 0.0)
+        # Linear HDR output: non-negative and finite (half-precision overflow would give inf).
+        result = np.nan_to_num(np.maximum(result, 0.0), nan=0.0, posinf=np.finfo(np.float32).max)
     alpha = image.alpha
     if alpha is not None and alpha.shape[:2] != result.shape[:2]:
         resized = imresize(torch.from_numpy(alpha).permute(2, 0, 1)[None], size=result.shape[:2])
@@ -85,7 +94,10 @@ def restore_file(
     """
     image = read_image(source)
     chosen = model if isinstance(model, Model) else model(image.pixels)
-    result = restore_image(image, chosen, options, on_tile)
+    try:
+        result = restore_image(image, chosen, options, on_tile)
+    except (ImageError, ValueError) as err:
+        raise type(err)(f"'{source}': {err}") from None
     target.parent.mkdir(parents=True, exist_ok=True)
     write_image(target, result, bit_depth=options.bit_depth, overwrite=options.overwrite)
     return result, chosen

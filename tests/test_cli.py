@@ -2,26 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import smooth_image, write_png
+from conftest import assert_one_line_error, run, smooth_image, write_png
 from restore.imageio import read_image
-
-
-def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "restore", *args], capture_output=True, text=True, cwd=cwd, timeout=300)
-
-
-def assert_one_line_error(result: subprocess.CompletedProcess[str], fragment: str, code: int = 1) -> None:
-    assert result.returncode == code, result.stderr
-    assert "Traceback" not in result.stderr + result.stdout
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error:") and fragment in lines[0], result.stderr
 
 
 @pytest.fixture
