@@ -19,6 +19,7 @@ import torch
 from restore.archs import Restorer
 from restore.device import resolve_device, resolve_precision
 from restore.ensemble import TRANSFORMS, self_ensemble
+from restore.hdr import exposure, network_input
 from restore.modelfile import ModelFileError, ModelInfo, load_model_file
 from restore.resize import imresize
 from restore.tiling import TileCallback, run_tiled
@@ -101,7 +102,8 @@ def run_model(
     A gray image given to a colour model is run as three equal channels and averaged back; a
     colour image given to a gray model is run channel by channel.
     `ensemble` averages the 8 flips and rotations (8x the time). `outscale` resizes the output
-    (MATLAB bicubic) to that factor of the input size, e.g. 1.5 after a x2 network.
+    (MATLAB bicubic) to that factor of the input size, e.g. 1.5 after a x2 network. HDR models
+    (input transform "hdr") get the auto-exposed, tone-mapped image and return linear values.
     """
     batch, layout = _to_batch(image)
     network = model.network
@@ -136,7 +138,12 @@ def run_model(
 
     outputs = []
     for single in batch.split(1):
-        y = run_image(single)
+        if model.info.input_transform == "hdr":
+            # Exposure from the whole image (per tile it would differ and leave seams).
+            scale = exposure(single)
+            y = run_image(network_input(single, scale)) / scale
+        else:
+            y = run_image(single)
         if outscale is not None:
             h, w = single.shape[-2:]
             size = (max(1, round(h * outscale)), max(1, round(w * outscale)))

@@ -12,6 +12,8 @@ the network (spandrel's rule), as string metadata in the safetensors header:
   channels          colour channels in and out
   value_range       JSON [low, high] of the pixel values the network expects
   transfer          "srgb" (display-referred 8/16-bit images) or "linear" (HDR renders)
+  input_transform   "none", or "hdr": the network sees auto-exposed, tone-mapped input and
+                    outputs exposed linear values (restore.hdr); absent in older files = "none"
   training          JSON summary: data, command, steps, wall time, device, metrics
 
 Loading never unpickles: pickled checkpoints (.pth, .pt, ...) are refused.
@@ -54,6 +56,7 @@ class ModelInfo:
     channels: int = 3
     value_range: list[float] = field(default_factory=lambda: [0.0, 1.0])
     transfer: str = "srgb"
+    input_transform: str = "none"
     description: str = ""
     training: dict[str, Any] = field(default_factory=dict)
 

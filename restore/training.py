@@ -39,6 +39,7 @@ from restore.datasets import (
     match_pairs,
 )
 from restore.device import resolve_device
+from restore.hdr import exposure, network_input, tone_map
 from restore.metrics import psnr
 from restore.modelfile import ModelInfo, load_model_file, save_model_file
 from restore.noise import parse_noise
@@ -227,8 +228,11 @@ def validate(
     validation: Sequence[tuple[torch.Tensor, torch.Tensor]],
     device: torch.device,
     noisy_references: bool = False,
+    hdr: bool = False,
 ) -> float:
     """Mean PSNR (peak 1) of the network's clipped output against the references.
+
+    HDR networks (`hdr`) get exposed, tone-mapped input, and are scored on tone-mapped values.
 
     With noisy references (a held-out pair A, B of independent shots), PSNR(f(A), B) hardly
     moves: B's own noise dominates it. Since E|f(A) - B|^2 = E|f(A) - clean|^2 + var(noise_B)
@@ -241,7 +245,12 @@ def validate(
         for inp, ref in validation:
             if ref.shape[-1] != inp.shape[-1]:
                 network.select_scale(ref.shape[-1] // inp.shape[-1])
-            out = network(inp.to(device)).float().cpu().clamp(0, 1)
+            if hdr:
+                scale = exposure(inp)
+                out = tone_map(network(network_input(inp, scale).to(device)).float().cpu() / scale)
+                inp, ref = tone_map(inp), tone_map(ref)
+            else:
+                out = network(inp.to(device)).float().cpu().clamp(0, 1)
             if noisy_references:
                 mse = F.mse_loss(out, ref).item() - F.mse_loss(inp, ref).item() / 2
                 scores.append(10 * math.log10(1 / max(mse, 1e-10)))
@@ -323,6 +332,10 @@ def train(config: TrainConfig, console: Console | None = None, show_progress: bo
                 group["lr"] = lr
             if config.task == "upscale":
                 network.select_scale(target.shape[-1] // inp.shape[-1])
+            if config.loss == "hdr":
+                # Each crop exposed on its own: the network learns every brightness range.
+                scale = exposure(inp)
+                inp, target = network_input(inp, scale), target * scale
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
                 output = network(inp.to(device))
             done = step / config.steps  # how far through the run, for annealed losses
@@ -336,14 +349,14 @@ def train(config: TrainConfig, console: Console | None = None, show_progress: bo
             elapsed = time.monotonic() - started
             last_loss = loss.item()
             if step % config.val_every == 0 or step == config.steps:
-                last_psnr = validate(network, data.validation, device, data.noisy_references)
+                last_psnr = validate(network, data.validation, device, data.noisy_references, config.loss == "hdr")
                 history.append([step, round(last_psnr, 3), round(elapsed, 1)])
                 progress.console.print(f"step {step}: loss {last_loss:.5f}, validation PSNR {last_psnr:.2f} dB, {elapsed:.0f} s")
             if step % config.checkpoint_every == 0:
                 save()
             progress.update(bar, completed=step, loss=last_loss, psnr=last_psnr)
     if not history or history[-1][0] != step:
-        last_psnr = validate(network, data.validation, device, data.noisy_references)
+        last_psnr = validate(network, data.validation, device, data.noisy_references, config.loss == "hdr")
         history.append([step, round(last_psnr, 3), round(elapsed, 1)])
     save()
     info = _export_info(config, network, base_info, data, step, elapsed, history, device)
@@ -391,6 +404,7 @@ def _export_info(
         channels=network.in_channels,
         value_range=[0.0, 1.0],
         transfer="linear" if config.loss == "hdr" else "srgb",
+        input_transform="hdr" if config.loss == "hdr" else "none",
         description=config.description,
         training={
             "data": data.description,

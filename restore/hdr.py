@@ -1,0 +1,59 @@
+"""HDR renders through a network trained on bounded values: exposure, then a tone map.
+
+Noise2Noise (section 3.3) feeds its Monte Carlo denoiser tone-mapped input,
+T(v) = (v / (1 + v))^(1/2.2), and lets it output linear radiance scored by the relative
+L_HDR loss. T squeezes [0, inf) into [0, 1) so that a firefly of 1000 does not swamp a
+pixel of 0.5. Auto-exposure comes first (as Intel Open Image Denoise does), so that a dark
+interior and a sunlit sky land in the same part of T's range: the image is scaled so that its
+geometric-mean luminance is 0.18 (middle gray), and the network's output is scaled back.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+MIDDLE_GRAY = 0.18
+LUMA = (0.2126, 0.7152, 0.0722)  # Rec. 709 luminance of linear RGB
+
+
+def tone_map(v: torch.Tensor) -> torch.Tensor:
+    """T(v) = (max(v, 0) / (1 + max(v, 0)))^(1/2.2), the Noise2Noise input and evaluation tone map."""
+    v = v.clamp_min(0)
+    return (v / (1 + v)).pow(1 / 2.2)
+
+
+def luminance(image: torch.Tensor) -> torch.Tensor:
+    """N x 1 x H x W luminance of N x C x H x W linear images (the channel itself for gray)."""
+    if image.shape[1] == 3:
+        return (image * torch.tensor(LUMA, dtype=image.dtype, device=image.device).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    return image.mean(1, keepdim=True)
+
+
+def exposure(image: torch.Tensor, block: int = 16) -> torch.Tensor:
+    """Per image (N x 1 x 1 x 1), the scale that brings the geometric mean luminance to 0.18.
+
+    The mean is over block x block averages (robust to single-pixel fireflies and to black
+    pixels, which are left out); an image with no light at all gets a scale of 1.
+    """
+    lum = luminance(image.float()).clamp_min(0)
+    blocks = F.avg_pool2d(lum, min(block, lum.shape[-2], lum.shape[-1]), ceil_mode=True).flatten(1)
+    lit = blocks > 1e-8
+    logs = torch.where(lit, blocks.clamp_min(1e-8).log(), torch.zeros(()))
+    count = lit.sum(1)
+    mean_log = logs.sum(1) / count.clamp_min(1)
+    scale = torch.where(count > 0, MIDDLE_GRAY / mean_log.exp(), torch.ones(()))
+    return scale.clamp(1 / 2**20, 2**20).view(-1, 1, 1, 1).to(image.dtype)
+
+
+def network_input(image: torch.Tensor, scale: torch.Tensor | float) -> torch.Tensor:
+    """What an HDR network sees: the tone-mapped, exposed colour."""
+    return tone_map(image * scale)
+
+
+def psnr_tone_mapped(output: torch.Tensor, reference: torch.Tensor) -> float:
+    """The Monte Carlo protocol's PSNR: both images tone-mapped by T, peak 1, over RGB."""
+    mse = F.mse_loss(tone_map(output.float()), tone_map(reference.float())).item()
+    return 10 * math.log10(1 / max(mse, 1e-12))
