@@ -29,6 +29,7 @@ from rich.table import Table
 
 from restore import __version__
 from restore.api import DEFAULT_DENOISER, Model, default_denoiser, denoiser, load, upscaler_for
+from restore.datasets import is_aux_buffer
 from restore.evaluation import evaluate_folder
 from restore.imageio import READ_FORMATS, ImageError
 from restore.modelfile import ModelFileError, read_info
@@ -49,7 +50,7 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 
 # Files named like our own outputs are skipped when a folder is expanded, so running twice on a
-# folder does not restore the previous results.
+# folder does not restore the previous results; so are a render's NAME.albedo / NAME.normal buffers.
 OUTPUT_NAME = re.compile(r"\.(denoised|x\d+(\.\d+)?)$")
 
 
@@ -108,7 +109,7 @@ def expand_inputs(inputs: list[str], recursive: bool) -> list[tuple[Path, Path]]
             files = sorted(
                 p
                 for p in path.glob(pattern)
-                if p.is_file() and p.suffix.lower() in READ_FORMATS and not OUTPUT_NAME.search(p.stem)
+                if p.is_file() and p.suffix.lower() in READ_FORMATS and not OUTPUT_NAME.search(p.stem) and not is_aux_buffer(p)
             )
             if not files:
                 raise ImageError(f"no images in folder '{path}'")

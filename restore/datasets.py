@@ -197,10 +197,19 @@ class MultiScaleSource:
         return source.batch(size, generator)
 
 
+# Auxiliary buffers of a render sit beside its colour image as NAME.albedo.EXT and NAME.normal.EXT.
+AUX_BUFFERS = ("albedo", "normal")
+
+
+def is_aux_buffer(path: Path) -> bool:
+    """True for NAME.albedo.EXT and NAME.normal.EXT: buffers that belong to NAME.EXT, not images of their own."""
+    return Path(path.stem).suffix.lstrip(".") in AUX_BUFFERS
+
+
 def match_pairs(folder_a: str | Path, folder_b: str | Path) -> list[tuple[Path, Path]]:
-    """Files of A and B with the same relative name; ValueError listing what does not match."""
-    a_files = {p.relative_to(folder_a).as_posix(): p for p in image_files(folder_a)}
-    b_files = {p.relative_to(folder_b).as_posix(): p for p in image_files(folder_b)}
+    """Files of A and B with the same relative name (auxiliary buffers aside); ValueError listing what does not match."""
+    a_files = {p.relative_to(folder_a).as_posix(): p for p in image_files(folder_a) if not is_aux_buffer(p)}
+    b_files = {p.relative_to(folder_b).as_posix(): p for p in image_files(folder_b) if not is_aux_buffer(p)}
     only_a = sorted(set(a_files) - set(b_files))
     only_b = sorted(set(b_files) - set(a_files))
     if only_a or only_b:

@@ -1,0 +1,40 @@
+"""tools/render_pairs.py: Mitsuba renders independent noisy pairs, auxiliary buffers and references."""
+
+from __future__ import annotations
+
+import glob
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import REPO
+from restore.datasets import match_pairs
+from restore.imageio import read_image
+
+pytest.importorskip("mitsuba")
+if not glob.glob("/usr/lib/*/libLLVM-1[6-9].so") + glob.glob("/usr/lib/llvm-1[6-9]/lib/libLLVM*.so"):
+    pytest.skip("Mitsuba's llvm variant needs LLVM 16+ (apt-get install libllvm19)", allow_module_level=True)
+
+
+def test_two_scenes_render_to_pairs_buffers_and_references(tmp_path):
+    command = [sys.executable, str(REPO / "tools" / "render_pairs.py"), str(tmp_path), "--scenes", "2", "--size", "32"]
+    result = subprocess.run([*command, "--spp", "4", "--reference-spp", "64"], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert sorted(manifest["scenes"]) == ["scene000000", "scene000001"]
+    assert manifest["renderer"]["pixel_filter"] == "box"
+    for name in manifest["scenes"]:
+        a, b = (read_image(tmp_path / shot / f"{name}.exr").pixels for shot in ("a", "b"))
+        reference = read_image(tmp_path / "reference" / f"{name}.exr").pixels
+        albedo = read_image(tmp_path / "a" / f"{name}.albedo.exr").pixels
+        normal = read_image(tmp_path / "a" / f"{name}.normal.exr").pixels
+        assert a.shape == b.shape == reference.shape == (32, 32, 3)
+        assert np.isfinite(a).all() and (a >= 0).all() and not np.array_equal(a, b)  # independent seeds
+        assert 0 <= albedo.min() and albedo.max() <= 1
+        length = np.linalg.norm(normal, axis=-1)
+        assert np.all((np.abs(length - 1) < 1e-3) | (length < 1e-6))  # unit normals, 0 where nothing is hit
+    # Buffers sit beside their image as NAME.albedo.exr / NAME.normal.exr; pairs are the images alone.
+    assert [a.name for a, _ in match_pairs(tmp_path / "a", tmp_path / "b")] == ["scene000000.exr", "scene000001.exr"]
