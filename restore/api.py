@@ -19,7 +19,7 @@ import torch
 from restore.archs import Restorer
 from restore.device import resolve_device, resolve_precision
 from restore.ensemble import TRANSFORMS, self_ensemble
-from restore.hdr import exposure, network_input
+from restore.hdr import network_input
 from restore.modelfile import ModelFileError, ModelInfo, load_model_file
 from restore.resize import imresize
 from restore.tiling import TileCallback, run_tiled
@@ -96,6 +96,7 @@ def run_model(
     on_tile: TileCallback | None = None,
     ensemble: bool = False,
     outscale: float | None = None,
+    aux: ImageLike | None = None,
 ) -> ImageLike:
     """Run a loaded model over an image (each image of a batch in turn), through the tiler.
 
@@ -104,12 +105,21 @@ def run_model(
     `ensemble` averages the 8 flips and rotations (8x the time). `outscale` resizes the output
     (MATLAB bicubic) to that factor of the input size, e.g. 1.5 after a x2 network. HDR models
     (input transform "hdr") get the auto-exposed, tone-mapped image and return linear values.
+    Models with auxiliary inputs (`model.info.aux`, e.g. albedo and normal of a render) need
+    `aux`: those buffers stacked as channels, in the layout of `image`.
     """
     batch, layout = _to_batch(image)
     network = model.network
     channels = batch.shape[1]
-    if channels not in (network.in_channels, 1) and network.in_channels != 1:
-        raise ValueError(f"model '{model.name}' takes {network.in_channels}-channel images, got {channels} channels")
+    colour_channels = network.in_channels - 3 * len(model.info.aux)
+    if channels not in (colour_channels, 1) and colour_channels != 1:
+        raise ValueError(f"model '{model.name}' takes {colour_channels}-channel images, got {channels} channels")
+    if model.info.aux:
+        aux_batch = _to_batch(aux)[0] if aux is not None else None
+        wanted = (batch.shape[0], 3 * len(model.info.aux), *batch.shape[-2:])
+        if aux_batch is None or tuple(aux_batch.shape) != wanted or channels != colour_channels:
+            raise ValueError(f"model '{model.name}' needs {' and '.join(model.info.aux)} buffers of the image's size")
+        batch = torch.cat([batch, aux_batch], dim=1)
     if outscale is not None and not (math.isfinite(outscale) and outscale > 0):
         raise ValueError(f"outscale must be a positive number, got {outscale}")
     gray_on_colour = channels == 1 and network.in_channels == 3
@@ -140,8 +150,8 @@ def run_model(
     for single in batch.split(1):
         if model.info.input_transform == "hdr":
             # Exposure from the whole image (per tile it would differ and leave seams).
-            scale = exposure(single)
-            y = run_image(network_input(single, scale)) / scale
+            exposed, scale = network_input(single, network.out_channels)
+            y = run_image(exposed) / scale
         else:
             y = run_image(single)
         if outscale is not None:

@@ -224,11 +224,18 @@ def denoise(
     quiet: QuietOpt = False,
     ensemble: EnsembleOpt = False,
     repair_nonfinite: RepairOpt = False,
+    albedo: Annotated[Path | None, typer.Option("--albedo", help="Albedo buffer of a render (default: IN.albedo.EXT).")] = None,
+    normal: Annotated[Path | None, typer.Option("--normal", help="Normal buffer of a render (default: IN.normal.EXT).")] = None,
 ) -> None:
     """Denoise images (default: n2n-gray for gray images, else n2n-gaussian). Writes IN.denoised.EXT unless -o is given."""
     options = replace(
-        _options(device, precision, tile, max_memory, bit_depth, overwrite), ensemble=ensemble, repair_nonfinite=repair_nonfinite
+        _options(device, precision, tile, max_memory, bit_depth, overwrite),
+        ensemble=ensemble,
+        repair_nonfinite=repair_nonfinite,
+        aux_files={name: path for name, path in (("albedo", albedo), ("normal", normal)) if path is not None},
     )
+    if options.aux_files and len(expand_inputs(inputs, recursive)) > 1:
+        raise UsageError("--albedo / --normal go with one image; for several, put NAME.albedo.EXT beside each")
 
     load_denoiser = functools.cache(denoiser)  # each model loaded once
 
@@ -327,8 +334,14 @@ RunDirOpt = Annotated[str | None, typer.Option("--run-dir", help="Checkpoint fol
 
 @app.command()
 def train(
-    data: Annotated[str, typer.Argument(help="Folder of clean training images (or of the MNIST IDX files).")],
-    output: Annotated[str, typer.Option("-o", "--output", help="Model file to write (.safetensors).")],
+    data: Annotated[
+        str | None, typer.Argument(help="Folder of clean training images (or of the MNIST IDX files).", show_default=False)
+    ] = None,
+    output: Annotated[str, typer.Option("-o", "--output", help="Model file to write (.safetensors).")] = "",
+    pairs: Annotated[
+        tuple[str, str] | None,
+        typer.Option("--pairs", help="Train on noisy pairs instead: folders A and B (e.g. renders), no clean data."),
+    ] = None,
     task: Annotated[str, typer.Option("--task", help="denoise or upscale.")] = "denoise",
     arch: Annotated[
         str | None,
@@ -362,14 +375,19 @@ def train(
     description: Annotated[str, typer.Option("--description")] = "",
     quiet: QuietOpt = False,
 ) -> None:
-    """Train a network from clean images and a noise model (noisy targets by default), or an upscaler."""
+    """Train a network from clean images and a noise model (noisy targets by default), an upscaler, or from noisy pairs."""
+    if (data is None) == (pairs is None):
+        raise UsageError("give a DATA folder of clean images, or --pairs A B")
+    if not output:
+        raise UsageError("missing -o / --output: the model file to write")
     if task not in ("denoise", "upscale"):
         raise UsageError("--task is denoise or upscale")
     if loss not in LOSSES:
         raise UsageError(f"--loss is one of {', '.join(LOSSES)}")
     config = _train_config(
-        out=output, task=task, data=data, variant=arch or "", init=init or "", noise=noise, clean_targets=clean_targets,
-        scale=scale, patch=patch, batch=batch, steps=steps, minutes=minutes, lr=lr, lr_halve_every=lr_halve_every,
+        out=output, task=task, data=data or "", pairs=list(pairs or []), variant=arch or "", init=init or "",
+        noise=noise, clean_targets=clean_targets, scale=scale, patch=patch, batch=batch, steps=steps, minutes=minutes,
+        lr=lr, lr_halve_every=lr_halve_every,
         loss=loss, val_count=val_count, val_every=val_every, checkpoint_every=val_every, seed=seed, device=device,
         run_dir=run_dir, name=name, description=description,
     )  # fmt: skip

@@ -206,6 +206,22 @@ def is_aux_buffer(path: Path) -> bool:
     return Path(path.stem).suffix.lstrip(".") in AUX_BUFFERS
 
 
+def aux_path(image: Path, buffer: str) -> Path:
+    """Where the `buffer` ("albedo", "normal") of a render sits: NAME.albedo.EXT beside NAME.EXT."""
+    return image.with_name(f"{image.stem}.{buffer}{image.suffix}")
+
+
+def load_aux(image: Path, buffers: Sequence[str]) -> torch.Tensor:
+    """The auxiliary buffers of a render stacked as channels (3 per buffer), C x H x W float32."""
+    planes = []
+    for buffer in buffers:
+        path = aux_path(image, buffer)
+        if not path.is_file():
+            raise ValueError(f"'{image.name}' has no {buffer} buffer: expected '{path.name}' beside it")
+        planes.append(to_channels(load_images([path])[0], 3))
+    return torch.cat(planes)
+
+
 def match_pairs(folder_a: str | Path, folder_b: str | Path) -> list[tuple[Path, Path]]:
     """Files of A and B with the same relative name (auxiliary buffers aside); ValueError listing what does not match."""
     a_files = {p.relative_to(folder_a).as_posix(): p for p in image_files(folder_a) if not is_aux_buffer(p)}

@@ -48,9 +48,14 @@ def exposure(image: torch.Tensor, block: int = 16) -> torch.Tensor:
     return scale.clamp(1 / 2**20, 2**20).view(-1, 1, 1, 1).to(image.dtype)
 
 
-def network_input(image: torch.Tensor, scale: torch.Tensor | float) -> torch.Tensor:
-    """What an HDR network sees: the tone-mapped, exposed colour."""
-    return tone_map(image * scale)
+def network_input(image: torch.Tensor, colour_channels: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(what an HDR network sees, the exposure): the colour channels exposed and tone-mapped, any
+    auxiliary buffers after them (albedo, normal) unchanged. The network's output divided by the
+    exposure is linear radiance."""
+    colour_channels = colour_channels or image.shape[1]
+    colour, aux = image[:, :colour_channels], image[:, colour_channels:]
+    scale = exposure(colour)
+    return torch.cat([tone_map(colour * scale), aux], dim=1), scale
 
 
 def psnr_tone_mapped(output: torch.Tensor, reference: torch.Tensor) -> float:

@@ -14,6 +14,8 @@ the network (spandrel's rule), as string metadata in the safetensors header:
   transfer          "srgb" (display-referred 8/16-bit images) or "linear" (HDR renders)
   input_transform   "none", or "hdr": the network sees auto-exposed, tone-mapped input and
                     outputs exposed linear values (restore.hdr); absent in older files = "none"
+  aux               JSON list of auxiliary buffers the network takes after the colour channels,
+                    e.g. ["albedo", "normal"] (3 channels each); [] when absent
   training          JSON summary: data, command, steps, wall time, device, metrics
 
 Loading never unpickles: pickled checkpoints (.pth, .pt, ...) are refused.
@@ -57,6 +59,7 @@ class ModelInfo:
     value_range: list[float] = field(default_factory=lambda: [0.0, 1.0])
     transfer: str = "srgb"
     input_transform: str = "none"
+    aux: list[str] = field(default_factory=list)
     description: str = ""
     training: dict[str, Any] = field(default_factory=dict)
 

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from restore.api import Model, run_model
+from restore.datasets import aux_path
 from restore.imageio import Image, ImageError, read_image, srgb_decode, srgb_encode, write_image
 from restore.nonfinite import count_nonfinite, repair_nonfinite
 from restore.resize import imresize
@@ -30,14 +31,18 @@ class RunOptions:
     ensemble: bool = False  # average the 8 flips and rotations
     outscale: float | None = None  # resize the output to this factor of the input size
     repair_nonfinite: bool = False  # replace NaN / Inf input values instead of refusing the image
+    aux_files: dict[str, Path] = field(default_factory=dict)  # e.g. {"albedo": path}; default: beside the image
 
 
-def restore_image(image: Image, model: Model, options: RunOptions, on_tile: TileCallback | None = None) -> Image:
+def restore_image(
+    image: Image, model: Model, options: RunOptions, on_tile: TileCallback | None = None, aux: np.ndarray | None = None
+) -> Image:
     """Run `model` on a decoded image and return the result as an Image in the input's format.
 
     Pixels are converted to the transfer the model was trained on and back; alpha is passed
     through a denoiser and resized (bicubic) to the output size by an upscaler. NaN / Inf input
-    raises ImageError unless `options.repair_nonfinite`; the output is always finite.
+    raises ImageError unless `options.repair_nonfinite`; the output is always finite. `aux`
+    holds the buffers a model with auxiliary inputs needs (H x W x 3 per buffer, stacked).
     """
     pixels = image.pixels
     bad = count_nonfinite(pixels)
@@ -59,6 +64,7 @@ def restore_image(image: Image, model: Model, options: RunOptions, on_tile: Tile
         on_tile=on_tile,
         ensemble=options.ensemble,
         outscale=options.outscale,
+        aux=aux,
     )
     if model.info.transfer == "srgb":
         result = np.clip(result, 0.0, 1.0)
@@ -95,12 +101,27 @@ def restore_file(
     image = read_image(source)
     chosen = model if isinstance(model, Model) else model(image.pixels)
     try:
-        result = restore_image(image, chosen, options, on_tile)
+        aux = load_aux_buffers(source, chosen.info.aux, options) if chosen.info.aux else None
+        result = restore_image(image, chosen, options, on_tile, aux)
     except (ImageError, ValueError) as err:
         raise type(err)(f"'{source}': {err}") from None
     target.parent.mkdir(parents=True, exist_ok=True)
     write_image(target, result, bit_depth=options.bit_depth, overwrite=options.overwrite)
     return result, chosen
+
+
+def load_aux_buffers(source: Path, buffers: list[str], options: RunOptions) -> np.ndarray:
+    """A render's auxiliary buffers (H x W x 3 each, stacked): the files given in `options`, else
+    NAME.albedo.EXT / NAME.normal.EXT beside the image."""
+    planes = []
+    for buffer in buffers:
+        path = options.aux_files.get(buffer) or aux_path(source, buffer)
+        if not path.is_file():
+            beside = aux_path(source, buffer).name
+            raise ImageError(f"the model needs a {buffer} buffer: put '{beside}' beside the image or pass --{buffer}")
+        pixels = read_image(path).pixels
+        planes.append(np.repeat(pixels, 3, axis=-1) if pixels.shape[-1] == 1 else pixels)
+    return np.concatenate(planes, axis=-1)
 
 
 def writable_folder(folder: Path) -> bool:

@@ -25,6 +25,7 @@ from safetensors.torch import save_file
 
 from restore.archs import Restorer, build, create
 from restore.datasets import (
+    AUX_BUFFERS,
     DigitSource,
     DownscaleSource,
     MultiScaleSource,
@@ -34,12 +35,13 @@ from restore.datasets import (
     downscale,
     image_files,
     is_mnist_folder,
+    load_aux,
     load_images,
     load_mnist,
     match_pairs,
 )
 from restore.device import resolve_device
-from restore.hdr import exposure, network_input, tone_map
+from restore.hdr import network_input, tone_map
 from restore.metrics import psnr
 from restore.modelfile import ModelInfo, load_model_file, save_model_file
 from restore.noise import parse_noise
@@ -129,11 +131,18 @@ def _center_crop(image: torch.Tensor, size: int, multiple: int = 1) -> torch.Ten
     return image[..., y : y + ch, x : x + cw]
 
 
-def prepare_data(config: TrainConfig, channels: int | None = None, scales: Sequence[int] = (), val_crop: int = 256) -> Data:
+def prepare_data(
+    config: TrainConfig,
+    channels: int | None = None,
+    scales: Sequence[int] = (),
+    aux: Sequence[str] = (),
+    val_crop: int = 256,
+) -> Data:
     """Build the training source and the fixed validation set from the config.
 
     Photos are converted to the network's `channels` (gray networks train on colour photos made
-    gray). An upscaler with several `scales` trains and validates on all of them.
+    gray). An upscaler with several `scales` trains and validates on all of them. Pairs of
+    renders carry their `aux` buffers (NAME.albedo.EXT ... beside each shot) as extra channels.
     """
     if config.pairs:
         pairs = match_pairs(*config.pairs)
@@ -143,11 +152,18 @@ def prepare_data(config: TrainConfig, channels: int | None = None, scales: Seque
         for (a, b), (pa, _) in zip(loaded, pairs, strict=True):
             if a.shape != b.shape:
                 raise ValueError(f"size mismatch: '{pa.name}' is {tuple(a.shape)} in A and {tuple(b.shape)} in B")
+        if aux:
+            loaded = [
+                (torch.cat([a, load_aux(pa, aux)]), torch.cat([b, load_aux(pb, aux)]))
+                for (a, b), (pa, pb) in zip(loaded, pairs, strict=True)
+            ]
         train, val = loaded[: len(loaded) - config.val_count], loaded[len(loaded) - config.val_count :]
         validation = [(_center_crop(a, val_crop)[None], _center_crop(b, val_crop)[None]) for a, b in val]
         described = f"{len(train)} noisy pairs from {config.pairs[0]} and {config.pairs[1]}"
         return Data(PairSource(train, config.patch), validation, described, noisy_references=True)
 
+    if aux:
+        raise ValueError("networks with albedo / normal inputs train on pairs of renders (restore finetune A B)")
     noise = parse_noise(config.noise) if config.task == "denoise" else None
     if is_mnist_folder(config.data):
         digits, _ = load_mnist(config.data, "train")
@@ -223,6 +239,11 @@ def _copy_matching_weights(source: torch.nn.Module, target: torch.nn.Module) -> 
     target.load_state_dict(matching, strict=False)
 
 
+def aux_buffers_of(network: Restorer) -> list[str]:
+    """The auxiliary buffers a network takes after its colour: 3 extra channels each (albedo, then normal)."""
+    return list(AUX_BUFFERS[: (network.in_channels - network.out_channels) // 3])
+
+
 def validate(
     network: Restorer,
     validation: Sequence[tuple[torch.Tensor, torch.Tensor]],
@@ -245,12 +266,14 @@ def validate(
         for inp, ref in validation:
             if ref.shape[-1] != inp.shape[-1]:
                 network.select_scale(ref.shape[-1] // inp.shape[-1])
+            colours = network.out_channels
             if hdr:
-                scale = exposure(inp)
-                out = tone_map(network(network_input(inp, scale).to(device)).float().cpu() / scale)
-                inp, ref = tone_map(inp), tone_map(ref)
+                exposed, scale = network_input(inp, colours)
+                out = tone_map(network(exposed.to(device)).float().cpu() / scale)
+                inp, ref = tone_map(inp[:, :colours]), tone_map(ref[:, :colours])
             else:
                 out = network(inp.to(device)).float().cpu().clamp(0, 1)
+                inp, ref = inp[:, :colours], ref[:, :colours]
             if noisy_references:
                 mse = F.mse_loss(out, ref).item() - F.mse_loss(inp, ref).item() / 2
                 scores.append(10 * math.log10(1 / max(mse, 1e-10)))
@@ -295,7 +318,8 @@ def train(config: TrainConfig, console: Console | None = None, show_progress: bo
     run_dir = Path(config.run_dir or out.with_suffix(".run"))
     run_dir.mkdir(parents=True, exist_ok=True)
     network, base_info = build_network(config)
-    data = prepare_data(config, network.in_channels, network.scales)
+    aux = aux_buffers_of(network)
+    data = prepare_data(config, network.in_channels - 3 * len(aux), network.scales, aux)
     network = network.to(device).train()
     optimizer = torch.optim.Adam(network.parameters(), lr=config.lr)
     loss_fn = LOSSES[config.loss]
@@ -332,10 +356,11 @@ def train(config: TrainConfig, console: Console | None = None, show_progress: bo
                 group["lr"] = lr
             if config.task == "upscale":
                 network.select_scale(target.shape[-1] // inp.shape[-1])
+            target = target[:, : network.out_channels]  # pairs carry their auxiliary buffers too
             if config.loss == "hdr":
                 # Each crop exposed on its own: the network learns every brightness range.
-                scale = exposure(inp)
-                inp, target = network_input(inp, scale), target * scale
+                inp, scale = network_input(inp, network.out_channels)
+                target = target * scale
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
                 output = network(inp.to(device))
             done = step / config.steps  # how far through the run, for annealed losses
@@ -401,10 +426,11 @@ def _export_info(
         task=config.task,
         scales=list(network.scales),
         noise=noise,
-        channels=network.in_channels,
+        channels=network.out_channels,
         value_range=[0.0, 1.0],
         transfer="linear" if config.loss == "hdr" else "srgb",
         input_transform="hdr" if config.loss == "hdr" else "none",
+        aux=aux_buffers_of(network),
         description=config.description,
         training={
             "data": data.description,

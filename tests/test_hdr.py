@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import restore
-from conftest import run, smooth_image
+from conftest import assert_one_line_error, run, smooth_image
 from restore.archs import create
 from restore.hdr import exposure, luminance, psnr_tone_mapped, tone_map
 from restore.imageio import Image, read_image, write_image
@@ -88,3 +88,55 @@ def test_finetune_on_exr_pairs_with_the_hdr_loss(tmp_path):
     assert info.input_transform == "hdr" and info.transfer == "linear"
     assert np.isfinite(info.training["val_psnr"])
     assert restore.load(config.out).info.input_transform == "hdr"
+
+
+def write_renders(folder, count: int = 3, size: int = 40, seed: int = 0):
+    """Tiny fake renders: a/ and b/ noisy shots with NAME.albedo.exr and NAME.normal.exr beside each."""
+    rng = np.random.default_rng(seed)
+    for i in range(count):
+        clean = smooth_image(size, size, seed=i) * 10
+        albedo = smooth_image(size, size, seed=100 + i)
+        normal = np.zeros((size, size, 3), np.float32)
+        normal[..., 2] = 1
+        for shot in ("a", "b"):
+            (folder / shot).mkdir(parents=True, exist_ok=True)
+            noisy = clean * rng.gamma(4.0, 0.25, clean.shape)
+            for name, pixels in ((f"frame{i}", noisy), (f"frame{i}.albedo", albedo), (f"frame{i}.normal", normal)):
+                write_image(folder / shot / f"{name}.exr", Image(pixels.astype(np.float32), None, "f32", "linear"))
+
+
+def test_a_model_with_albedo_and_normal_inputs_trains_on_pairs_and_denoises_with_its_buffers(tmp_path):
+    write_renders(tmp_path)
+    model = tmp_path / "mc-aux.safetensors"
+    pairs = ["--pairs", str(tmp_path / "a"), str(tmp_path / "b")]
+    options = ["--arch", "n2n_unet_aux", "--loss", "hdr", "--steps", "2", "--batch", "2", "--patch", "32", "--val-count", "1"]
+    result = run("train", *pairs, "-o", str(model), *options)
+    assert result.returncode == 0, result.stderr
+    info = restore.load(model).info
+    assert info.aux == ["albedo", "normal"] and info.input_transform == "hdr" and info.channels == 3
+
+    frame = tmp_path / "a" / "frame0.exr"
+    result = run("denoise", str(frame), "-o", str(tmp_path / "out.exr"), "--model", str(model))
+    assert result.returncode == 0, result.stderr
+    assert read_image(tmp_path / "out.exr").pixels.shape == (40, 40, 3)
+    # Explicit buffers for an image without any beside it; and a clear line when they are missing.
+    lonely = tmp_path / "lonely.exr"
+    lonely.write_bytes(frame.read_bytes())
+    buffers = ["--albedo", str(tmp_path / "a" / "frame0.albedo.exr"), "--normal", str(tmp_path / "a" / "frame0.normal.exr")]
+    assert run("denoise", str(lonely), "--model", str(model), *buffers).returncode == 0
+    (tmp_path / "lonely.denoised.exr").unlink()
+    assert_one_line_error(run("denoise", str(lonely), "--model", str(model)), "lonely.albedo.exr")
+
+
+def test_the_library_asks_for_the_buffers_an_aux_model_needs(tmp_path):
+    network = create("n2n_unet_aux")
+    info = ModelInfo(
+        name="aux", architecture=network.architecture, config=network.config_dict(), task="denoise",
+        transfer="linear", input_transform="hdr", aux=["albedo", "normal"],
+    )  # fmt: skip
+    save_model_file(tmp_path / "aux.safetensors", network, info)
+    image = torch.rand(3, 24, 24)
+    with pytest.raises(ValueError, match="needs albedo and normal buffers"):
+        restore.denoise(image, tmp_path / "aux.safetensors")
+    model = restore.load(tmp_path / "aux.safetensors")
+    assert restore.api.run_model(model, image, aux=torch.rand(6, 24, 24)).shape == (3, 24, 24)

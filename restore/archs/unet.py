@@ -107,3 +107,9 @@ def n2n_unet(in_channels: int = 3, out_channels: int = 3) -> UNet:
 def n2n_unet_gray() -> UNet:
     """The same U-Net for one-channel (gray) images."""
     return UNet(UNetConfig(in_channels=1, out_channels=1))
+
+
+@register_variant
+def n2n_unet_aux() -> UNet:
+    """The U-Net for renders with albedo and normal buffers: 9 channels in (the paper's n = 9), 3 out."""
+    return UNet(UNetConfig(in_channels=9, out_channels=3))
