@@ -1,0 +1,175 @@
+"""Monte Carlo render denoising side by side with Intel Open Image Denoise, same CPU, same run.
+Writes bench/results/mc.md.
+
+    python bench/mc_benchmark.py                                  # the Cornell box of ../shared/data/mc
+    python bench/mc_benchmark.py --renders data/mc-test           # plus scenes from tools/render_pairs.py
+    python bench/mc_benchmark.py --finetuned runs/mc-ft.safetensors --renders data/mc-test
+
+Test cases: `../shared/data/mc/cbox/` (4 and 16 spp, albedo, normal, 13,312 spp reference) and,
+with --renders, every scene of a tools/render_pairs.py folder that has a reference (render
+them with seeds the training scenes did not use). Scores: PSNR after the tone map
+T(v) = (max(v, 0) / (1 + max(v, 0)))^(1/2.2) against the reference, RGB, peak 1, mean over
+scenes per spp. Methods: the noisy input; OIDN (`pyoidn`, hdr=True, quality high) on colour
+alone and with albedo + normal; the bundled n2n-mc / n2n-mc-aux when present; a finetuned
+model given with --finetuned. Time per megapixel: each method on the 4 spp Cornell box,
+median of 3 after a warm-up call, in this process (CPU, fp32 for ours).
+
+Needs the bench extra: `pip install -e '.[bench]'` (pyoidn).
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from restore.api import Model, load, run_model  # noqa: E402
+from restore.datasets import aux_path  # noqa: E402
+from restore.device import cpu_name  # noqa: E402
+from restore.hdr import psnr_tone_mapped  # noqa: E402
+from restore.imageio import read_image  # noqa: E402
+from restore.zoo import bundled_models  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results" / "mc.md"
+CBOX = Path(__file__).resolve().parents[2] / "shared" / "data" / "mc" / "cbox"
+
+
+@dataclass
+class Case:
+    name: str
+    spp: int
+    noisy: np.ndarray  # H x W x 3 linear
+    albedo: np.ndarray
+    normal: np.ndarray
+    reference: np.ndarray
+
+
+Denoiser = Callable[[Case], np.ndarray]
+
+
+def pixels(path: Path) -> np.ndarray:
+    return np.ascontiguousarray(read_image(path).pixels, dtype=np.float32)
+
+
+def cbox_cases(folder: Path) -> list[Case]:
+    reference, albedo, normal = (pixels(folder / f"{n}.exr") for n in ("reference", "albedo", "normal"))
+    return [Case("cbox", spp, pixels(folder / f"noisy_{spp}spp_a.exr"), albedo, normal, reference) for spp in (4, 16)]
+
+
+def render_cases(folder: Path) -> list[Case]:
+    """Scenes of a tools/render_pairs.py folder with a reference: NAME_{spp}spp or NAME (spp from the manifest)."""
+    import json
+
+    manifest = json.loads((folder / "manifest.json").read_text())["scenes"]
+    cases = []
+    for name, entry in sorted(manifest.items()):
+        reference = folder / "reference" / f"{name}.exr"
+        if not reference.is_file():
+            continue
+        noisy = folder / "a" / f"{name}.exr"
+        cases.append(
+            Case(
+                name,
+                entry["spp"],
+                pixels(noisy),
+                pixels(aux_path(noisy, "albedo")),
+                pixels(aux_path(noisy, "normal")),
+                pixels(reference),
+            )
+        )
+    return cases
+
+
+def oidn(with_aux: bool) -> Denoiser:
+    import pyoidn
+
+    def run(case: Case) -> np.ndarray:
+        if with_aux:
+            return pyoidn.denoise(case.noisy, case.albedo, case.normal, hdr=True)
+        return pyoidn.denoise(case.noisy, hdr=True)
+
+    return run
+
+
+def ours(model: Model) -> Denoiser:
+    def run(case: Case) -> np.ndarray:
+        aux = np.concatenate([case.albedo, case.normal], axis=-1) if model.info.aux else None
+        return run_model(model, case.noisy, device="cpu", precision="fp32", aux=aux)
+
+    return run
+
+
+def seconds_per_megapixel(denoise: Denoiser, case: Case) -> float:
+    times = []
+    for i in range(4):
+        start = time.perf_counter()
+        denoise(case)
+        if i > 0:
+            times.append(time.perf_counter() - start)
+    return statistics.median(times) / (case.noisy.shape[0] * case.noisy.shape[1] / 1e6)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cbox", type=Path, default=CBOX)
+    parser.add_argument("--renders", type=Path, help="a tools/render_pairs.py folder of test scenes with references")
+    parser.add_argument("--finetuned", type=Path, help="a model finetuned on the test scenes' family")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+
+    cases = cbox_cases(args.cbox) + (render_cases(args.renders) if args.renders else [])
+    methods: dict[str, Denoiser] = {"OIDN (colour)": oidn(False), "OIDN (colour + albedo + normal)": oidn(True)}
+    for name in ("n2n-mc", "n2n-mc-aux"):
+        if name in bundled_models():
+            methods[name] = ours(load(name))
+    if args.finetuned:
+        methods[f"finetuned ({args.finetuned.stem})"] = ours(load(args.finetuned))
+
+    groups = sorted({("cbox" if c.name == "cbox" else "renders", c.spp) for c in cases})
+    scores: dict[tuple[str, str, int], list[float]] = {}
+    for case in cases:
+        group = "cbox" if case.name == "cbox" else "renders"
+        scores.setdefault(("noisy input", group, case.spp), []).append(
+            psnr_tone_mapped(torch.from_numpy(case.noisy), torch.from_numpy(case.reference))
+        )
+        for label, denoise in methods.items():
+            out = torch.from_numpy(np.asarray(denoise(case), dtype=np.float32))
+            scores.setdefault((label, group, case.spp), []).append(psnr_tone_mapped(out, torch.from_numpy(case.reference)))
+        print(f"{case.name} {case.spp} spp done", flush=True)
+
+    timing_case = next(c for c in cases if c.name == "cbox" and c.spp == 4)
+    speed = {label: seconds_per_megapixel(denoise, timing_case) for label, denoise in methods.items()}
+    counts = {g: sum(1 for c in cases if ("cbox" if c.name == "cbox" else "renders", c.spp) == g) for g in groups}
+    header = "| method | " + " | ".join(f"{g} {spp} spp ({counts[(g, spp)]})" for g, spp in groups) + " | s / MP |"
+    lines = [
+        "# Monte Carlo denoising beside Intel Open Image Denoise",
+        "",
+        f"Command: `python bench/mc_benchmark.py{''.join(' ' + a for a in sys.argv[1:])}`",
+        "",
+        "PSNR (dB) after the tone map T(v) = (v / (1 + v))^(1/2.2) against the high-spp reference, RGB, mean over",
+        "scenes (count in brackets). s / MP: seconds per megapixel on the 4 spp Cornell box, median of 3 after a",
+        f"warm-up call. CPU: {cpu_name() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}.",
+        "",
+        header,
+        "|---" * (len(groups) + 2) + "|",
+    ]
+    for label in ["noisy input", *methods]:
+        cells = [f"{statistics.mean(scores[(label, g, spp)]):.2f}" for g, spp in groups]
+        cells.append(f"{speed[label]:.2f}" if label in speed else "")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
