@@ -12,6 +12,7 @@ Usage (one thread, as the numbers in the table were measured):
 
     OMP_NUM_THREADS=1 .venv/bin/python examples/mnist_table.py
     OMP_NUM_THREADS=1 .venv/bin/python examples/mnist_table.py --quick --out /tmp/table.md
+    OMP_NUM_THREADS=1 .venv/bin/python examples/mnist_table.py --code 16 --out examples/results/mnist-table-code16.md
 
 --quick trains on a small subset for a few steps (seconds): a smoke test, not a result. Without
 --quick the trained networks are saved as restore model files in --models (runs/mnist by
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import sys
 import tempfile
 import time
@@ -96,6 +98,7 @@ class Settings:
     best_finetuning: Schedule
     denoiser_steps: int
     denoiser_batch: int
+    code: int = 2  # the 8 + 8 and 1 + 1 models' code size (the seed does not state it)
 
 
 FULL = Settings(
@@ -122,6 +125,14 @@ QUICK = Settings(
     denoiser_steps=20,
     denoiser_batch=64,
 )
+
+
+def sdae_hidden(code: int) -> list[int]:
+    """The 8 encoder layers of the "8 + 8" model: the library's halving stack for a 2-D code,
+    else widths falling geometrically from 512 to `code`."""
+    if code == 2:
+        return list(SDAE_HIDDEN)
+    return [round(512 * (code / 512) ** (i / 7)) for i in range(8)]
 
 
 Split = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
@@ -188,21 +199,22 @@ def score_pca(size: int, data: Split, noise: NoiseModel, settings: Settings) -> 
 def autoencoder_rows(data: Split, noise: NoiseModel, settings: Settings, save: Path | None, console: Console) -> list[Row]:
     """Train and score the seed's four models, PCA references and our best model."""
     train_x = data[0]
+    hidden = sdae_hidden(settings.code)
     rows = []
 
     started = time.monotonic()
-    one_layer = train_sdae([2], train_x, noise, None, settings.finetuning)
+    one_layer = train_sdae([settings.code], train_x, noise, None, settings.finetuning)
     rows.append(score_network("1 + 1 layers", one_layer, data, noise, settings, started))
     report(rows[-1], console)
 
     started = time.monotonic()
-    pretrained = train_sdae(SDAE_HIDDEN, train_x, noise, settings.pretraining, None)
+    pretrained = train_sdae(hidden, train_x, noise, settings.pretraining, None)
     rows.append(score_network("8 + 8 layers, greedy pretraining", pretrained, data, noise, settings, started))
     report(rows[-1], console)
     pretraining_seconds = rows[-1].seconds
 
     started = time.monotonic()
-    random_init = train_sdae(SDAE_HIDDEN, train_x, noise, None, settings.finetuning)
+    random_init = train_sdae(hidden, train_x, noise, None, settings.finetuning)
     rows.append(score_network("8 + 8 layers, random init + fine-tuning", random_init, data, noise, settings, started))
     report(rows[-1], console)
 
@@ -214,7 +226,7 @@ def autoencoder_rows(data: Split, noise: NoiseModel, settings: Settings, save: P
     rows.append(score_network("8 + 8 layers, greedy pretraining + fine-tuning", both, data, noise, settings, started))
     report(rows[-1], console)
 
-    for size in (2, settings.best_hidden[-1]):
+    for size in sorted({2, settings.code, settings.best_hidden[-1]}):
         rows.append(score_pca(size, data, noise, settings))
         report(rows[-1], console)
 
@@ -225,7 +237,8 @@ def autoencoder_rows(data: Split, noise: NoiseModel, settings: Settings, save: P
     report(rows[-1], console)
 
     if save is not None:
-        save_autoencoder(save / MODEL_FILES["sdae"], both, "mnist-sdae-2d", noise, settings)
+        name = f"mnist-sdae-{settings.code}d"
+        save_autoencoder(save / MODEL_FILES["sdae"].replace("2d", f"{settings.code}d"), both, name, noise, settings)
         save_autoencoder(save / MODEL_FILES["best"], best, "mnist-sdae-best", noise, settings)
     return rows
 
@@ -306,8 +319,8 @@ def markdown(rows: list[Row], corruptions: list[tuple[str, float, float]], setti
         "standardised frozen code) trained on the training codes, tested on the test codes.",
         "",
         f"Settings: tied weights; noise y = clip(x + N(0, σ²), 0, 1) with `{NOISE}` (σ = {noise.sigma / 255:.3f}); "
-        f"8 + 8 layers = 784-{'-'.join(map(str, SDAE_HIDDEN))} (ReLU, linear code, sigmoid output), "
-        "1 + 1 layers = 784-2. Greedy pretraining: each layer a tied denoising autoencoder of the "
+        f"8 + 8 layers = 784-{'-'.join(map(str, sdae_hidden(settings.code)))} (ReLU, linear code, sigmoid output), "
+        f"1 + 1 layers = 784-{settings.code}. Greedy pretraining: each layer a tied denoising autoencoder of the "
         "code below it for "
         f"{p.epochs} epoch(s), noise on its own input (the pixel noise for layer 1, Gaussian noise of "
         "0.2 × each unit's standard deviation above). Fine-tuning (and the 1 + 1 model's only "
@@ -361,9 +374,10 @@ def main() -> None:
         "--models", type=Path, default=None, help=f"save the trained networks here (default {DEFAULT_MODELS}; none with --quick)"
     )
     parser.add_argument("--quick", action="store_true", help="a small subset and a few steps: a smoke test")
+    parser.add_argument("--code", type=int, default=2, help="code size of the seed's 1 + 1 and 8 + 8 models")
     args = parser.parse_args()
 
-    settings = QUICK if args.quick else FULL
+    settings = dataclasses.replace(QUICK if args.quick else FULL, code=args.code)
     save = args.models if args.models is not None else (None if args.quick else DEFAULT_MODELS)
     console = Console(stderr=True)
     folder = mnist_folder(args.data)
