@@ -34,7 +34,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from restore.api import load, run_model  # noqa: E402
 from restore.datasets import image_files  # noqa: E402
-from restore.device import cpu_name  # noqa: E402
+from restore.device import cpu_name, resolve_precision  # noqa: E402
 from restore.imageio import read_image  # noqa: E402
 from restore.metrics import psnr, ssim  # noqa: E402
 from restore.noise import GaussianNoise, PoissonNoise, parse_noise  # noqa: E402
@@ -75,9 +75,9 @@ def model_for(set_name: str, noise: str) -> str:
     return "n2n-gaussian"
 
 
-def network_denoiser(name_or_path: str) -> Denoiser:
+def network_denoiser(name_or_path: str, precision: str = "fp32") -> Denoiser:
     model = load(name_or_path)
-    return lambda noisy, clean: run_model(model, noisy, device="cpu", precision="fp32")
+    return lambda noisy, clean: run_model(model, noisy, device="cpu", precision=precision)
 
 
 def bm3d_sigma(noise: str, clean: torch.Tensor) -> float:
@@ -211,7 +211,12 @@ def measure_speed(data: Path) -> dict[str, float | str]:
     noisy = parse_noise("gaussian:25").apply(clean, torch.Generator().manual_seed(0))
     megapixels = clean.shape[-1] * clean.shape[-2] / 1e6
     speed: dict[str, float | str] = {"image": f"Kodak24 {path.name} ({clean.shape[-1]} x {clean.shape[-2]})"}
-    for method, denoise in (("restore", network_denoiser("n2n-gaussian")), ("bm3d", bm3d_denoiser("gaussian:25"))):
+    methods = {
+        "restore": network_denoiser("n2n-gaussian"),
+        "restore_auto": network_denoiser("n2n-gaussian", "auto"),
+        "bm3d": bm3d_denoiser("gaussian:25"),
+    }
+    for method, denoise in methods.items():
         times = []
         for i in range(4):
             start = time.perf_counter()
@@ -220,6 +225,13 @@ def measure_speed(data: Path) -> dict[str, float | str]:
                 times.append(time.perf_counter() - start)
         speed[method] = statistics.median(times) / megapixels
     return speed
+
+
+def resolve_precision_name() -> str:
+    """The precision `--precision auto` picks for n2n-gaussian on this CPU."""
+    model = load("n2n-gaussian")
+    dtype = resolve_precision(torch.device("cpu"), "auto", model.network, f"{model.info.architecture}:{model.info.config}")
+    return {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
 
 
 def write_table(results: dict[str, dict[str, float | str]], out: Path | None, speed: dict[str, float | str]) -> None:
@@ -278,7 +290,8 @@ def write_table(results: dict[str, dict[str, float | str]], out: Path | None, sp
             "",
             "| method | seconds per megapixel |",
             "|---|---|",
-            f"| restore (n2n-gaussian) | {speed['restore']:.2f} |",
+            f"| restore (n2n-gaussian, fp32) | {speed['restore']:.2f} |",
+            f"| restore (n2n-gaussian, `--precision auto`: {resolve_precision_name()}) | {speed['restore_auto']:.2f} |",
             f"| CBM3D | {speed['bm3d']:.2f} |",
         ]
     if out is not None:
