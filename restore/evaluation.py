@@ -94,7 +94,8 @@ def evaluate_folder(
     name = f"{loaded.name}+" if ensemble else loaded.name
     if noise_model is not None:
         title = f"{name} on {folder}, noise {noise_model}"
-        protocol = "noisy input not clipped or quantised, output clipped and rounded, RGB PSNR, mean over images"
+        protocol = "noisy input not clipped or quantised, output clipped and rounded, PSNR over all pixels and channels, "
+        protocol += "mean over images"
         labels = ("noisy input", name)
     else:
         title = f"{name} on {folder}, x{scale}"

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from restore.archs import ARCHITECTURES, VARIANTS, build, create
+from restore.archs.unet import reflect_pad_to_multiple
 
 
 def n_params(model: torch.nn.Module) -> int:
@@ -102,3 +103,14 @@ def test_unknown_architecture_and_config_fields_are_refused():
         build("resnet", {})
     with pytest.raises(ValueError, match="unknown config fields"):
         build("unet", {"depth": 3})
+
+
+@pytest.mark.parametrize("size", [(1, 1), (1, 7), (5, 3), (33, 40), (481, 321)])
+def test_unet_mirror_pads_to_its_32_pixel_grid(size):
+    x = torch.arange(size[0] * size[1], dtype=torch.float32).view(1, 1, *size)
+    padded = reflect_pad_to_multiple(x, 32)
+    h, w = padded.shape[-2:]
+    assert h % 32 == 0 and w % 32 == 0 and h - size[0] < 32 and w - size[1] < 32
+    assert torch.equal(padded[..., : size[0], : size[1]], x)  # the image itself is untouched
+    if min(size) > 1:  # mirrored about the last row: the row below it equals the row above it
+        assert torch.equal(padded[..., size[0], : size[1]], x[..., size[0] - 2, :])
