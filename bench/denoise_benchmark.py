@@ -1,11 +1,10 @@
 """Denoising benchmark: the bundled denoisers beside the noisy input, BM3D / CBM3D run here with
-the true sigma, a clean-target control and published figures, by the data README's protocol.
+the true sigma, and published figures, by the data README's protocol.
 Writes bench/results/denoise.md from a score cache, bench/results/denoise-scores.json.
 
     python bench/denoise_benchmark.py                          # every row and method (CBM3D takes hours)
     python bench/denoise_benchmark.py --methods noisy restore  # the fast columns only
     python bench/denoise_benchmark.py --sets Set12 --noises gaussian:25 --methods bm3d
-    python bench/denoise_benchmark.py --control runs/control.safetensors --sets Kodak24 --noises gaussian:25
     python bench/denoise_benchmark.py --quick                  # 2 Set12 images at sigma 25, cache untouched
 
 Each cell is cached under its set, noise, method and model file (sha256), so the slow CBM3D
@@ -146,7 +145,6 @@ def main() -> None:
     parser.add_argument("--sets", nargs="+", default=[*COLOUR_SETS, *GRAY_SETS, "realnoise"])
     parser.add_argument("--noises", nargs="+", default=None, help="default: every noise of each set's rows")
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
-    parser.add_argument("--control", type=Path, help="a clean-target control model file to score beside restore")
     parser.add_argument("--data", type=Path, default=DATA, help="the shared data folder")
     parser.add_argument("--limit", type=int, default=0, help="at most N images per set (not cached)")
     parser.add_argument("--quick", action="store_true", help="Set12, sigma 25, 2 images, no BM3D; cache untouched")
@@ -173,9 +171,6 @@ def main() -> None:
                 name = model_for(set_name, noise)
                 ident = f"{name}@{sha256_of(bundled_models()[name].file)[:12]}"
                 jobs.append(("restore", ident, lambda name=name: network_denoiser(name)))
-            if args.control is not None:
-                ident = f"{args.control.stem}@{sha256_of(args.control)[:12]}"
-                jobs.append(("control", ident, lambda: network_denoiser(str(args.control))))
             if "bm3d" in args.methods:
                 jobs.append(("bm3d", "bm3d 4.0.3", lambda noise=noise: bm3d_denoiser(noise)))
             for method, ident, make in jobs:
@@ -250,20 +245,20 @@ def write_table(results: dict[str, dict[str, float | str]], out: Path | None, sp
         "for gray). BM3D / CBM3D (`bm3d` 4.0.3) gets the true sigma; for Poisson noise, the image's mean noise std",
         "sqrt(mean(clean) / lambda).",
         "",
-        "| set | noise | noisy | restore (model) | BM3D / CBM3D | clean-target control | published |",
-        "|---|---|---|---|---|---|---|",
+        "| set | noise | noisy | restore (model) | BM3D / CBM3D | published |",
+        "|---|---|---|---|---|---|",
     ]
     rows = [(s, n) for s in COLOUR_SETS for n in COLOUR_NOISES] + [(s, n) for s in GRAY_SETS for n in GRAY_NOISES]
     for set_name, noise in rows:
         cells = []
-        for method in ("noisy", "restore", "bm3d", "control"):
+        for method in ("noisy", "restore", "bm3d"):
             found = latest(results, set_name, noise, method)
             if found is None:
                 cells.append("")
                 continue
             ident, values = found
             text = f"{values['psnr']:.2f} / {values['ssim']:.4f}"
-            if method in ("restore", "control"):
+            if method == "restore":
                 text += f" ({ident.split('@')[0]})"
             cells.append(text)
         if any(cells):
