@@ -263,6 +263,7 @@ def main() -> None:
         scene = mi.load_dict(description)
         rng = random.Random(scene_seed * 7919)
         albedo, normal = aux_buffers(scene, args.size)
+        reference: np.ndarray | None = None  # one per scene, shared by its spp levels
         for low, high in parse_spp(args.spp):
             spp = low if low == high else 2 ** rng.randint(int(math.log2(low)), int(math.log2(high)))
             name = f"scene{scene_seed:06d}" + (f"_{spp}spp" if len(args.spp) > 1 else "")
@@ -278,7 +279,9 @@ def main() -> None:
             entry: dict[str, Any] = {"seed": scene_seed, "spp": spp, "objects": objects, "seconds": timings}
             if args.reference_spp:
                 start = time.perf_counter()
-                write_exr(args.out / "reference" / f"{name}.exr", render(scene, args.reference_spp, 10**6 + scene_seed))
+                if reference is None:
+                    reference = render(scene, args.reference_spp, 10**6 + scene_seed)
+                write_exr(args.out / "reference" / f"{name}.exr", reference)
                 entry["reference_spp"] = args.reference_spp
                 entry["seconds"]["reference"] = round(time.perf_counter() - start, 2)
             scenes[name] = entry
