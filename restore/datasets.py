@@ -15,7 +15,7 @@ resumes from a checkpoint sees exactly the batches it would have seen without th
 from __future__ import annotations
 
 import gzip
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -211,13 +211,14 @@ def aux_path(image: Path, buffer: str) -> Path:
     return image.with_name(f"{image.stem}.{buffer}{image.suffix}")
 
 
-def load_aux(image: Path, buffers: Sequence[str]) -> torch.Tensor:
-    """The auxiliary buffers of a render stacked as channels (3 per buffer), C x H x W float32."""
+def load_aux(image: Path, buffers: Sequence[str], given: Mapping[str, Path] | None = None) -> torch.Tensor:
+    """The auxiliary buffers of a render stacked as channels (3 per buffer), C x H x W float32:
+    each the file named in `given`, else NAME.BUFFER.EXT beside the image."""
     planes = []
     for buffer in buffers:
-        path = aux_path(image, buffer)
+        path = (given or {}).get(buffer) or aux_path(image, buffer)
         if not path.is_file():
-            raise ValueError(f"'{image.name}' has no {buffer} buffer: expected '{path.name}' beside it")
+            raise ValueError(f"'{image.name}' needs its {buffer} buffer: '{path}' does not exist")
         planes.append(to_channels(load_images([path])[0], 3))
     return torch.cat(planes)
 

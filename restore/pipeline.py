@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from restore.api import Model, run_model
-from restore.datasets import aux_path
+from restore.datasets import load_aux
 from restore.imageio import Image, ImageError, read_image, srgb_decode, srgb_encode, write_image
 from restore.nonfinite import count_nonfinite, repair_nonfinite
 from restore.resize import imresize
@@ -101,27 +101,13 @@ def restore_file(
     image = read_image(source)
     chosen = model if isinstance(model, Model) else model(image.pixels)
     try:
-        aux = load_aux_buffers(source, chosen.info.aux, options) if chosen.info.aux else None
+        aux = load_aux(source, chosen.info.aux, options.aux_files).permute(1, 2, 0).numpy() if chosen.info.aux else None
         result = restore_image(image, chosen, options, on_tile, aux)
     except (ImageError, ValueError) as err:
         raise type(err)(f"'{source}': {err}") from None
     target.parent.mkdir(parents=True, exist_ok=True)
     write_image(target, result, bit_depth=options.bit_depth, overwrite=options.overwrite)
     return result, chosen
-
-
-def load_aux_buffers(source: Path, buffers: list[str], options: RunOptions) -> np.ndarray:
-    """A render's auxiliary buffers (H x W x 3 each, stacked): the files given in `options`, else
-    NAME.albedo.EXT / NAME.normal.EXT beside the image."""
-    planes = []
-    for buffer in buffers:
-        path = options.aux_files.get(buffer) or aux_path(source, buffer)
-        if not path.is_file():
-            beside = aux_path(source, buffer).name
-            raise ImageError(f"the model needs a {buffer} buffer: put '{beside}' beside the image or pass --{buffer}")
-        pixels = read_image(path).pixels
-        planes.append(np.repeat(pixels, 3, axis=-1) if pixels.shape[-1] == 1 else pixels)
-    return np.concatenate(planes, axis=-1)
 
 
 def writable_folder(folder: Path) -> bool:

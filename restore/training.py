@@ -163,7 +163,7 @@ def prepare_data(
         return Data(PairSource(train, config.patch), validation, described, noisy_references=True)
 
     if aux:
-        raise ValueError("networks with albedo / normal inputs train on pairs of renders (restore finetune A B)")
+        raise ValueError("networks with albedo / normal inputs train on pairs of renders (restore train --pairs A B)")
     noise = parse_noise(config.noise) if config.task == "denoise" else None
     if is_mnist_folder(config.data):
         digits, _ = load_mnist(config.data, "train")
