@@ -139,7 +139,7 @@ def run_model(
         if network.in_channels == 1 and x.shape[1] > 1:
             # A gray network on a colour image: channel by channel, each distinct channel once.
             first = run_image(x[:, :1])
-            if all(torch.equal(x[:, 0], x[:, c]) for c in range(1, x.shape[1])):
+            if _same_channels(x, dim=1):
                 return first.expand(-1, x.shape[1], -1, -1).contiguous()
             return torch.cat([first, *(run_image(x[:, c : c + 1]) for c in range(1, x.shape[1]))], dim=1)
         x = x.expand(-1, 3, -1, -1) if gray_on_colour else x
@@ -162,10 +162,17 @@ def run_model(
     return _from_batch(torch.cat(outputs), layout)
 
 
+def _same_channels(x: torch.Tensor, dim: int) -> bool:
+    """True when every channel along `dim` equals the first (a single channel counts)."""
+    first = x.select(dim, 0)
+    return all(torch.equal(first, x.select(dim, c)) for c in range(1, x.shape[dim]))
+
+
 def is_gray(image: ImageLike) -> bool:
     """True for one-channel images and for colour images whose channels are all equal."""
-    batch, _ = _to_batch(image)
-    return batch.shape[1] == 1 or all(torch.equal(batch[:, 0], batch[:, c]) for c in range(1, batch.shape[1]))
+    if isinstance(image, np.ndarray):  # compared in place: no float copy of a large image
+        return image.ndim == 2 or _same_channels(torch.from_numpy(np.ascontiguousarray(image)), dim=-1)
+    return _same_channels(image, dim=-3)
 
 
 def default_denoiser(image: ImageLike) -> str:
@@ -187,8 +194,7 @@ def denoise(
     """Denoise an image (values in [0, 1] for photos) with a bundled model name, a path or a Model.
 
     Without a model, gray images (one channel, or equal channels) get `n2n-gray` and colour
-    images `n2n-gaussian`. `ensemble`
-    averages the 8 flips and rotations (8x the time).
+    images `n2n-gaussian`. `ensemble` averages the 8 flips and rotations (8x the time).
     """
     chosen = model if model is not None else default_denoiser(image)
     return run_model(
