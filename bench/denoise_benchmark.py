@@ -7,7 +7,7 @@ Writes bench/results/denoise.md from a score cache, bench/results/denoise-scores
     python bench/denoise_benchmark.py --sets Set12 --noises gaussian:25 --methods bm3d
     python bench/denoise_benchmark.py --quick                  # 2 Set12 images at sigma 25, cache untouched
 
-Each cell is cached under its set, noise, method and model file (sha256), so the slow CBM3D
+Each cell is cached under its set, noise, method and model (registered sha256), so the slow CBM3D
 cells can be filled over several runs and a retrained model is scored again; the table is
 rebuilt from the cache every run. `restore eval MODEL FOLDER --noise SPEC` reproduces any
 `restore` cell (same noise draws: seed = image index).
@@ -37,7 +37,7 @@ from restore.device import cpu_name, resolve_precision  # noqa: E402
 from restore.imageio import read_image  # noqa: E402
 from restore.metrics import psnr, ssim  # noqa: E402
 from restore.noise import GaussianNoise, PoissonNoise, parse_noise  # noqa: E402
-from restore.zoo import bundled_models, sha256_of  # noqa: E402
+from restore.zoo import bundled_models  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -72,6 +72,11 @@ def model_for(set_name: str, noise: str) -> str:
     if noise.startswith("poisson") and "n2n-lowlight" in bundled:
         return "n2n-lowlight"
     return "n2n-gaussian"
+
+
+def model_ident(name: str) -> str:
+    """A bundled model's cache key: its name and the start of its registered sha256 (a retrained file gets new cells)."""
+    return f"{name}@{bundled_models()[name].sha256[:12]}"
 
 
 def network_denoiser(name_or_path: str, precision: str = "fp32") -> Denoiser:
@@ -159,8 +164,10 @@ def main() -> None:
     for set_name in args.sets:
         if set_name == "realnoise":
             for method, values in real_noise_row(args.data, args.methods).items():
-                key = f"realnoise|camera|{method}|{'n2n-gaussian' if method == 'restore' else ''}"
+                key = f"realnoise|camera|{method}|{model_ident('n2n-gaussian') if method == 'restore' else ''}"
                 results[key] = values
+            if use_cache:
+                cache_file.write_text(json.dumps(results, indent=1, sort_keys=True))
             continue
         noises = GRAY_NOISES if set_name in GRAY_SETS else COLOUR_NOISES
         for noise in [n for n in noises if args.noises is None or n in args.noises]:
@@ -169,7 +176,7 @@ def main() -> None:
                 jobs.append(("noisy", "", lambda: None))
             if "restore" in args.methods:
                 name = model_for(set_name, noise)
-                ident = f"{name}@{sha256_of(bundled_models()[name].file)[:12]}"
+                ident = model_ident(name)
                 jobs.append(("restore", ident, lambda name=name: network_denoiser(name)))
             if "bm3d" in args.methods:
                 jobs.append(("bm3d", "bm3d 4.0.3", lambda noise=noise: bm3d_denoiser(noise)))
@@ -191,10 +198,8 @@ def latest(results: dict[str, dict[str, float | str]], set_name: str, noise: str
         s, n, m, ident = key.split("|")
         if (s, n, m) != (set_name, noise, method):
             continue
-        if m == "restore" and set_name != "realnoise":
-            name = model_for(set_name, noise)
-            if ident != f"{name}@{sha256_of(bundled_models()[name].file)[:12]}":
-                continue
+        if m == "restore" and ident != model_ident(model_for(set_name, noise)):
+            continue
         return ident, values
     return None
 
