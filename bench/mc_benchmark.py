@@ -2,12 +2,12 @@
 Writes bench/results/mc.md.
 
     python bench/mc_benchmark.py                                  # the Cornell box of ../shared/data/mc
-    python bench/mc_benchmark.py --renders data/mc-test           # plus scenes from tools/render_pairs.py
-    python bench/mc_benchmark.py --finetuned runs/mc-ft.safetensors --renders data/mc-test
+    python bench/mc_benchmark.py --renders data/mc-test data/caustics-test    # plus tools/render_pairs.py scenes
+    python bench/mc_benchmark.py --renders data/caustics-test --finetuned runs/mc-ft.safetensors
 
 Test cases: `../shared/data/mc/cbox/` (4 and 16 spp, albedo, normal, 13,312 spp reference) and,
-with --renders, every scene of a tools/render_pairs.py folder that has a reference (render
-them with seeds the training scenes did not use). Scores: PSNR after the tone map
+with --renders, every scene of tools/render_pairs.py folders that has a reference (render
+them with seeds the training scenes did not use); each folder is a column group. Scores: PSNR after the tone map
 T(v) = (max(v, 0) / (1 + max(v, 0)))^(1/2.2) against the reference, RGB, peak 1, mean over
 scenes per spp. Methods: the noisy input; OIDN (`pyoidn`, hdr=True, quality high) on colour
 alone and with albedo + normal; the bundled n2n-mc / n2n-mc-aux when present; a finetuned
@@ -45,6 +45,7 @@ CBOX = Path(__file__).resolve().parents[2] / "shared" / "data" / "mc" / "cbox"
 
 @dataclass
 class Case:
+    group: str  # "cbox", or the name of the render folder
     name: str
     spp: int
     noisy: np.ndarray  # H x W x 3 linear
@@ -62,7 +63,7 @@ def pixels(path: Path) -> np.ndarray:
 
 def cbox_cases(folder: Path) -> list[Case]:
     reference, albedo, normal = (pixels(folder / f"{n}.exr") for n in ("reference", "albedo", "normal"))
-    return [Case("cbox", spp, pixels(folder / f"noisy_{spp}spp_a.exr"), albedo, normal, reference) for spp in (4, 16)]
+    return [Case("cbox", "cbox", spp, pixels(folder / f"noisy_{spp}spp_a.exr"), albedo, normal, reference) for spp in (4, 16)]
 
 
 def render_cases(folder: Path) -> list[Case]:
@@ -78,6 +79,7 @@ def render_cases(folder: Path) -> list[Case]:
         noisy = folder / "a" / f"{name}.exr"
         cases.append(
             Case(
+                folder.name,
                 name,
                 entry["spp"],
                 pixels(noisy),
@@ -121,12 +123,12 @@ def seconds_per_megapixel(denoise: Denoiser, case: Case) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cbox", type=Path, default=CBOX)
-    parser.add_argument("--renders", type=Path, help="a tools/render_pairs.py folder of test scenes with references")
+    parser.add_argument("--renders", type=Path, nargs="*", default=[], help="tools/render_pairs.py folders of test scenes")
     parser.add_argument("--finetuned", type=Path, help="a model finetuned on the test scenes' family")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
 
-    cases = cbox_cases(args.cbox) + (render_cases(args.renders) if args.renders else [])
+    cases = cbox_cases(args.cbox) + [case for folder in args.renders for case in render_cases(folder)]
     methods: dict[str, Denoiser] = {"OIDN (colour)": oidn(False), "OIDN (colour + albedo + normal)": oidn(True)}
     for name in ("n2n-mc", "n2n-mc-aux"):
         if name in bundled_models():
@@ -134,21 +136,20 @@ def main() -> None:
     if args.finetuned:
         methods[f"finetuned ({args.finetuned.stem})"] = ours(load(args.finetuned))
 
-    groups = sorted({("cbox" if c.name == "cbox" else "renders", c.spp) for c in cases})
+    groups = sorted({(c.group, c.spp) for c in cases})
     scores: dict[tuple[str, str, int], list[float]] = {}
     for case in cases:
-        group = "cbox" if case.name == "cbox" else "renders"
-        scores.setdefault(("noisy input", group, case.spp), []).append(
+        scores.setdefault(("noisy input", case.group, case.spp), []).append(
             psnr_tone_mapped(torch.from_numpy(case.noisy), torch.from_numpy(case.reference))
         )
         for label, denoise in methods.items():
             out = torch.from_numpy(np.asarray(denoise(case), dtype=np.float32))
-            scores.setdefault((label, group, case.spp), []).append(psnr_tone_mapped(out, torch.from_numpy(case.reference)))
+            scores.setdefault((label, case.group, case.spp), []).append(psnr_tone_mapped(out, torch.from_numpy(case.reference)))
         print(f"{case.name} {case.spp} spp done", flush=True)
 
     timing_case = next(c for c in cases if c.name == "cbox" and c.spp == 4)
     speed = {label: seconds_per_megapixel(denoise, timing_case) for label, denoise in methods.items()}
-    counts = {g: sum(1 for c in cases if ("cbox" if c.name == "cbox" else "renders", c.spp) == g) for g in groups}
+    counts = {g: sum(1 for c in cases if (c.group, c.spp) == g) for g in groups}
     header = "| method | " + " | ".join(f"{g} {spp} spp ({counts[(g, spp)]})" for g, spp in groups) + " | s / MP |"
     lines = [
         "# Monte Carlo denoising beside Intel Open Image Denoise",

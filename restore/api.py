@@ -27,6 +27,8 @@ from restore.zoo import bundled_models, bundled_path
 
 DEFAULT_DENOISER = "n2n-gaussian"
 GRAY_DENOISER = "n2n-gray"
+RENDER_DENOISER = "n2n-mc"  # linear HDR input (EXR, PFM, float TIFF)
+RENDER_AUX_DENOISER = "n2n-mc-aux"  # ... with albedo and normal buffers
 DEFAULT_UPSCALERS = {2: "edsr-x2", 3: "edsr-x3", 4: "edsr-x4"}
 
 ImageLike = TypeVar("ImageLike", torch.Tensor, np.ndarray)
@@ -175,9 +177,16 @@ def is_gray(image: ImageLike) -> bool:
     return _same_channels(image, dim=-3)
 
 
-def default_denoiser(image: ImageLike) -> str:
-    """The bundled denoiser `denoise` picks for an image: n2n-gray for gray images, else n2n-gaussian."""
-    return GRAY_DENOISER if GRAY_DENOISER in bundled_models() and is_gray(image) else DEFAULT_DENOISER
+def default_denoiser(image: ImageLike, *, linear: bool = False, aux: bool = False) -> str:
+    """The bundled denoiser picked for an image: for `linear` (HDR) pixels n2n-mc, or n2n-mc-aux
+    when albedo and normal buffers come with them (`aux`); else n2n-gray for gray images and
+    n2n-gaussian for colour ones. A model that is not bundled is skipped."""
+    bundled = bundled_models()
+    if linear and aux and RENDER_AUX_DENOISER in bundled:
+        return RENDER_AUX_DENOISER
+    if linear and RENDER_DENOISER in bundled:
+        return RENDER_DENOISER
+    return GRAY_DENOISER if GRAY_DENOISER in bundled and is_gray(image) else DEFAULT_DENOISER
 
 
 def denoise(

@@ -21,7 +21,6 @@ from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
-import numpy as np
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -31,7 +30,7 @@ from restore import __version__
 from restore.api import DEFAULT_DENOISER, Model, default_denoiser, denoiser, load, upscaler_for
 from restore.datasets import is_aux_buffer
 from restore.evaluation import evaluate_folder
-from restore.imageio import READ_FORMATS, ImageError
+from restore.imageio import READ_FORMATS, Image, ImageError
 from restore.modelfile import ModelFileError, read_info
 from restore.pipeline import RunOptions, restore_file, writable_folder
 from restore.training import LOSSES, TrainConfig
@@ -140,7 +139,7 @@ def plan_outputs(found: list[tuple[Path, Path]], output: str | None, tag: str) -
 def _process(
     inputs: list[str],
     output: str | None,
-    model_for: Callable[[np.ndarray], Model],
+    model_for: Callable[[Image, bool], Model],
     tag: str,
     options: RunOptions,
     recursive: bool,
@@ -148,7 +147,7 @@ def _process(
 ) -> None:
     """Check every input and output first, then restore file after file.
 
-    `model_for` gives the model for an image's pixels (H x W x C).
+    `model_for` gives the model for an image read (and whether its albedo / normal buffers exist).
     """
     jobs = plan_outputs(expand_inputs(inputs, recursive), output, tag)
     for _, dst in jobs:
@@ -212,7 +211,7 @@ def denoise(
     output: OutputOpt = None,
     model: Annotated[
         str | None,
-        typer.Option("--model", "-m", help="Bundled model name or .safetensors path [default: n2n-gray / n2n-gaussian]."),
+        typer.Option("--model", "-m", help="Bundled model name or .safetensors path [default: by image, see above]."),
     ] = None,
     device: DeviceOpt = "auto",
     precision: PrecisionOpt = Precision.auto,
@@ -227,7 +226,11 @@ def denoise(
     albedo: Annotated[Path | None, typer.Option("--albedo", help="Albedo buffer of a render (default: IN.albedo.EXT).")] = None,
     normal: Annotated[Path | None, typer.Option("--normal", help="Normal buffer of a render (default: IN.normal.EXT).")] = None,
 ) -> None:
-    """Denoise images (default: n2n-gray for gray images, else n2n-gaussian). Writes IN.denoised.EXT unless -o is given."""
+    """Denoise images. Writes IN.denoised.EXT unless -o is given.
+
+    Default model: n2n-mc for HDR renders (EXR, PFM, float TIFF), n2n-mc-aux when NAME.albedo.EXT and
+    NAME.normal.EXT (or --albedo / --normal) come with them, n2n-gray for gray images, else n2n-gaussian.
+    """
     options = replace(
         _options(device, precision, tile, max_memory, bit_depth, overwrite),
         ensemble=ensemble,
@@ -239,8 +242,8 @@ def denoise(
 
     load_denoiser = functools.cache(denoiser)  # each model loaded once
 
-    def model_for(pixels: np.ndarray) -> Model:
-        return load_denoiser(model or default_denoiser(pixels))
+    def model_for(image: Image, has_aux: bool) -> Model:
+        return load_denoiser(model or default_denoiser(image.pixels, linear=image.transfer == "linear", aux=has_aux))
 
     _process(inputs, output, model_for, ".denoised", options, recursive, quiet)
 
@@ -288,7 +291,7 @@ def upscale(
     def upscaler() -> Model:
         return upscaler_for(factor, model)
 
-    def model_for(pixels: np.ndarray) -> Model:
+    def model_for(image: Image, has_aux: bool) -> Model:
         return upscaler()
 
     _process(inputs, output, model_for, tag, options, recursive, quiet)

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from restore.api import Model, run_model
-from restore.datasets import load_aux
+from restore.datasets import AUX_BUFFERS, aux_path, load_aux
 from restore.imageio import Image, ImageError, read_image, srgb_decode, srgb_encode, write_image
 from restore.nonfinite import count_nonfinite, repair_nonfinite
 from restore.resize import imresize
@@ -87,7 +87,8 @@ def restore_image(
     )
 
 
-ModelChoice = Model | Callable[[np.ndarray], Model]
+ModelChoice = Model | Callable[[Image, bool], Model]
+"""A model, or a function of the image read and whether its albedo and normal buffers exist."""
 
 
 def restore_file(
@@ -95,11 +96,12 @@ def restore_file(
 ) -> tuple[Image, Model]:
     """Read `source`, restore it, write `target` atomically; return the written image and the model used.
 
-    `model` is a Model, or a function from the image's pixels (H x W x C) to one (gray images
-    may take another model than colour ones).
+    `model` is a Model, or a function of the image and of whether its albedo and normal buffers
+    exist to one (gray images, HDR renders and renders with buffers may take other models).
     """
     image = read_image(source)
-    chosen = model if isinstance(model, Model) else model(image.pixels)
+    has_aux = all(name in options.aux_files or aux_path(source, name).is_file() for name in AUX_BUFFERS)
+    chosen = model if isinstance(model, Model) else model(image, has_aux)
     try:
         aux = load_aux(source, chosen.info.aux, options.aux_files).permute(1, 2, 0).numpy() if chosen.info.aux else None
         result = restore_image(image, chosen, options, on_tile, aux)

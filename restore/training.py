@@ -88,9 +88,19 @@ class TrainConfig:
             self.variant = "n2n_unet"
 
 
+HDR_MAX_GRAD_NORM = 10.0
+"""Gradient-norm cap for HDR training. A low-spp target holds fireflies (one caustic sample can be
+1000x its pixel's mean): on the Mitsuba pairs the gradient norm is typically 3-18, but a crop with
+a firefly gives 70-200, which would swamp Adam's moment estimates for many steps."""
+
+
 def hdr_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Noise2Noise's relative L2 for HDR: (f(x) - y)^2 / (f(x) + 0.01)^2, denominator gradient stopped."""
-    return ((output - target) ** 2 / (output.detach() + 0.01) ** 2).mean()
+    """Noise2Noise's relative L2 for HDR: (f(x) - y)^2 / (f(x) + 0.01)^2, denominator gradient stopped.
+
+    The denominator uses max(f(x), 0): radiance is never negative, and an output near -0.01 (an
+    untrained network's) would otherwise divide by zero and blow the loss up a millionfold.
+    """
+    return ((output - target) ** 2 / (output.detach().clamp_min(0) + 0.01) ** 2).mean()
 
 
 def annealed_l0_loss(output: torch.Tensor, target: torch.Tensor, progress: float) -> torch.Tensor:
@@ -369,6 +379,8 @@ def train(config: TrainConfig, console: Console | None = None, show_progress: bo
             loss = loss_fn(output.float(), target.to(device), done)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if config.loss == "hdr":
+                torch.nn.utils.clip_grad_norm_(network.parameters(), HDR_MAX_GRAD_NORM)
             optimizer.step()
             step += 1
             elapsed = time.monotonic() - started

@@ -40,6 +40,23 @@ def test_gray_images_get_the_gray_model_by_default():
     assert restore.api.default_denoiser(smooth_image(16, 16)) == "n2n-gaussian"
 
 
+@pytest.mark.parametrize(
+    ("bundled", "aux", "expected"),
+    [
+        ({"n2n-mc", "n2n-mc-aux"}, True, "n2n-mc-aux"),
+        ({"n2n-mc", "n2n-mc-aux"}, False, "n2n-mc"),
+        ({"n2n-mc"}, True, "n2n-mc"),  # no aux model: the colour-only one
+        (set(), False, "n2n-gaussian"),  # no render model at all: the photo model
+    ],
+)
+def test_hdr_renders_get_the_render_denoiser_by_default(monkeypatch, bundled, aux, expected):
+    models = {name: object() for name in {"n2n-gaussian", "n2n-gray", *bundled}}
+    monkeypatch.setattr(restore.api, "bundled_models", lambda: models)
+    render = smooth_image(16, 16) * 40  # linear radiance, far above 1
+    assert restore.api.default_denoiser(render, linear=True, aux=aux) == expected
+    assert restore.api.default_denoiser(render, linear=False, aux=aux) == "n2n-gaussian"
+
+
 def test_upscale_by_path_and_scale(tiny_models):
     out = restore.upscale(torch.rand(3, 11, 13), scale=2, model=tiny_models["upscaler"])
     assert out.shape == (3, 22, 26)

@@ -38,3 +38,22 @@ def test_two_scenes_render_to_pairs_buffers_and_references(tmp_path):
         assert np.all((np.abs(length - 1) < 1e-3) | (length < 1e-6))  # unit normals, 0 where nothing is hit
     # Buffers sit beside their image as NAME.albedo.exr / NAME.normal.exr; pairs are the images alone.
     assert [a.name for a, _ in match_pairs(tmp_path / "a", tmp_path / "b")] == ["scene000000.exr", "scene000001.exr"]
+
+
+def test_the_caustics_family_always_has_a_caustic_and_no_sky():
+    sys.path.insert(0, str(REPO / "tools"))
+    import render_pairs
+
+    render_pairs.use_llvm_variant()
+    for seed in range(5):
+        mixed = render_pairs.scene_description(seed, 16)
+        caustics = render_pairs.scene_description(seed, 16, render_pairs.FAMILIES["caustics"])
+        assert "caustic" in caustics and "wall" in caustics and "sky" not in caustics
+        assert mixed != caustics
+    # The default family still makes the scenes n2n-mc was trained on (scene 0 of its manifest).
+    assert render_pairs.scene_description(0, 16)["_objects"] == [
+        {"shape": "cylinder", "bsdf": "dielectric", "at": [-1.44, -1.62]},
+        {"shape": "cylinder", "bsdf": "dielectric", "at": [1.61, -0.76]},
+        {"shape": "cube", "bsdf": "diffuse", "at": [-0.58, -0.74]},
+        {"shape": "sphere", "bsdf": "diffuse", "at": [0.19, -1.94]},
+    ]

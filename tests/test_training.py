@@ -238,3 +238,5 @@ def test_hdr_loss_is_relative_and_stops_the_denominator_gradient():
     loss.backward()
     expected = 2 * (output.detach() - target) / (output.detach() + 0.01) ** 2 / 2
     assert torch.allclose(output.grad, expected)
+    # A negative output (radiance never is) divides by 0.01^2 at most, not by ~0.
+    assert hdr_loss(torch.tensor([-0.0099]), torch.tensor([1.0])).item() == pytest.approx((1.0099 / 0.01) ** 2)

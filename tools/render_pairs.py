@@ -4,6 +4,7 @@ validation and tests.
 
     python tools/render_pairs.py data/mc-train --scenes 200 --size 128 --spp 1-64
     python tools/render_pairs.py data/mc-test --scenes 20 --seed 100000 --spp 4 16 --reference-spp 2048
+    python tools/render_pairs.py data/caustics --family caustics --scenes 20 --seed 200000 --spp 4-16
 
 For each scene NAME (and each spp given):
 
@@ -18,7 +19,9 @@ This is the naming convention `restore finetune --loss hdr` and `restore denoise
 Scenes: a floor (plain or checkerboard) and sometimes a back wall; 3-7 spheres, cubes and
 cylinders in diffuse, textured, glossy plastic, rough or polished metal and glass; one or two
 area lights and sometimes a dim environment; a random camera. Glass near a light over a diffuse
-floor makes caustics, whose low-spp renders are full of fireflies. The box pixel filter keeps
+floor makes caustics, whose low-spp renders are full of fireflies. `--family caustics` makes
+another family of scenes (closed rooms, small lights, mostly glass: caustics everywhere), the
+kind a renderer's user would finetune a denoiser on. The box pixel filter keeps
 the noise of neighbouring pixels independent (the default Gaussian filter would correlate it).
 
 Auxiliary buffers follow Intel Open Image Denoise's advice: through glass and mirrors
@@ -42,6 +45,7 @@ import os
 import random
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -82,9 +86,29 @@ def random_colour(rng: random.Random, low: float = 0.05, high: float = 0.9) -> l
     return [round(rng.uniform(low, high), 3) for _ in range(3)]
 
 
-def random_material(rng: random.Random) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Family:
+    """The knobs that make one family of scenes differ from another."""
+
+    material_weights: tuple[int, ...]  # diffuse, texture, plastic, metal, mirror, glass
+    wall_probability: float
+    caustic_probability: float  # a glass sphere between a light and the floor
+    light_area: tuple[float, float]  # smaller lights: brighter, harder caustics
+    sky_probability: float
+
+
+FAMILIES = {
+    # Everything, in moderation: the training scenes of n2n-mc.
+    "mixed": Family((3, 2, 2, 2, 1, 2), 0.5, 0.5, (0.2, 1.5), 0.6),
+    # A renderer's hard case: closed interiors lit by small lights through glass, no sky.
+    "caustics": Family((2, 1, 1, 1, 1, 5), 1.0, 1.0, (0.15, 0.4), 0.0),
+}
+MATERIALS = ("diffuse", "texture", "plastic", "metal", "mirror", "glass")
+
+
+def random_material(rng: random.Random, family: Family = FAMILIES["mixed"]) -> dict[str, Any]:
     """A random BSDF: diffuse, textured, glossy plastic, rough or polished metal, or glass."""
-    kind = rng.choices(["diffuse", "texture", "plastic", "metal", "mirror", "glass"], [3, 2, 2, 2, 1, 2])[0]
+    kind = rng.choices(MATERIALS, family.material_weights)[0]
     if kind == "diffuse":
         return {"type": "diffuse", "reflectance": rgb(random_colour(rng))}
     if kind == "texture":
@@ -110,8 +134,8 @@ def _scale_uv(factor: float) -> Any:
     return mi.ScalarTransform4f().scale([factor, factor, 1])
 
 
-def scene_description(seed: int, size: int) -> dict[str, Any]:
-    """The Mitsuba scene dictionary of scene `seed` (fully determined by it)."""
+def scene_description(seed: int, size: int, family: Family = FAMILIES["mixed"]) -> dict[str, Any]:
+    """The Mitsuba scene dictionary of scene `seed` of a family (fully determined by both)."""
     import mitsuba as mi
 
     T = mi.ScalarTransform4f
@@ -126,11 +150,15 @@ def scene_description(seed: int, size: int) -> dict[str, Any]:
         "film": {"type": "hdrfilm", "width": size, "height": size, "rfilter": {"type": "box"}, "pixel_format": "rgb"},
         "sampler": {"type": "independent", "sample_count": 4},
     }
-    floor = random_material(rng) if rng.random() < 0.3 else {"type": "diffuse", "reflectance": rgb(random_colour(rng, 0.2, 0.8))}
+    floor = (
+        random_material(rng, family)
+        if rng.random() < 0.3
+        else {"type": "diffuse", "reflectance": rgb(random_colour(rng, 0.2, 0.8))}
+    )
     if floor["type"] == "dielectric":
         floor = {"type": "diffuse", "reflectance": rgb(random_colour(rng, 0.2, 0.8))}
     scene["floor"] = {"type": "rectangle", "to_world": T().rotate([1, 0, 0], -90).scale(20), "bsdf": floor}
-    if rng.random() < 0.5:
+    if rng.random() < family.wall_probability:
         wall = T().translate([-distance * math.cos(azimuth) * 0.8, 0, -distance * math.sin(azimuth) * 0.8])
         angle = math.degrees(math.atan2(math.cos(azimuth), math.sin(azimuth)))
         scene["wall"] = {
@@ -146,9 +174,9 @@ def scene_description(seed: int, size: int) -> dict[str, Any]:
         if shape == "cylinder":
             place = T().translate([x, 0, z]).rotate([1, 0, 0], -90).scale([scale, scale, 2 * scale])
         scene[f"object{i}"] = {"type": shape, "to_world": place.scale(scale) if shape != "cylinder" else place}
-        scene[f"object{i}"]["bsdf"] = material = random_material(rng)
+        scene[f"object{i}"]["bsdf"] = material = random_material(rng, family)
         objects.append({"shape": shape, "bsdf": material["type"], "at": [round(x, 2), round(z, 2)]})
-    if rng.random() < 0.5:
+    if rng.random() < family.caustic_probability:
         # A glass sphere between a light and the floor: caustics.
         x, z = rng.uniform(-1.5, 1.5), rng.uniform(-1.5, 1.5)
         scene["caustic"] = {
@@ -158,14 +186,14 @@ def scene_description(seed: int, size: int) -> dict[str, Any]:
         }
         objects.append({"shape": "sphere", "bsdf": "dielectric (caustic)", "at": [round(x, 2), round(z, 2)]})
     for i in range(rng.randint(1, 2)):
-        area = rng.uniform(0.2, 1.5)
+        area = rng.uniform(*family.light_area)
         position = [rng.uniform(-3, 3), rng.uniform(2.5, 5.0), rng.uniform(-3, 3)]
         scene[f"light{i}"] = {
             "type": "rectangle",
             "to_world": T().look_at(origin=position, target=[0, 0, 0], up=[0, 1, 0]).scale(area),
             "emitter": {"type": "area", "radiance": rgb([round(rng.uniform(3, 40) / area**2 * c, 3) for c in (1.0, 0.95, 0.85)])},
         }
-    if rng.random() < 0.6:
+    if rng.random() < family.sky_probability:
         scene["sky"] = {"type": "constant", "radiance": rgb(random_colour(rng, 0.02, 0.4))}
     scene["_objects"] = objects
     return scene
@@ -251,6 +279,7 @@ def main() -> None:
     parser.add_argument("--spp", nargs="+", default=["1-64"], help="spp of the pairs: N, or LOW-HIGH drawn per scene")
     parser.add_argument("--reference-spp", type=int, default=0, help="also render a reference with this many spp")
     parser.add_argument("--seed", type=int, default=0, help="the first scene's seed (scenes are seed, seed + 1, ...)")
+    parser.add_argument("--family", choices=sorted(FAMILIES), default="mixed", help="the kind of scene (see FAMILIES)")
     args = parser.parse_args()
     variant = use_llvm_variant()
     manifest_path = args.out / "manifest.json"
@@ -258,7 +287,7 @@ def main() -> None:
     manifest.setdefault("renderer", {"mitsuba": mi.__version__, "variant": variant, "pixel_filter": "box"})
     scenes = manifest.setdefault("scenes", {})
     for scene_seed in range(args.seed, args.seed + args.scenes):
-        description = scene_description(scene_seed, args.size)
+        description = scene_description(scene_seed, args.size, FAMILIES[args.family])
         objects = description.pop("_objects")
         scene = mi.load_dict(description)
         rng = random.Random(scene_seed * 7919)
@@ -276,7 +305,8 @@ def main() -> None:
                 timings[shot] = round(time.perf_counter() - start, 2)
                 write_exr(args.out / shot / f"{name}.albedo.exr", albedo)
                 write_exr(args.out / shot / f"{name}.normal.exr", normal)
-            entry: dict[str, Any] = {"seed": scene_seed, "spp": spp, "objects": objects, "seconds": timings}
+            entry: dict[str, Any] = {"seed": scene_seed, "family": args.family, "spp": spp, "objects": objects}
+            entry["seconds"] = timings
             if args.reference_spp:
                 start = time.perf_counter()
                 if reference is None:
