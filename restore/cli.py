@@ -27,8 +27,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from restore import __version__
-from restore.api import DEFAULT_DENOISER, Model, default_denoiser, denoiser, load, upscaler_for
+from restore.api import DEFAULT_DENOISER, RENDER_DENOISER, Model, default_denoiser, denoiser, load, upscaler_for
 from restore.datasets import is_aux_buffer
+from restore.device import TRAINING_PRECISIONS
 from restore.evaluation import evaluate_folder
 from restore.imageio import READ_FORMATS, Image, ImageError
 from restore.modelfile import ModelFileError, read_info
@@ -333,6 +334,9 @@ BatchOpt = Annotated[int, typer.Option("--batch", help="Crops per batch.")]
 PatchOpt = Annotated[int, typer.Option("--patch", help="Input crop side in pixels.")]
 LrOpt = Annotated[float, typer.Option("--lr", help="Adam learning rate.")]
 RunDirOpt = Annotated[str | None, typer.Option("--run-dir", help="Checkpoint folder (default: OUT with .run).")]
+TrainPrecisionOpt = Annotated[
+    str, typer.Option("--precision", help="auto (bf16 where a timed step shows it clearly faster), fp32 or bf16.")
+]
 
 
 @app.command()
@@ -373,6 +377,7 @@ def train(
     val_every: Annotated[int, typer.Option("--val-every", help="Validate every N steps.")] = 100,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     device: DeviceOpt = "auto",
+    precision: TrainPrecisionOpt = "auto",
     run_dir: RunDirOpt = None,
     name: Annotated[str | None, typer.Option("--name", help="Model name stored in the file.")] = None,
     description: Annotated[str, typer.Option("--description")] = "",
@@ -387,12 +392,14 @@ def train(
         raise UsageError("--task is denoise or upscale")
     if loss not in LOSSES:
         raise UsageError(f"--loss is one of {', '.join(LOSSES)}")
+    if precision not in TRAINING_PRECISIONS:
+        raise UsageError(f"--precision is one of {', '.join(TRAINING_PRECISIONS)}")
     config = _train_config(
         out=output, task=task, data=data or "", pairs=list(pairs or []), variant=arch or "", init=init or "",
         noise=noise, clean_targets=clean_targets, scale=scale, patch=patch, batch=batch, steps=steps, minutes=minutes,
         lr=lr, lr_halve_every=lr_halve_every,
         loss=loss, val_count=val_count, val_every=val_every, checkpoint_every=val_every, seed=seed, device=device,
-        run_dir=run_dir, name=name, description=description,
+        precision=precision, run_dir=run_dir, name=name, description=description,
     )  # fmt: skip
     _run_training(config, quiet)
 
@@ -402,7 +409,9 @@ def finetune(
     folder_a: Annotated[str, typer.Argument(help="Folder of noisy shots.")],
     folder_b: Annotated[str, typer.Argument(help="Folder of second, independent noisy shots (same file names).")],
     output: Annotated[str, typer.Option("-o", "--output", help="Model file to write (.safetensors).")],
-    base: Annotated[str, typer.Option("--from", help="Model to start from.")] = DEFAULT_DENOISER,
+    base: Annotated[
+        str | None, typer.Option("--from", help="Model to start from [default: n2n-mc with --loss hdr, else n2n-gaussian].")
+    ] = None,
     loss: Annotated[str, typer.Option("--loss", help="l2, l1, l0 (annealed from L2 to L0) or hdr.")] = "l2",
     steps: StepsOpt = 500,
     minutes: MinutesOpt = 0.0,
@@ -413,17 +422,22 @@ def finetune(
     val_every: Annotated[int, typer.Option("--val-every", help="Validate every N steps.")] = 50,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     device: DeviceOpt = "auto",
+    precision: TrainPrecisionOpt = "auto",
     run_dir: RunDirOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Adapt a denoiser to your camera or renderer from pairs of noisy shots (Noise2Noise, no clean images)."""
     if loss not in LOSSES:
         raise UsageError(f"--loss is one of {', '.join(LOSSES)}")
+    if precision not in TRAINING_PRECISIONS:
+        raise UsageError(f"--precision is one of {', '.join(TRAINING_PRECISIONS)}")
+    if base is None:
+        base = RENDER_DENOISER if loss == "hdr" and RENDER_DENOISER in bundled_models() else DEFAULT_DENOISER
     base_path = str(load(base).source)
     config = _train_config(
         out=output, task="denoise", pairs=[folder_a, folder_b], init=base_path, loss=loss, steps=steps,
         minutes=minutes, batch=batch, patch=patch, lr=lr, val_count=val_count, val_every=val_every,
-        checkpoint_every=val_every, seed=seed, device=device, run_dir=run_dir,
+        checkpoint_every=val_every, seed=seed, device=device, precision=precision, run_dir=run_dir,
     )  # fmt: skip
     _run_training(config, quiet)
 

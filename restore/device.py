@@ -8,15 +8,18 @@ fastest (once per process and network).
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import platform
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+TRAINING_PRECISIONS = ("auto", "fp32", "bf16")  # fp16 training would need loss scaling
 
 
 def resolve_device(spec: str = "auto") -> torch.device:
@@ -75,15 +78,8 @@ def _time_precisions(network: torch.nn.Module, channels: int, candidates: list[s
     timings = {}
     with torch.inference_mode():
         for name in candidates:
-            dtype = PRECISIONS[name]
-            net, t = network.to(dtype), x.to(dtype)
-            net(t)  # warm-up: the first call picks kernels
-            runs = []
-            for _ in range(2):
-                start = time.perf_counter()
-                net(t)
-                runs.append(time.perf_counter() - start)
-            timings[name] = min(runs)
+            net, t = network.to(PRECISIONS[name]), x.to(PRECISIONS[name])
+            timings[name] = _best_time(lambda net=net, t=t: net(t))
     network.to(torch.float32)
     return timings
 
@@ -134,3 +130,44 @@ def resolve_precision(
     if spec not in PRECISIONS:
         raise ValueError(f"unknown precision '{spec}' (expected auto, fp32, fp16 or bf16)")
     return PRECISIONS[spec]
+
+
+def training_precision(device: torch.device, spec: str, network: torch.nn.Module, batch: torch.Tensor) -> str:
+    """The autocast precision for training: 'fp32' or 'bf16'.
+
+    'auto' takes bf16 on a CUDA GPU that supports it. On a CPU with native bf16 it times a
+    training step (forward and backward, on a copy of `network` and a `batch` of the run's own
+    shape) in both precisions and keeps bf16 only if it is BF16_MIN_SPEEDUP times faster: on a
+    2-core EPYC with avx512_bf16 a U-Net step took half the time, on CPUs without it 40 times more.
+    """
+    if spec not in TRAINING_PRECISIONS:
+        raise ValueError(f"unknown training precision '{spec}' (expected auto, fp32 or bf16)")
+    if spec != "auto":
+        return spec
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    if device.type != "cpu" or "bf16" not in cpu_precisions():
+        return "fp32"
+    probe = copy.deepcopy(network).cpu().train()
+    timings = {name: _time_training_step(probe, batch, name == "bf16") for name in ("fp32", "bf16")}
+    return "bf16" if timings["bf16"] * BF16_MIN_SPEEDUP < timings["fp32"] else "fp32"
+
+
+def _time_training_step(network: torch.nn.Module, batch: torch.Tensor, bf16: bool) -> float:
+    def step() -> None:
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            output = network(batch)
+        output.float().square().mean().backward()
+        network.zero_grad(set_to_none=True)
+
+    return _best_time(step)
+
+
+def _best_time(run: Callable[[], object], repeats: int = 2) -> float:
+    run()  # warm-up: the first call picks kernels
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return min(times)

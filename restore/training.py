@@ -40,7 +40,7 @@ from restore.datasets import (
     load_mnist,
     match_pairs,
 )
-from restore.device import resolve_device
+from restore.device import resolve_device, training_precision
 from restore.hdr import network_input, tone_map
 from restore.metrics import psnr
 from restore.modelfile import ModelInfo, load_model_file, save_model_file
@@ -78,6 +78,7 @@ class TrainConfig:
     checkpoint_every: int = 100
     seed: int = 0
     device: str = "auto"
+    precision: str = "auto"  # autocast precision: "auto" (bf16 where measured faster), "fp32" or "bf16"
     run_dir: str = ""  # checkpoints go here (default: next to `out`)
     name: str = ""
     description: str = ""
@@ -334,7 +335,7 @@ def train(config: TrainConfig, console: Console | None = None, show_progress: bo
     optimizer = torch.optim.Adam(network.parameters(), lr=config.lr)
     loss_fn = LOSSES[config.loss]
 
-    step, elapsed, history = 0, 0.0, []
+    step, elapsed, history, precision = 0, 0.0, [], ""
     checkpoint = run_dir / CHECKPOINT
     if checkpoint.is_file():
         meta = _load_checkpoint(checkpoint, network, optimizer)
@@ -342,9 +343,15 @@ def train(config: TrainConfig, console: Console | None = None, show_progress: bo
             raise ValueError(f"'{checkpoint}' belongs to a run with other settings; use another --run-dir or delete it")
         step, elapsed, history = meta["step"], meta["elapsed"], meta["history"]
         console.print(f"resuming from step {step} ({checkpoint})")
+        if config.precision == "auto":
+            precision = meta.get("precision", "fp32")  # a resumed run keeps the precision it measured
+    if not precision:
+        sample, _ = data.source.batch(config.batch, torch.Generator().manual_seed(0))
+        precision = training_precision(device, config.precision, network, sample.to(device))
+    console.print(f"training in {precision} on {_device_name(device)}")
 
     def save() -> None:
-        meta = {"config": _resumable(config), "step": step, "elapsed": elapsed, "history": history}
+        meta = {"config": _resumable(config), "step": step, "elapsed": elapsed, "history": history, "precision": precision}
         _save_checkpoint(checkpoint, network, optimizer, meta)
 
     started = time.monotonic() - elapsed
@@ -371,7 +378,7 @@ def train(config: TrainConfig, console: Console | None = None, show_progress: bo
                 # Each crop exposed on its own: the network learns every brightness range.
                 inp, scale = network_input(inp, network.out_channels)
                 target = target * scale
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
                 output = network(inp.to(device))
             done = step / config.steps  # how far through the run, for annealed losses
             if config.minutes:
@@ -396,7 +403,7 @@ def train(config: TrainConfig, console: Console | None = None, show_progress: bo
         last_psnr = validate(network, data.validation, device, data.noisy_references, config.loss == "hdr")
         history.append([step, round(last_psnr, 3), round(elapsed, 1)])
     save()
-    info = _export_info(config, network, base_info, data, step, elapsed, history, device)
+    info = _export_info(config, network, base_info, data, step, elapsed, history, device, precision)
     save_model_file(out, network.cpu().eval(), info)
     return info
 
@@ -413,7 +420,8 @@ def _resumable(config: TrainConfig) -> dict[str, Any]:
     """The settings a resumed run must share with its checkpoint (not the stopping rules)."""
     values = asdict(config)
     stopping_and_naming = ("steps", "minutes", "device", "out", "run_dir", "name", "description", "command")
-    for key in (*stopping_and_naming, "val_every", "checkpoint_every"):
+    # The precision is a speed choice; a resumed run keeps the one it measured (stored in the checkpoint).
+    for key in (*stopping_and_naming, "precision", "val_every", "checkpoint_every"):
         values.pop(key)
     return values
 
@@ -427,6 +435,7 @@ def _export_info(
     elapsed: float,
     history: list[list[float]],
     device: torch.device,
+    precision: str,
 ) -> ModelInfo:
     noise = "none" if config.task == "upscale" else ("pairs" if config.pairs else config.noise)
     if config.pairs and base is not None:
@@ -456,6 +465,7 @@ def _export_info(
             "lr": config.lr,
             "wall_seconds": round(elapsed, 1),
             "device": _device_name(device),
+            "precision": precision,
             "val_psnr": history[-1][1] if history else math.nan,
             "val_curve": history,
         },

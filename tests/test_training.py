@@ -48,6 +48,7 @@ def tiny_config(tmp_path: Path, data: Path, **overrides) -> TrainConfig:
         checkpoint_every=1,
         noise="gaussian:25",
         device="cpu",
+        precision="fp32",  # exact comparisons between runs; "auto" would time each run
     )
     values.update(overrides)
     return TrainConfig(**values)
@@ -240,3 +241,11 @@ def test_hdr_loss_is_relative_and_stops_the_denominator_gradient():
     assert torch.allclose(output.grad, expected)
     # A negative output (radiance never is) divides by 0.01^2 at most, not by ~0.
     assert hdr_loss(torch.tensor([-0.0099]), torch.tensor([1.0])).item() == pytest.approx((1.0099 / 0.01) ** 2)
+
+
+def test_a_bf16_run_records_its_precision_and_a_resumed_auto_run_keeps_it(tmp_path, photos, monkeypatch):
+    config = tiny_config(tmp_path, photos, steps=2, precision="bf16")
+    assert train(config, show_progress=False).training["precision"] == "bf16"
+    monkeypatch.setattr("restore.device._time_training_step", lambda *args: pytest.fail("a resumed run timed again"))
+    config.steps, config.precision = 3, "auto"
+    assert train(config, show_progress=False).training["precision"] == "bf16"
