@@ -439,7 +439,7 @@ def _export_info(
 ) -> ModelInfo:
     noise = "none" if config.task == "upscale" else ("pairs" if config.pairs else config.noise)
     if config.pairs and base is not None:
-        noise = f"finetuned from {base.name} ({base.noise}) on pairs"
+        noise = f"pairs (started from {base.name})"
     return ModelInfo(
         name=config.name or Path(config.out).stem,
         architecture=network.architecture,
