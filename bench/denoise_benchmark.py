@@ -46,6 +46,7 @@ GRAY_SETS = ("Set12", "BSD68")
 COLOUR_NOISES = ("gaussian:15", "gaussian:25", "gaussian:50", "poisson:30")
 GRAY_NOISES = ("gaussian:15", "gaussian:25", "gaussian:50")
 METHODS = ("noisy", "restore", "bm3d")
+SPEED_KEY = "speed"  # the cache's entry for the last speed measurement (runs with bm3d)
 
 # Published PSNR (dB) by this protocol. DnCNN-S (Zhang et al. 2017, table 2/3), CDnCNN and
 # Noise2Noise as quoted in issue #9; BM3D / CBM3D measured by issue #9's author with bm3d 4.0.3.
@@ -161,13 +162,17 @@ def main() -> None:
     use_cache = args.limit == 0
     results = dict(cache) if use_cache else {}
 
+    def save_cache() -> None:
+        """Keep every finished cell: a long run that is stopped loses only the cell in progress."""
+        if use_cache:
+            cache_file.write_text(json.dumps(results, indent=1, sort_keys=True))
+
     for set_name in args.sets:
         if set_name == "realnoise":
             for method, values in real_noise_row(args.data, args.methods).items():
                 key = f"realnoise|camera|{method}|{model_ident('n2n-gaussian') if method == 'restore' else ''}"
                 results[key] = values
-            if use_cache:
-                cache_file.write_text(json.dumps(results, indent=1, sort_keys=True))
+            save_cache()
             continue
         noises = GRAY_NOISES if set_name in GRAY_SETS else COLOUR_NOISES
         for noise in [n for n in noises if args.noises is None or n in args.noises]:
@@ -186,12 +191,10 @@ def main() -> None:
                     continue
                 print(f"{set_name} {noise} {method} {ident}", flush=True)
                 results[key] = score(args.data / "test" / set_name, noise, make(), args.limit)
-                if use_cache:
-                    cache_file.write_text(json.dumps(results, indent=1, sort_keys=True))
+                save_cache()
     if "bm3d" in args.methods and not args.quick:
         results[SPEED_KEY] = measure_speed(args.data)
-        if use_cache:
-            cache_file.write_text(json.dumps(results, indent=1, sort_keys=True))
+        save_cache()
     write_table(results, RESULTS / "denoise.md" if use_cache else None, results.get(SPEED_KEY, {}))
 
 
@@ -207,9 +210,6 @@ def latest(results: dict[str, dict[str, float | str]], set_name: str, noise: str
             continue
         return ident, values
     return None
-
-
-SPEED_KEY = "speed"  # the cache's entry for the last speed measurement (runs with bm3d)
 
 
 def measure_speed(data: Path) -> dict[str, float | str]:

@@ -390,10 +390,7 @@ def train(
         raise UsageError("missing -o / --output: the model file to write")
     if task not in ("denoise", "upscale"):
         raise UsageError("--task is denoise or upscale")
-    if loss not in LOSSES:
-        raise UsageError(f"--loss is one of {', '.join(LOSSES)}")
-    if precision not in TRAINING_PRECISIONS:
-        raise UsageError(f"--precision is one of {', '.join(TRAINING_PRECISIONS)}")
+    _check_training_options(loss, precision)
     config = _train_config(
         out=output, task=task, data=data or "", pairs=list(pairs or []), variant=arch or "", init=init or "",
         noise=noise, clean_targets=clean_targets, scale=scale, patch=patch, batch=batch, steps=steps, minutes=minutes,
@@ -427,10 +424,7 @@ def finetune(
     quiet: QuietOpt = False,
 ) -> None:
     """Adapt a denoiser to your camera or renderer from pairs of noisy shots (Noise2Noise, no clean images)."""
-    if loss not in LOSSES:
-        raise UsageError(f"--loss is one of {', '.join(LOSSES)}")
-    if precision not in TRAINING_PRECISIONS:
-        raise UsageError(f"--precision is one of {', '.join(TRAINING_PRECISIONS)}")
+    _check_training_options(loss, precision)
     if base is None:
         base = RENDER_DENOISER if loss == "hdr" and RENDER_DENOISER in bundled_models() else DEFAULT_DENOISER
     base_path = str(load(base).source)
@@ -440,6 +434,14 @@ def finetune(
         checkpoint_every=val_every, seed=seed, device=device, precision=precision, run_dir=run_dir,
     )  # fmt: skip
     _run_training(config, quiet)
+
+
+def _check_training_options(loss: str, precision: str) -> None:
+    """Usage errors for the options train and finetune share, before any data is read."""
+    if loss not in LOSSES:
+        raise UsageError(f"--loss is one of {', '.join(LOSSES)}")
+    if precision not in TRAINING_PRECISIONS:
+        raise UsageError(f"--precision is one of {', '.join(TRAINING_PRECISIONS)}")
 
 
 def _run_training(config: TrainConfig, quiet: bool) -> None:
