@@ -421,10 +421,15 @@ def finetune(
     device: DeviceOpt = "auto",
     precision: TrainPrecisionOpt = "auto",
     run_dir: RunDirOpt = None,
+    keep: Annotated[
+        str, typer.Option("--keep", help="Export the best-validated weights (the starting ones included) or the last.")
+    ] = "best",
     quiet: QuietOpt = False,
 ) -> None:
     """Adapt a denoiser to your camera or renderer from pairs of noisy shots (Noise2Noise, no clean images)."""
     _check_training_options(loss, precision)
+    if keep not in ("best", "last"):
+        raise UsageError("--keep is best or last")
     if base is None:
         base = RENDER_DENOISER if loss == "hdr" and RENDER_DENOISER in bundled_models() else DEFAULT_DENOISER
     base_path = str(load(base).source)
@@ -432,6 +437,7 @@ def finetune(
         out=output, task="denoise", pairs=[folder_a, folder_b], init=base_path, loss=loss, steps=steps,
         minutes=minutes, batch=batch, patch=patch, lr=lr, val_count=val_count, val_every=val_every,
         checkpoint_every=val_every, seed=seed, device=device, precision=precision, run_dir=run_dir,
+        keep_best=keep == "best",
     )  # fmt: skip
     _run_training(config, quiet)
 
@@ -451,7 +457,11 @@ def _run_training(config: TrainConfig, quiet: bool) -> None:
     trained = run_training(config, console=err, show_progress=not quiet)
     t = trained.training
     summary = f"{t['steps']} steps in {t['wall_seconds']:.0f} s on {t['device']}"
-    out.print(f"wrote {config.out}: {summary}, validation PSNR {t['val_psnr']:.2f} dB")
+    validation = f"validation PSNR {t['val_psnr']:.2f} dB"
+    if "exported_step" in t:
+        start = t["val_curve"][0][1]
+        validation += f" (the best validation, step {t['exported_step']}; {start:.2f} dB at the start)"
+    out.print(f"wrote {config.out}: {summary}, {validation}")
 
 
 @app.command(name="eval")

@@ -76,6 +76,9 @@ class TrainConfig:
     val_count: int = 8  # images (or pairs) held out for validation
     val_every: int = 100
     checkpoint_every: int = 100
+    # Export the best-validated weights, the starting ones included, instead of the last: a
+    # finetune on a few pairs can overfit their noise, and should never hand back a worse model.
+    keep_best: bool = False
     seed: int = 0
     device: str = "auto"
     precision: str = "auto"  # autocast precision: "auto" (bf16 where measured faster), "fp32" or "bf16"
@@ -294,8 +297,18 @@ def validate(
     return sum(scores) / len(scores)
 
 
-def _save_checkpoint(path: Path, network: Restorer, optimizer: torch.optim.Optimizer, meta: dict[str, Any]) -> None:
+Weights = dict[str, torch.Tensor]
+
+
+def _cpu_copy(network: Restorer) -> Weights:
+    return {k: v.detach().cpu().clone().contiguous() for k, v in network.state_dict().items()}
+
+
+def _save_checkpoint(
+    path: Path, network: Restorer, optimizer: torch.optim.Optimizer, meta: dict[str, Any], best: Weights | None
+) -> None:
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in network.state_dict().items()}
+    tensors.update({f"best.{k}": v for k, v in (best or {}).items()})
     opt_state = optimizer.state_dict()
     for index, state in opt_state["state"].items():
         for key, value in state.items():
@@ -307,18 +320,20 @@ def _save_checkpoint(path: Path, network: Restorer, optimizer: torch.optim.Optim
     os.replace(tmp, path)
 
 
-def _load_checkpoint(path: Path, network: Restorer, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+def _load_checkpoint(path: Path, network: Restorer, optimizer: torch.optim.Optimizer) -> tuple[dict[str, Any], Weights | None]:
+    """Restore the network and optimizer; return the run's metadata and its best weights, if kept."""
     with safe_open(str(path), framework="pt") as f:
         raw = f.metadata()
         tensors = {key: f.get_tensor(key) for key in f.keys()}
     network.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    best = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")}
     state: dict[int, dict[str, torch.Tensor]] = {}
     for key, value in tensors.items():
         if key.startswith("optim."):
             _, index, name = key.split(".", 2)
             state.setdefault(int(index), {})[name] = value
     optimizer.load_state_dict({"state": state, "param_groups": json.loads(raw["param_groups"])})
-    return {key: json.loads(value) for key, value in raw.items() if key != "param_groups"}
+    return {key: json.loads(value) for key, value in raw.items() if key != "param_groups"}, best or None
 
 
 def train(config: TrainConfig, console: Console | None = None, show_progress: bool = True) -> ModelInfo:
@@ -336,9 +351,12 @@ def train(config: TrainConfig, console: Console | None = None, show_progress: bo
     loss_fn = LOSSES[config.loss]
 
     step, elapsed, history, precision = 0, 0.0, [], ""
+    best: Weights | None = None  # with keep_best: the weights of the best validation so far
+    best_step = 0
     checkpoint = run_dir / CHECKPOINT
     if checkpoint.is_file():
-        meta = _load_checkpoint(checkpoint, network, optimizer)
+        meta, best = _load_checkpoint(checkpoint, network, optimizer)
+        best_step = meta.get("best_step", 0)
         if not _same_run(meta["config"], _resumable(config)):
             raise ValueError(f"'{checkpoint}' belongs to a run with other settings; use another --run-dir or delete it")
         step, elapsed, history = meta["step"], meta["elapsed"], meta["history"]
@@ -350,9 +368,23 @@ def train(config: TrainConfig, console: Console | None = None, show_progress: bo
         precision = training_precision(device, config.precision, network, sample.to(device))
     console.print(f"training in {precision} on {_device_name(device)}")
 
+    def record_validation() -> float:
+        nonlocal best, best_step
+        score = validate(network, data.validation, device, data.noisy_references, config.loss == "hdr")
+        history.append([step, round(score, 3), round(elapsed, 1)])
+        if config.keep_best and (best is None or score > _score_at(history, best_step)):
+            best, best_step = _cpu_copy(network), step
+        return score
+
     def save() -> None:
         meta = {"config": _resumable(config), "step": step, "elapsed": elapsed, "history": history, "precision": precision}
-        _save_checkpoint(checkpoint, network, optimizer, meta)
+        if config.keep_best:
+            meta["best_step"] = best_step
+        _save_checkpoint(checkpoint, network, optimizer, meta, best)
+
+    if config.keep_best and not history:
+        score = record_validation()  # the starting point is a candidate too
+        console.print(f"step 0: validation PSNR {score:.2f} dB")
 
     started = time.monotonic() - elapsed
     last_loss, last_psnr = float("nan"), history[-1][1] if history else float("nan")
@@ -393,17 +425,19 @@ def train(config: TrainConfig, console: Console | None = None, show_progress: bo
             elapsed = time.monotonic() - started
             last_loss = loss.item()
             if step % config.val_every == 0 or step == config.steps:
-                last_psnr = validate(network, data.validation, device, data.noisy_references, config.loss == "hdr")
-                history.append([step, round(last_psnr, 3), round(elapsed, 1)])
+                last_psnr = record_validation()
                 progress.console.print(f"step {step}: loss {last_loss:.5f}, validation PSNR {last_psnr:.2f} dB, {elapsed:.0f} s")
             if step % config.checkpoint_every == 0:
                 save()
             progress.update(bar, completed=step, loss=last_loss, psnr=last_psnr)
     if not history or history[-1][0] != step:
-        last_psnr = validate(network, data.validation, device, data.noisy_references, config.loss == "hdr")
-        history.append([step, round(last_psnr, 3), round(elapsed, 1)])
+        record_validation()
     save()
-    info = _export_info(config, network, base_info, data, step, elapsed, history, device, precision)
+    exported_step = None
+    if best is not None:
+        network.load_state_dict(best)
+        exported_step = best_step
+    info = _export_info(config, network, base_info, data, step, elapsed, history, device, precision, exported_step)
     save_model_file(out, network.cpu().eval(), info)
     return info
 
@@ -421,7 +455,8 @@ def _resumable(config: TrainConfig) -> dict[str, Any]:
     values = asdict(config)
     stopping_and_naming = ("steps", "minutes", "device", "out", "run_dir", "name", "description", "command")
     # The precision is a speed choice; a resumed run keeps the one it measured (stored in the checkpoint).
-    for key in (*stopping_and_naming, "precision", "val_every", "checkpoint_every"):
+    # Which weights to export is not a training setting either.
+    for key in (*stopping_and_naming, "precision", "val_every", "checkpoint_every", "keep_best"):
         values.pop(key)
     return values
 
@@ -436,6 +471,7 @@ def _export_info(
     history: list[list[float]],
     device: torch.device,
     precision: str,
+    exported_step: int | None,  # the step of the weights exported when not the last
 ) -> ModelInfo:
     noise = "none" if config.task == "upscale" else ("pairs" if config.pairs else config.noise)
     if config.pairs and base is not None:
@@ -466,10 +502,16 @@ def _export_info(
             "wall_seconds": round(elapsed, 1),
             "device": _device_name(device),
             "precision": precision,
-            "val_psnr": history[-1][1] if history else math.nan,
+            "val_psnr": history[-1][1] if exported_step is None else _score_at(history, exported_step),
             "val_curve": history,
+            **({} if exported_step is None else {"exported_step": exported_step}),
         },
     )
+
+
+def _score_at(history: list[list[float]], step: int) -> float:
+    """The validation PSNR recorded at `step` (the last one if several)."""
+    return next(score for at, score, _ in reversed(history) if at == step)
 
 
 def _device_name(device: torch.device) -> str:

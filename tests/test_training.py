@@ -146,6 +146,54 @@ def test_finetune_on_noisy_pairs_lowers_the_loss_and_exports(tmp_path, noisy_pai
     assert restore.load(tmp_path / "ft.safetensors").info.task == "denoise"
 
 
+def finetune_config(tmp_path: Path, pairs: tuple[Path, Path], init: Path, **overrides) -> TrainConfig:
+    values = dict(
+        out=str(tmp_path / "ft.safetensors"), pairs=[str(p) for p in pairs], init=str(init), steps=3, batch=2,
+        patch=32, lr=1e-3, val_count=1, val_every=1, checkpoint_every=1, device="cpu", precision="fp32",
+    )  # fmt: skip
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+def scripted_validation(monkeypatch, scores: list[float]) -> None:
+    """Make validation return these scores in turn, so that which step is best is known."""
+    remaining = iter(scores)
+    monkeypatch.setattr("restore.training.validate", lambda *args, **kwargs: next(remaining))
+
+
+def weights(path: Path) -> dict[str, torch.Tensor]:
+    return restore.load(path).network.state_dict()
+
+
+def test_finetune_keeps_the_best_validated_weights_through_a_resume(tmp_path, noisy_pairs, tiny_models, monkeypatch):
+    one_step = finetune_config(tmp_path / "one", noisy_pairs, tiny_models["denoiser"], steps=1)
+    train(one_step, show_progress=False)  # the reference: the weights after exactly one step
+    scripted_validation(monkeypatch, [20.0, 25.0, 22.0, 21.0])  # steps 0, 1, 2, 3
+    config = finetune_config(tmp_path / "run", noisy_pairs, tiny_models["denoiser"], steps=2, keep_best=True)
+    train(config, show_progress=False)
+    config.steps = 3
+    info = train(config, show_progress=False)  # resumed: the best weights came back from the checkpoint
+    assert info.training["exported_step"] == 1 and info.training["val_psnr"] == 25.0
+    assert [step for step, _, _ in info.training["val_curve"]] == [0, 1, 2, 3]
+    best, reference = weights(tmp_path / "run" / "ft.safetensors"), weights(tmp_path / "one" / "ft.safetensors")
+    assert all(torch.equal(best[key], reference[key]) for key in best)
+
+
+def test_a_finetune_that_never_beats_its_start_hands_back_the_start(tmp_path, noisy_pairs, tiny_models, monkeypatch):
+    scripted_validation(monkeypatch, [30.0, 20.0, 21.0, 22.0])
+    config = finetune_config(tmp_path, noisy_pairs, tiny_models["denoiser"], keep_best=True)
+    info = train(config, show_progress=False)
+    assert info.training["exported_step"] == 0 and info.training["steps"] == 3
+    exported, start = weights(tmp_path / "ft.safetensors"), weights(tiny_models["denoiser"])
+    assert all(torch.equal(exported[key], start[key]) for key in exported)
+
+
+def test_without_keep_best_the_last_weights_are_exported(tmp_path, noisy_pairs, tiny_models, monkeypatch):
+    scripted_validation(monkeypatch, [30.0, 20.0, 21.0])
+    info = train(finetune_config(tmp_path, noisy_pairs, tiny_models["denoiser"]), show_progress=False)
+    assert "exported_step" not in info.training and info.training["val_psnr"] == 21.0
+
+
 def test_finetune_lists_unmatched_files(tmp_path, noisy_pairs, tiny_models):
     a, b = noisy_pairs
     (b / "scene0.png").rename(b / "other.png")
