@@ -218,9 +218,10 @@ def measure_speed(data: Path) -> dict[str, float | str]:
     clean = torch.from_numpy(read_image(path).pixels).permute(2, 0, 1)[None]
     noisy = parse_noise("gaussian:25").apply(clean, torch.Generator().manual_seed(0))
     megapixels = clean.shape[-1] * clean.shape[-2] / 1e6
+    threads = torch.get_num_threads()
     speed: dict[str, float | str] = {
         "image": f"Kodak24 {path.name} ({clean.shape[-1]} x {clean.shape[-2]})",
-        "setup": f"{cpu_name() or platform.machine()}, {torch.get_num_threads()} threads, fp32, torch {torch.__version__}",
+        "setup": f"{cpu_name() or platform.machine()}, torch {torch.__version__} on {threads} thread{'s' * (threads > 1)}",
         "auto_precision": resolve_precision_name(),
     }
     methods = {

@@ -91,6 +91,19 @@ def render_cases(folder: Path) -> list[Case]:
     return cases
 
 
+def provenance(renders: list[Path], finetuned: Path | None) -> list[str]:
+    """The commands that made the bench's inputs: each render folder's (from its manifest) and the finetune's."""
+    import json
+
+    lines = []
+    for folder in renders:
+        commands = json.loads((folder / "manifest.json").read_text()).get("commands", [])
+        lines += [f"    {command}" for command in commands] or [f"    ({folder}: made before manifests kept their command)"]
+    if finetuned:
+        lines.append(f"    {load(finetuned).info.training['command']}")
+    return ["Inputs (test renders with seeds the training never used; the finetune):", "", *lines, ""] if lines else []
+
+
 def oidn(with_aux: bool) -> Denoiser:
     import pyoidn
 
@@ -160,6 +173,7 @@ def main() -> None:
         "scenes (count in brackets). s / MP: seconds per megapixel on the 4 spp Cornell box, median of 3 after a",
         f"warm-up call. CPU: {cpu_name() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}.",
         "",
+        *provenance(args.renders, args.finetuned),
         header,
         "|---" * (len(groups) + 2) + "|",
     ]

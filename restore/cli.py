@@ -415,6 +415,9 @@ def finetune(
     batch: BatchOpt = 8,
     patch: PatchOpt = 64,
     lr: LrOpt = 1e-4,
+    lr_warmup: Annotated[
+        int, typer.Option("--lr-warmup", help="Ramp the learning rate up over the first N steps (0: none).")
+    ] = 200,
     val_count: Annotated[int, typer.Option("--val-count", help="Pairs held out for validation.")] = 2,
     val_every: Annotated[int, typer.Option("--val-every", help="Validate every N steps.")] = 50,
     seed: Annotated[int, typer.Option("--seed")] = 0,
@@ -435,7 +438,7 @@ def finetune(
     base_path = str(load(base).source)
     config = _train_config(
         out=output, task="denoise", pairs=[folder_a, folder_b], init=base_path, loss=loss, steps=steps,
-        minutes=minutes, batch=batch, patch=patch, lr=lr, val_count=val_count, val_every=val_every,
+        minutes=minutes, batch=batch, patch=patch, lr=lr, lr_warmup=lr_warmup, val_count=val_count, val_every=val_every,
         checkpoint_every=val_every, seed=seed, device=device, precision=precision, run_dir=run_dir,
         keep_best=keep == "best",
     )  # fmt: skip

@@ -72,6 +72,7 @@ class TrainConfig:
     minutes: float = 0.0  # stop after this wall time as well (0: no limit)
     lr: float = 3e-4
     lr_halve_every: int = 0  # halve the learning rate every N steps (0: constant)
+    lr_warmup: int = 0  # ramp the learning rate up linearly over the first N steps
     loss: str = "l2"  # "l1", "l2", "l0" (annealed) or "hdr"
     val_count: int = 8  # images (or pairs) held out for validation
     val_every: int = 100
@@ -115,6 +116,17 @@ def annealed_l0_loss(output: torch.Tensor, target: torch.Tensor, progress: float
     """
     gamma = 2.0 * (1.0 - min(max(progress, 0.0), 1.0))
     return ((output - target).abs() + 1e-8).pow(gamma).mean()
+
+
+def learning_rate(config: TrainConfig, step: int) -> float:
+    """The learning rate of step `step` (from 0): a linear warm-up, then halvings on schedule.
+
+    The warm-up is for finetuning: Adam's first updates move every weight by about the learning
+    rate whatever its gradient (its moment estimates start at zero), which knocks a trained
+    network off its optimum before the gradients' statistics are known.
+    """
+    lr = config.lr * 0.5 ** (step // config.lr_halve_every) if config.lr_halve_every else config.lr
+    return lr * min(1.0, (step + 1) / config.lr_warmup) if config.lr_warmup else lr
 
 
 Loss = Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]
@@ -400,9 +412,8 @@ def train(config: TrainConfig, console: Console | None = None, show_progress: bo
                 break
             generator = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
             inp, target = data.source.batch(config.batch, generator)
-            lr = config.lr * 0.5 ** (step // config.lr_halve_every) if config.lr_halve_every else config.lr
             for group in optimizer.param_groups:
-                group["lr"] = lr
+                group["lr"] = learning_rate(config, step)
             if config.task == "upscale":
                 network.select_scale(target.shape[-1] // inp.shape[-1])
             target = target[:, : network.out_channels]  # pairs carry their auxiliary buffers too

@@ -26,6 +26,7 @@ def test_two_scenes_render_to_pairs_buffers_and_references(tmp_path):
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     assert sorted(manifest["scenes"]) == ["scene000000", "scene000001"]
     assert manifest["renderer"]["pixel_filter"] == "box"
+    assert manifest["commands"] == [f"python tools/render_pairs.py {tmp_path} --scenes 2 --size 32 --spp 4 --reference-spp 64"]
     for name in manifest["scenes"]:
         a, b = (read_image(tmp_path / shot / f"{name}.exr").pixels for shot in ("a", "b"))
         reference = read_image(tmp_path / "reference" / f"{name}.exr").pixels

@@ -14,7 +14,7 @@ import torch
 import restore
 from conftest import smooth_image, write_png
 from restore.modelfile import read_info
-from restore.training import TrainConfig, annealed_l0_loss, build_network, hdr_loss, train
+from restore.training import TrainConfig, annealed_l0_loss, build_network, hdr_loss, learning_rate, train
 
 
 @pytest.fixture
@@ -263,6 +263,13 @@ def test_a_checkpoint_from_before_a_new_setting_still_resumes(tmp_path, photos):
     save_file(tensors, str(checkpoint), metadata=metadata)
     config.steps = 2
     assert train(config, show_progress=False).training["steps"] == 2
+
+
+def test_the_learning_rate_warms_up_linearly_then_halves_on_schedule():
+    config = TrainConfig(out="", lr=1e-3, lr_warmup=4, lr_halve_every=10)
+    rates = [learning_rate(config, step) for step in (0, 1, 3, 9, 10, 20)]
+    assert rates == pytest.approx([2.5e-4, 5e-4, 1e-3, 1e-3, 5e-4, 2.5e-4])
+    assert learning_rate(TrainConfig(out="", lr=1e-3), 0) == 1e-3  # no warm-up unless asked
 
 
 def test_annealed_l0_loss_goes_from_l2_through_l1_to_l0():

@@ -11,7 +11,8 @@ For each scene NAME (and each spp given):
     OUT/a/NAME.exr, OUT/b/NAME.exr        two renders with independent seeds (linear RGB, float32)
     OUT/a/NAME.albedo.exr, .normal.exr    the auxiliary buffers, also copied beside b/NAME.exr
     OUT/reference/NAME.exr                with --reference-spp: the converged image (tests only)
-    OUT/manifest.json                     every scene's parameters, spp, seeds and render times
+    OUT/manifest.json                     the commands that made the folder; every scene's
+                                          parameters, spp, seeds and render times
 
 This is the naming convention `restore finetune --loss hdr` and `restore denoise --albedo
 --normal` follow: a buffer sits beside its colour image as NAME.albedo.EXT and NAME.normal.EXT.
@@ -43,6 +44,7 @@ import json
 import math
 import os
 import random
+import shlex
 import sys
 import time
 from dataclasses import dataclass
@@ -285,6 +287,10 @@ def main() -> None:
     manifest_path = args.out / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
     manifest.setdefault("renderer", {"mitsuba": mi.__version__, "variant": variant, "pixel_filter": "box"})
+    commands = manifest.setdefault("commands", [])  # what made the folder, for the tables built on it
+    command = shlex.join(["python", "tools/render_pairs.py", *sys.argv[1:]])
+    if command not in commands:
+        commands.append(command)
     scenes = manifest.setdefault("scenes", {})
     for scene_seed in range(args.seed, args.seed + args.scenes):
         description = scene_description(scene_seed, args.size, FAMILIES[args.family])
