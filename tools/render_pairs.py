@@ -292,6 +292,8 @@ def main() -> None:
     if command not in commands:
         commands.append(command)
     scenes = manifest.setdefault("scenes", {})
+    args.out.mkdir(parents=True, exist_ok=True)
+    manifest_path.write_text(json.dumps(manifest, indent=1))
     for scene_seed in range(args.seed, args.seed + args.scenes):
         description = scene_description(scene_seed, args.size, FAMILIES[args.family])
         objects = description.pop("_objects")
@@ -321,7 +323,6 @@ def main() -> None:
                 entry["reference_spp"] = args.reference_spp
                 entry["seconds"]["reference"] = round(time.perf_counter() - start, 2)
             scenes[name] = entry
-            manifest_path.parent.mkdir(parents=True, exist_ok=True)
             manifest_path.write_text(json.dumps(manifest, indent=1))
             print(f"{name}: {spp} spp, {len(objects)} objects, {timings}", flush=True)
 
