@@ -20,6 +20,7 @@ Needs the bench extra: `pip install -e '.[bench]'` (pyoidn).
 from __future__ import annotations
 
 import argparse
+import json
 import platform
 import statistics
 import sys
@@ -68,8 +69,6 @@ def cbox_cases(folder: Path) -> list[Case]:
 
 def render_cases(folder: Path) -> list[Case]:
     """Scenes of a tools/render_pairs.py folder with a reference: NAME_{spp}spp or NAME (spp from the manifest)."""
-    import json
-
     manifest = json.loads((folder / "manifest.json").read_text())["scenes"]
     cases = []
     for name, entry in sorted(manifest.items()):
@@ -93,8 +92,6 @@ def render_cases(folder: Path) -> list[Case]:
 
 def provenance(renders: list[Path], finetuned: Path | None) -> list[str]:
     """The commands that made the bench's inputs: each render folder's (from its manifest) and the finetune's."""
-    import json
-
     lines = []
     for folder in renders:
         commands = json.loads((folder / "manifest.json").read_text()).get("commands", [])

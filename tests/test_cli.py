@@ -136,6 +136,11 @@ def test_bad_option_is_a_usage_error_with_exit_code_2(photo):
     assert result.returncode == 2 and "Traceback" not in result.stderr
 
 
+def test_finetune_keeps_best_or_last_and_nothing_else(tmp_path):
+    result = run("finetune", str(tmp_path / "a"), str(tmp_path / "b"), "-o", str(tmp_path / "m.safetensors"), "--keep", "worst")
+    assert result.returncode == 2 and "--keep is best or last" in result.stderr and "Traceback" not in result.stderr
+
+
 def test_models_lists_the_bundled_models():
     result = run("models")
     assert result.returncode == 0
