@@ -8,7 +8,6 @@ and export to a model file with its metadata. The same code runs on a CPU or a C
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -42,7 +41,7 @@ from restore.datasets import (
 )
 from restore.device import resolve_device, training_precision
 from restore.hdr import network_input, tone_map
-from restore.metrics import psnr
+from restore.metrics import noisy_reference_psnr, psnr
 from restore.modelfile import ModelInfo, load_model_file, save_model_file
 from restore.noise import parse_noise
 
@@ -281,10 +280,8 @@ def validate(
 
     HDR networks (`hdr`) get exposed, tone-mapped input, and are scored on tone-mapped values.
 
-    With noisy references (a held-out pair A, B of independent shots), PSNR(f(A), B) hardly
-    moves: B's own noise dominates it. Since E|f(A) - B|^2 = E|f(A) - clean|^2 + var(noise_B)
-    and E|A - B|^2 = 2 var(noise) for two shots of the same noise level, the clean error is
-    estimated as MSE(f(A), B) - MSE(A, B) / 2, and its PSNR reported.
+    With noisy references (a held-out pair A, B of independent shots), the PSNR against the
+    unseen clean image is estimated from the pair (`noisy_reference_psnr`).
     """
     network.eval()
     scores = []
@@ -301,8 +298,7 @@ def validate(
                 out = network(inp.to(device)).float().cpu().clamp(0, 1)
                 inp, ref = inp[:, :colours], ref[:, :colours]
             if noisy_references:
-                mse = F.mse_loss(out, ref).item() - F.mse_loss(inp, ref).item() / 2
-                scores.append(10 * math.log10(1 / max(mse, 1e-10)))
+                scores.append(noisy_reference_psnr(out, inp, ref))
             else:
                 scores.append(psnr(out, ref, peak=1.0))
     network.train()
