@@ -78,9 +78,9 @@ def _time_precisions(network: torch.nn.Module, channels: int, candidates: list[s
     timings = {}
     with torch.inference_mode():
         for name in candidates:
-            net, t = network.to(PRECISIONS[name]), x.to(PRECISIONS[name])
+            # A copy: converting the caller's network in place and back would round its weights.
+            net, t = copy.deepcopy(network).to(PRECISIONS[name]), x.to(PRECISIONS[name])
             timings[name] = _best_time(lambda net=net, t=t: net(t))
-    network.to(torch.float32)
     return timings
 
 

@@ -8,6 +8,7 @@ while memory stays bounded by the tile size, whatever the image size.
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 from collections.abc import Callable
@@ -68,6 +69,18 @@ def tile_for_memory(network: Restorer, max_memory: int, element_size: int = 4) -
     return max(core, grid)
 
 
+def on_device(network: Restorer, device: torch.device, dtype: torch.dtype) -> Restorer:
+    """`network` itself when it already sits on `device` in `dtype`, else a converted copy.
+
+    Module.to converts in place, and a round trip through bf16 or fp16 would round the caller's
+    fp32 weights for good: one bf16 call would change every later fp32 result.
+    """
+    weight = next(network.parameters())
+    if weight.device == device and weight.dtype == dtype:
+        return network
+    return copy.deepcopy(network).to(device=device, dtype=dtype)
+
+
 def run_tiled(
     network: Restorer,
     image: torch.Tensor,
@@ -98,7 +111,7 @@ def run_tiled(
         tile = tile_for_memory(network, budget, torch.empty((), dtype=dtype).element_size())
     tile = max(grid, tile // grid * grid)
 
-    network = network.to(device=device, dtype=dtype)
+    network = on_device(network, device, dtype)
     while True:
         try:
             return _run(network, image, tile, device, dtype, on_tile)

@@ -106,3 +106,14 @@ def test_eval_bicubic_baseline_for_super_resolution(tmp_path, tiny_models):
     write_png(tmp_path / "a.png", smooth_image(48, 64))
     report = evaluate_folder(str(tiny_models["upscaler"]), str(tmp_path), scale=2, device="cpu")
     assert report.rows[0].label == "bicubic" and report.rows[0].psnr > 35  # a smooth image is easy for bicubic
+
+
+def test_a_bf16_run_leaves_the_models_fp32_weights_untouched(tiny_models):
+    model = restore.load(tiny_models["denoiser"])
+    before = {k: v.clone() for k, v in model.network.state_dict().items()}
+    image = torch.rand(3, 24, 24)
+    first = restore.denoise(image, model, device="cpu", precision="fp32")
+    restore.denoise(image, model, device="cpu", precision="bf16")
+    after = model.network.state_dict()
+    assert all(after[k].dtype == torch.float32 and torch.equal(after[k], before[k]) for k in before)
+    assert torch.equal(restore.denoise(image, model, device="cpu", precision="fp32"), first)  # not rounded to bf16

@@ -40,3 +40,11 @@ def test_the_timing_probe_leaves_the_network_untouched():
     training_precision(CPU, "auto", network, torch.rand(2, 3, 8, 8))
     assert all(torch.equal(before[k], v) for k, v in network.state_dict().items())
     assert all(p.grad is None for p in network.parameters())
+
+
+def test_the_inference_precision_probe_leaves_the_fp32_weights_unrounded():
+    network = tiny_network()
+    network.in_channels = 3
+    before = {k: v.clone() for k, v in network.state_dict().items()}
+    device_module._time_precisions(network, 3, ["fp32", "bf16"])
+    assert all(v.dtype == torch.float32 and torch.equal(before[k], v) for k, v in network.state_dict().items())
