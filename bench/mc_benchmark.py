@@ -12,7 +12,8 @@ T(v) = (max(v, 0) / (1 + max(v, 0)))^(1/2.2) against the reference, RGB, peak 1,
 scenes per spp. Methods: the noisy input; OIDN (`pyoidn`, hdr=True, quality high) on colour
 alone and with albedo + normal; the bundled n2n-mc / n2n-mc-aux when present; a finetuned
 model given with --finetuned. Time per megapixel: each method on the 4 spp Cornell box,
-median of 3 after a warm-up call, in this process (CPU, fp32 for ours).
+median of 3 after a warm-up call, in this process (CPU, fp32 for ours, and n2n-mc in bf16 too
+where the CPU has native bf16).
 
 Needs the bench extra: `pip install -e '.[bench]'` (pyoidn).
 """
@@ -35,7 +36,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from restore.api import Model, load, run_model  # noqa: E402
 from restore.datasets import aux_path  # noqa: E402
-from restore.device import cpu_name  # noqa: E402
+from restore.device import cpu_name, cpu_precisions  # noqa: E402
 from restore.hdr import psnr_tone_mapped, tone_map  # noqa: E402
 from restore.imageio import read_image  # noqa: E402
 from restore.metrics import noisy_reference_psnr  # noqa: E402
@@ -118,10 +119,10 @@ def oidn(with_aux: bool) -> Denoiser:
     return run
 
 
-def ours(model: Model) -> Denoiser:
+def ours(model: Model, precision: str = "fp32") -> Denoiser:
     def run(case: Case) -> np.ndarray:
         aux = np.concatenate([case.albedo, case.normal], axis=-1) if model.info.aux else None
-        return run_model(model, case.noisy, device="cpu", precision="fp32", aux=aux)
+        return run_model(model, case.noisy, device="cpu", precision=precision, aux=aux)
 
     return run
 
@@ -149,6 +150,8 @@ def main() -> None:
     for name in ("n2n-mc", "n2n-mc-aux"):
         if name in bundled_models():
             methods[name] = ours(load(name))
+    if "n2n-mc" in bundled_models() and "bf16" in cpu_precisions():
+        methods["n2n-mc, bf16"] = ours(load("n2n-mc"), "bf16")  # what --precision auto runs where bf16 is faster
     if args.finetuned:
         methods[f"finetuned ({args.finetuned.stem})"] = ours(load(args.finetuned))
 
