@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from restore.archs import Restorer
-from restore.device import resolve_device, resolve_precision
+from restore.device import on_device, resolve_device, resolve_precision
 from restore.ensemble import TRANSFORMS, self_ensemble
 from restore.hdr import network_input
 from restore.modelfile import ModelFileError, ModelInfo, load_model_file
@@ -128,6 +128,7 @@ def run_model(
     dev = resolve_device(device)
     key = f"{model.info.architecture}:{model.info.config}"
     dtype = resolve_precision(dev, precision, network, key)
+    network = on_device(network, dev, dtype)  # once: the passes, channels and images below share it
     passes = TRANSFORMS if ensemble else 1
 
     def run_pass(x: torch.Tensor, index: int) -> torch.Tensor:

@@ -15,8 +15,11 @@ import platform
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import torch
+
+NetworkT = TypeVar("NetworkT", bound=torch.nn.Module)
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 TRAINING_PRECISIONS = ("auto", "fp32", "bf16")  # fp16 training would need loss scaling
@@ -78,10 +81,23 @@ def _time_precisions(network: torch.nn.Module, channels: int, candidates: list[s
     timings = {}
     with torch.inference_mode():
         for name in candidates:
-            # A copy: converting the caller's network in place and back would round its weights.
-            net, t = copy.deepcopy(network).to(PRECISIONS[name]), x.to(PRECISIONS[name])
+            net, t = on_device(network, torch.device("cpu"), PRECISIONS[name]), x.to(PRECISIONS[name])
             timings[name] = _best_time(lambda net=net, t=t: net(t))
     return timings
+
+
+def on_device(network: NetworkT, device: torch.device, dtype: torch.dtype) -> NetworkT:
+    """`network` itself when it already sits on `device` in `dtype`, else a converted copy.
+
+    Module.to converts in place, and a round trip through bf16 or fp16 would round the caller's
+    fp32 weights for good: one bf16 call would change every later fp32 result.
+    """
+    if device.type != "cpu" and device.index is None:
+        device = torch.empty(0, device=device).device  # "cuda" as parameters report it: "cuda:0"
+    weight = next(network.parameters())
+    if weight.device == device and weight.dtype == dtype:
+        return network
+    return copy.deepcopy(network).to(device=device, dtype=dtype)
 
 
 def fastest_cpu_precision(network: torch.nn.Module, key: str, channels: int = 3) -> str:

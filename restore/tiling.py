@@ -8,7 +8,6 @@ while memory stays bounded by the tile size, whatever the image size.
 
 from __future__ import annotations
 
-import copy
 import math
 import os
 from collections.abc import Callable
@@ -16,6 +15,7 @@ from collections.abc import Callable
 import torch
 
 from restore.archs import Restorer
+from restore.device import on_device
 
 GiB = 1 << 30
 # Beyond the activations: the network's weights, allocator slack, input and output tiles.
@@ -67,18 +67,6 @@ def tile_for_memory(network: Restorer, max_memory: int, element_size: int = 4) -
     side = int(math.sqrt(max_memory / per_pixel))
     core = (side - 2 * margin) // grid * grid
     return max(core, grid)
-
-
-def on_device(network: Restorer, device: torch.device, dtype: torch.dtype) -> Restorer:
-    """`network` itself when it already sits on `device` in `dtype`, else a converted copy.
-
-    Module.to converts in place, and a round trip through bf16 or fp16 would round the caller's
-    fp32 weights for good: one bf16 call would change every later fp32 result.
-    """
-    weight = next(network.parameters())
-    if weight.device == device and weight.dtype == dtype:
-        return network
-    return copy.deepcopy(network).to(device=device, dtype=dtype)
 
 
 def run_tiled(
