@@ -333,6 +333,7 @@ MinutesOpt = Annotated[float, typer.Option("--minutes", help="Also stop after th
 BatchOpt = Annotated[int, typer.Option("--batch", help="Crops per batch.")]
 PatchOpt = Annotated[int, typer.Option("--patch", help="Input crop side in pixels.")]
 LrOpt = Annotated[float, typer.Option("--lr", help="Adam learning rate.")]
+LrWarmupOpt = Annotated[int, typer.Option("--lr-warmup", help="Ramp the learning rate up over the first N steps (0: none).")]
 RunDirOpt = Annotated[str | None, typer.Option("--run-dir", help="Checkpoint folder (default: OUT with .run).")]
 TrainPrecisionOpt = Annotated[
     str, typer.Option("--precision", help="auto (bf16 where a timed step shows it clearly faster), fp32 or bf16.")
@@ -372,6 +373,7 @@ def train(
     batch: BatchOpt = 16,
     patch: PatchOpt = 64,
     lr: LrOpt = 3e-4,
+    lr_warmup: LrWarmupOpt = 0,
     lr_halve_every: Annotated[int, typer.Option("--lr-halve-every", help="Halve the learning rate every N steps.")] = 0,
     val_count: Annotated[int, typer.Option("--val-count", help="Images held out for validation.")] = 8,
     val_every: Annotated[int, typer.Option("--val-every", help="Validate every N steps.")] = 100,
@@ -394,7 +396,7 @@ def train(
     config = _train_config(
         out=output, task=task, data=data or "", pairs=list(pairs or []), variant=arch or "", init=init or "",
         noise=noise, clean_targets=clean_targets, scale=scale, patch=patch, batch=batch, steps=steps, minutes=minutes,
-        lr=lr, lr_halve_every=lr_halve_every,
+        lr=lr, lr_warmup=lr_warmup, lr_halve_every=lr_halve_every,
         loss=loss, val_count=val_count, val_every=val_every, checkpoint_every=val_every, seed=seed, device=device,
         precision=precision, run_dir=run_dir, name=name, description=description,
     )  # fmt: skip
@@ -415,9 +417,7 @@ def finetune(
     batch: BatchOpt = 8,
     patch: PatchOpt = 64,
     lr: LrOpt = 1e-4,
-    lr_warmup: Annotated[
-        int, typer.Option("--lr-warmup", help="Ramp the learning rate up over the first N steps (0: none).")
-    ] = 200,
+    lr_warmup: LrWarmupOpt = 200,
     val_count: Annotated[int, typer.Option("--val-count", help="Pairs held out for validation.")] = 2,
     val_every: Annotated[int, typer.Option("--val-every", help="Validate every N steps.")] = 50,
     seed: Annotated[int, typer.Option("--seed")] = 0,

@@ -245,7 +245,8 @@ def build_network(config: TrainConfig) -> tuple[Restorer, ModelInfo | None]:
     base, info = load_model_file(config.init)
     if config.variant:
         # Another network warm-started from the file: every weight whose name and shape match
-        # is copied (MDSR's head, shared body and tail from EDSR x2).
+        # is copied (MDSR's head, shared body and tail from EDSR x2), and a layer that takes
+        # extra inputs starts from the file's weights for its first ones (n2n-mc-aux from n2n-mc).
         network = create(config.variant)
         _copy_matching_weights(base, network)
         return network, info
@@ -259,9 +260,33 @@ def build_network(config: TrainConfig) -> tuple[Restorer, ModelInfo | None]:
 
 
 def _copy_matching_weights(source: torch.nn.Module, target: torch.nn.Module) -> None:
+    """Copy every weight of `source` whose name matches into `target`: as is when the shapes match;
+    into the first input channels, with zeros for the rest, when the target's layer takes more
+    inputs (dimension 1) and is otherwise the same shape.
+
+    Extra inputs come after the file's own (the U-Net appends albedo and normal after the
+    colour, at its input and at its last skip), so zero weights on them make the wider network
+    start out computing exactly what the file's network computes; training then learns what
+    the new inputs add, instead of relearning the layers around them from random weights.
+    """
     own = target.state_dict()
-    matching = {k: v for k, v in source.state_dict().items() if k in own and own[k].shape == v.shape}
-    target.load_state_dict(matching, strict=False)
+    copied = {}
+    for name, weight in source.state_dict().items():
+        if name not in own:
+            continue
+        wanted = own[name]
+        if wanted.shape == weight.shape:
+            copied[name] = weight
+        elif (
+            weight.dim() > 1
+            and wanted.shape[1] > weight.shape[1]
+            and wanted.shape[2:] == weight.shape[2:]
+            and wanted.shape[0] == weight.shape[0]
+        ):
+            widened = torch.zeros_like(wanted)
+            widened[:, : weight.shape[1]] = weight
+            copied[name] = widened
+    target.load_state_dict(copied, strict=False)
 
 
 def aux_buffers_of(network: Restorer) -> list[str]:

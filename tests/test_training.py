@@ -240,6 +240,17 @@ def test_mdsr_trains_on_all_its_scales_warm_started_from_edsr(tmp_path, photos):
         assert restore.upscale(torch.rand(3, 10, 12), scale=scale, model=config.out).shape == (3, 10 * scale, 12 * scale)
 
 
+def test_a_network_with_buffer_inputs_warm_started_from_a_colour_model_starts_out_computing_the_same(tiny_models):
+    # n2n-mc-aux from n2n-mc: the albedo and normal inputs get zero weights, the rest is copied,
+    # so training starts from the colour model's quality instead of a fresh first and last layer.
+    colour_only = restore.load(tiny_models["denoiser"]).network.eval()
+    aux, _ = build_network(TrainConfig(out="", variant="n2n_unet_aux", init=str(tiny_models["denoiser"])))
+    colour, buffers = torch.rand(1, 3, 32, 32), torch.rand(1, 6, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(aux.eval()(torch.cat([colour, buffers], 1)), colour_only(colour), atol=1e-6)
+    assert aux.enc_conv0.weight[:, 3:].abs().sum() == 0 and aux.dec_conv1a.weight[:, -6:].abs().sum() == 0
+
+
 def test_a_gray_network_trains_on_colour_photos_made_gray(tmp_path, photos):
     info = train(tiny_config(tmp_path, photos, variant="n2n_unet_gray"), show_progress=False)
     assert info.channels == 1
