@@ -4,6 +4,7 @@ Writes bench/results/mc.md.
     python bench/mc_benchmark.py                                  # the Cornell box of ../shared/data/mc
     python bench/mc_benchmark.py --renders data/mc-test data/caustics-test    # plus tools/render_pairs.py scenes
     python bench/mc_benchmark.py --renders data/caustics-test --finetuned runs/mc-ft.safetensors
+    python bench/mc_benchmark.py --renders data/mc-dev --models runs/v1/n2n-mc.safetensors --out bench/results/mc-dev.md
 
 Test cases: `../shared/data/mc/cbox/` (4 and 16 spp, albedo, normal, 13,312 spp reference) and,
 with --renders, every scene of tools/render_pairs.py folders that has a reference (render
@@ -11,7 +12,8 @@ them with seeds the training scenes did not use); each folder is a column group.
 T(v) = (max(v, 0) / (1 + max(v, 0)))^(1/2.2) against the reference, RGB, peak 1, mean over
 scenes per spp. Methods: the noisy input; OIDN (`pyoidn`, hdr=True, quality high) on colour
 alone and with albedo + normal; the bundled n2n-mc / n2n-mc-aux when present; a finetuned
-model given with --finetuned. Time per megapixel: each method on the 4 spp Cornell box,
+model given with --finetuned; any other model files given with --models (a model before
+retraining, say), each a row named by its file. Time per megapixel: each method on the 4 spp Cornell box,
 median of 3 after a warm-up call, in this process (CPU, fp32 for ours, and n2n-mc in bf16 too
 where the CPU has native bf16).
 
@@ -97,15 +99,16 @@ def render_cases(folder: Path) -> list[Case]:
     return cases
 
 
-def provenance(renders: list[Path], finetuned: Path | None) -> list[str]:
-    """The commands that made the bench's inputs: each render folder's (from its manifest) and the finetune's."""
+def provenance(renders: list[Path], models: list[Path]) -> list[str]:
+    """The commands that made the bench's inputs: each render folder's (from its manifest) and each
+    model file's given on the command line (the finetune's, --models')."""
     lines = []
     for folder in renders:
         commands = json.loads((folder / "manifest.json").read_text()).get("commands", [])
         lines += [f"    {command}" for command in commands] or [f"    ({folder}: made before manifests kept their command)"]
-    if finetuned:
-        lines.append(f"    {load(finetuned).info.training['command']}")
-    return ["Inputs (test renders with seeds the training never used; the finetune):", "", *lines, ""] if lines else []
+    for model in models:
+        lines.append(f"    {load(model).info.training['command']}")
+    return ["Inputs (test renders with seeds the training never used; the model files named):", "", *lines, ""] if lines else []
 
 
 def oidn(with_aux: bool) -> Denoiser:
@@ -142,6 +145,7 @@ def main() -> None:
     parser.add_argument("--cbox", type=Path, default=CBOX)
     parser.add_argument("--renders", type=Path, nargs="*", default=[], help="tools/render_pairs.py folders of test scenes")
     parser.add_argument("--finetuned", type=Path, help="a model finetuned on the test scenes' family")
+    parser.add_argument("--models", type=Path, nargs="*", default=[], help="more model files to score, each a row")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
 
@@ -154,6 +158,8 @@ def main() -> None:
         methods["n2n-mc, bf16"] = ours(load("n2n-mc"), "bf16")  # what --precision auto runs where bf16 is faster
     if args.finetuned:
         methods[f"finetuned ({args.finetuned.stem})"] = ours(load(args.finetuned))
+    for path in args.models:
+        methods[str(path)] = ours(load(path))
 
     groups = sorted({(c.group, c.spp) for c in cases})
     scores: dict[tuple[str, str, int], list[float]] = {}
@@ -181,7 +187,7 @@ def main() -> None:
         "scenes (count in brackets). s / MP: seconds per megapixel on the 4 spp Cornell box, median of 3 after a",
         f"warm-up call. CPU: {cpu_name() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}.",
         "",
-        *provenance(args.renders, args.finetuned),
+        *provenance(args.renders, [*([args.finetuned] if args.finetuned else []), *args.models]),
         header,
         "|---" * (len(groups) + 2) + "|",
     ]
