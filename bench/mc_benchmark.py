@@ -14,8 +14,8 @@ scenes per spp. Methods: the noisy input; OIDN (`pyoidn`, hdr=True, quality high
 alone and with albedo + normal; the bundled n2n-mc / n2n-mc-aux when present; a finetuned
 model given with --finetuned; any other model files given with --models (a model before
 retraining, say), each a row named by its file. Time per megapixel: each method on the 4 spp Cornell box,
-median of 3 after a warm-up call, in this process (CPU, fp32 for ours, and n2n-mc in bf16 too
-where the CPU has native bf16).
+median of 3 after a warm-up call, in this process (CPU, fp32 for ours, and the bundled models
+in bf16 too where the CPU has native bf16).
 
 Needs the bench extra: `pip install -e '.[bench]'` (pyoidn).
 """
@@ -154,8 +154,10 @@ def main() -> None:
     for name in ("n2n-mc", "n2n-mc-aux"):
         if name in bundled_models():
             methods[name] = ours(load(name))
-    if "n2n-mc" in bundled_models() and "bf16" in cpu_precisions():
-        methods["n2n-mc, bf16"] = ours(load("n2n-mc"), "bf16")  # what --precision auto runs where bf16 is faster
+    if "bf16" in cpu_precisions():  # what --precision auto runs where bf16 is faster
+        for name in ("n2n-mc", "n2n-mc-aux"):
+            if name in bundled_models():
+                methods[f"{name}, bf16"] = ours(load(name), "bf16")
     if args.finetuned:
         methods[f"finetuned ({args.finetuned.stem})"] = ours(load(args.finetuned))
     for path in args.models:

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from restore.archs import Restorer
-from restore.device import on_device, resolve_device, resolve_precision
+from restore.device import on_device, resolve_device, resolve_memory_format, resolve_precision
 from restore.ensemble import TRANSFORMS, self_ensemble
 from restore.hdr import network_input
 from restore.modelfile import ModelFileError, ModelInfo, load_model_file
@@ -128,7 +128,8 @@ def run_model(
     dev = resolve_device(device)
     key = f"{model.info.architecture}:{model.info.config}"
     dtype = resolve_precision(dev, precision, network, key)
-    network = on_device(network, dev, dtype)  # once: the passes, channels and images below share it
+    memory_format = resolve_memory_format(dev, dtype, network, key)
+    network = on_device(network, dev, dtype, memory_format)  # once: the passes, channels and images below share it
     passes = TRANSFORMS if ensemble else 1
 
     def run_pass(x: torch.Tensor, index: int) -> torch.Tensor:
@@ -136,7 +137,9 @@ def run_model(
             if on_tile is not None:
                 on_tile(index * total + done, passes * total)
 
-        return run_tiled(network, x, tile=tile, device=dev, dtype=dtype, max_memory=max_memory, on_tile=progress)
+        return run_tiled(
+            network, x, tile=tile, device=dev, dtype=dtype, memory_format=memory_format, max_memory=max_memory, on_tile=progress
+        )
 
     def run_image(x: torch.Tensor) -> torch.Tensor:
         if network.in_channels == 1 and x.shape[1] > 1:

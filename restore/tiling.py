@@ -76,6 +76,7 @@ def run_tiled(
     tile: int | None = None,
     device: torch.device | str = "cpu",
     dtype: torch.dtype = torch.float32,
+    memory_format: torch.memory_format = torch.contiguous_format,
     max_memory: int | None = None,
     on_tile: TileCallback | None = None,
 ) -> torch.Tensor:
@@ -83,7 +84,8 @@ def run_tiled(
 
     `tile` is the core size in input pixels (rounded down to the network's grid); by default it
     is chosen from `max_memory`. On out-of-memory the run restarts with half the tile. The
-    result is float32 on the CPU, `network.scale` times larger.
+    network runs in `dtype`, its weights and tiles laid out in `memory_format`. The result is
+    float32 on the CPU, `network.scale` times larger.
     """
     device = torch.device(device)
     if image.dim() != 4 or image.shape[0] != 1:
@@ -99,10 +101,10 @@ def run_tiled(
         tile = tile_for_memory(network, budget, torch.empty((), dtype=dtype).element_size())
     tile = max(grid, tile // grid * grid)
 
-    network = on_device(network, device, dtype)
+    network = on_device(network, device, dtype, memory_format)
     while True:
         try:
-            return _run(network, image, tile, device, dtype, on_tile)
+            return _run(network, image, tile, device, dtype, memory_format, on_tile)
         except Exception as err:  # noqa: BLE001 - only out-of-memory is retried, the rest re-raised
             if not is_out_of_memory(err) or tile <= grid:
                 raise
@@ -117,6 +119,7 @@ def _run(
     tile: int,
     device: torch.device,
     dtype: torch.dtype,
+    memory_format: torch.memory_format,
     on_tile: TileCallback | None,
 ) -> torch.Tensor:
     _, _, height, width = image.shape
@@ -130,7 +133,7 @@ def _run(
             # Core origins and the margin are multiples of the grid, so window origins are too.
             wy0, wx0 = max(0, y0 - margin), max(0, x0 - margin)
             wy1, wx1 = min(height, y1 + margin), min(width, x1 + margin)
-            window = image[:, :, wy0:wy1, wx0:wx1].to(device=device, dtype=dtype)
+            window = image[:, :, wy0:wy1, wx0:wx1].to(device=device, dtype=dtype, memory_format=memory_format)
             result = network(window)
             oy, ox = (y0 - wy0) * scale, (x0 - wx0) * scale
             core = result[:, :, oy : oy + (y1 - y0) * scale, ox : ox + (x1 - x0) * scale]

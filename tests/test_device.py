@@ -48,3 +48,42 @@ def test_the_inference_precision_probe_leaves_the_fp32_weights_unrounded():
     before = {k: v.clone() for k, v in network.state_dict().items()}
     device_module._time_precisions(network, 3, ["fp32", "bf16"])
     assert all(v.dtype == torch.float32 and torch.equal(before[k], v) for k, v in network.state_dict().items())
+
+
+@pytest.fixture
+def cache_in(tmp_path, monkeypatch):
+    monkeypatch.setattr(device_module, "_cache_file", lambda: tmp_path / "cpu-precision.json")
+
+
+@pytest.mark.parametrize(("channels_last_seconds", "expected"), [(0.5, torch.channels_last), (0.95, torch.contiguous_format)])
+def test_channels_last_is_kept_only_when_a_timed_run_is_clearly_faster(cache_in, monkeypatch, channels_last_seconds, expected):
+    timed = []
+
+    def timings(network, channels, dtype):
+        timed.append(dtype)
+        return {"contiguous": 1.0, "channels_last": channels_last_seconds}
+
+    monkeypatch.setattr(device_module, "_time_memory_formats", timings)
+    assert device_module.resolve_memory_format(CPU, torch.bfloat16, tiny_network(), "tiny") == expected
+    assert device_module.resolve_memory_format(CPU, torch.bfloat16, tiny_network(), "tiny") == expected
+    assert timed == [torch.bfloat16]  # measured once, then remembered
+
+
+def test_networks_without_convolutions_and_gpus_keep_nchw_untimed(cache_in, monkeypatch):
+    monkeypatch.setattr(device_module, "_time_memory_formats", lambda *args: pytest.fail("timed a layout"))
+    mlp = torch.nn.Linear(4, 4)
+    assert device_module.resolve_memory_format(CPU, torch.float32, mlp, "mlp") == torch.contiguous_format
+    assert (
+        device_module.resolve_memory_format(torch.device("cuda"), torch.float32, tiny_network(), "conv")
+        == torch.contiguous_format
+    )
+
+
+def test_the_layout_probe_leaves_the_network_untouched():
+    network = tiny_network()
+    network.in_channels = 3
+    before = {k: v.clone() for k, v in network.state_dict().items()}
+    device_module._time_memory_formats(network, 3, torch.bfloat16)
+    assert all(
+        v.dtype == torch.float32 and v.is_contiguous() and torch.equal(before[k], v) for k, v in network.state_dict().items()
+    )

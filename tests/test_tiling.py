@@ -37,6 +37,16 @@ def test_tiled_output_equals_whole_image_output(variant, size, tile):
     assert len(calls) > 1 and calls[-1][0] == calls[-1][1]  # really tiled, progress reported
 
 
+@pytest.mark.parametrize("variant", ["n2n_unet", "edsr_baseline_x2", "mnist_upscaler"])
+def test_channels_last_tiles_give_the_same_result(variant):
+    # The layout the CPU probe may pick (restore.device.resolve_memory_format) changes speed only.
+    torch.manual_seed(0)
+    model = create(variant).eval()
+    x = torch.rand(1, model.in_channels, 70, 84)
+    tiled = run_tiled(model, x, tile=32, memory_format=torch.channels_last)
+    assert (tiled - whole(model, x)).abs().max().item() < 1e-4
+
+
 def test_unet_tile_windows_start_on_the_32_pixel_grid():
     model = create("n2n_unet").eval()
     seen = []
