@@ -1,9 +1,10 @@
-"""Device and precision choice.
+"""Device, precision and memory-layout choice.
 
 On a GPU, half precision is the fast path. On a CPU it depends on the processor: bf16 runs at
 full speed only with native bf16 / AMX units and was 40x slower than fp32 on an AVX2-class CPU,
 so "auto" on a CPU times the network itself in each precision the CPU offers and keeps the
-fastest (once per process and network).
+fastest; then, in that precision, it times NCHW against channels-last (NHWC) layout. Both
+answers are remembered per CPU, torch version, thread count and network.
 """
 
 from __future__ import annotations
@@ -78,22 +79,24 @@ def cpu_name() -> str:
 
 
 def _time_precisions(network: torch.nn.Module, channels: int, candidates: list[str]) -> dict[str, float]:
-    x = _probe_input(network, channels)
-    timings = {}
-    with torch.inference_mode():
-        for name in candidates:
-            net, t = on_device(network, torch.device("cpu"), PRECISIONS[name]), x.to(PRECISIONS[name])
-            timings[name] = _best_time(lambda net=net, t=t: net(t))
-    return timings
+    return _time_settings(network, channels, {name: (PRECISIONS[name], torch.contiguous_format) for name in candidates})
 
 
 def _time_memory_formats(network: torch.nn.Module, channels: int, dtype: torch.dtype) -> dict[str, float]:
-    x = _probe_input(network, channels).to(dtype)
+    return _time_settings(network, channels, {name: (dtype, layout) for name, layout in MEMORY_FORMATS.items()})
+
+
+def _time_settings(
+    network: torch.nn.Module, channels: int, settings: dict[str, tuple[torch.dtype, torch.memory_format]]
+) -> dict[str, float]:
+    """Seconds per call of `network` on a probe image in each named (dtype, memory format), each on
+    a converted copy, so the caller's weights stay as they are."""
+    x = _probe_input(network, channels)
     timings = {}
     with torch.inference_mode():
-        for name, memory_format in MEMORY_FORMATS.items():
+        for name, (dtype, memory_format) in settings.items():
             net = on_device(network, torch.device("cpu"), dtype, memory_format)
-            t = x.contiguous(memory_format=memory_format)
+            t = x.to(dtype).contiguous(memory_format=memory_format)
             timings[name] = _best_time(lambda net=net, t=t: net(t))
     return timings
 
