@@ -1,6 +1,6 @@
 """Seconds per training step of the U-Net in fp32 and in bf16 autocast on this CPU: the
 measurement behind `restore train --precision auto` (which times the run's own network the same way);
-each also with the network and batch laid out channels last (NHWC), which training does not use yet.
+each also with the network and batch laid out channels last (NHWC), which `--precision auto` times too.
 
     OMP_NUM_THREADS=1 python bench/train_speed.py
 """

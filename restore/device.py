@@ -226,6 +226,24 @@ def training_precision(device: torch.device, spec: str, network: torch.nn.Module
     return "bf16" if timings["bf16"] * BF16_MIN_SPEEDUP < timings["fp32"] else "fp32"
 
 
+def training_memory_format(device: torch.device, precision: str, network: torch.nn.Module, batch: torch.Tensor) -> str:
+    """'channels_last' or 'contiguous' (NCHW) for a training run in `precision` ('fp32' or 'bf16').
+
+    On a CPU it times a training step (on a copy of `network` and a `batch` of the run's own
+    shape) in both layouts and keeps channels last only if it is CHANNELS_LAST_MIN_SPEEDUP
+    times faster (bench/train_speed.py measures the same on the U-Net). GPUs and networks
+    without convolutions keep NCHW.
+    """
+    if device.type != "cpu" or not any(p.dim() == 4 for p in network.parameters()):
+        return "contiguous"
+    probe = copy.deepcopy(network).cpu().train()
+    bf16 = precision == "bf16"
+    nchw = _time_training_step(probe, batch, bf16)
+    probe = probe.to(memory_format=torch.channels_last)
+    nhwc = _time_training_step(probe, batch.contiguous(memory_format=torch.channels_last), bf16)
+    return "channels_last" if nhwc * CHANNELS_LAST_MIN_SPEEDUP < nchw else "contiguous"
+
+
 def _time_training_step(network: torch.nn.Module, batch: torch.Tensor, bf16: bool) -> float:
     def step() -> None:
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):

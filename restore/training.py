@@ -39,7 +39,7 @@ from restore.datasets import (
     load_mnist,
     match_pairs,
 )
-from restore.device import resolve_device, training_precision
+from restore.device import MEMORY_FORMATS, resolve_device, training_memory_format, training_precision
 from restore.hdr import network_input, tone_map
 from restore.metrics import noisy_reference_psnr, psnr
 from restore.modelfile import ModelInfo, load_model_file, save_model_file
@@ -383,7 +383,7 @@ def train(config: TrainConfig, console: Console | None = None, show_progress: bo
     optimizer = torch.optim.Adam(network.parameters(), lr=config.lr)
     loss_fn = LOSSES[config.loss]
 
-    step, elapsed, history, precision = 0, 0.0, [], ""
+    step, elapsed, history, precision, layout = 0, 0.0, [], "", ""
     best: Weights | None = None  # with keep_best: the weights of the best validation so far
     best_step = 0
     checkpoint = run_dir / CHECKPOINT
@@ -395,11 +395,18 @@ def train(config: TrainConfig, console: Console | None = None, show_progress: bo
         step, elapsed, history = meta["step"], meta["elapsed"], meta["history"]
         console.print(f"resuming from step {step} ({checkpoint})")
         if config.precision == "auto":
-            precision = meta.get("precision", "fp32")  # a resumed run keeps the precision it measured
+            # A resumed run keeps the precision and layout it measured.
+            precision, layout = meta.get("precision", "fp32"), meta.get("memory_format", "contiguous")
     if not precision:
         sample, _ = data.source.batch(config.batch, torch.Generator().manual_seed(0))
         precision = training_precision(device, config.precision, network, sample.to(device))
-    console.print(f"training in {precision} on {_device_name(device)}")
+        # Only "auto" times the layout: an explicit precision asks for a run that timing cannot change.
+        auto = config.precision == "auto"
+        layout = training_memory_format(device, precision, network, sample.to(device)) if auto else "contiguous"
+    memory_format = MEMORY_FORMATS[layout]
+    network = network.to(memory_format=memory_format)  # in place: the optimizer keeps its parameters
+    described = precision + (" (channels last)" if layout == "channels_last" else "")
+    console.print(f"training in {described} on {_device_name(device)}")
 
     def record_validation() -> float:
         nonlocal best, best_step
@@ -411,6 +418,7 @@ def train(config: TrainConfig, console: Console | None = None, show_progress: bo
 
     def save() -> None:
         meta = {"config": _resumable(config), "step": step, "elapsed": elapsed, "history": history, "precision": precision}
+        meta["memory_format"] = layout
         if config.keep_best:
             meta["best_step"] = best_step
         _save_checkpoint(checkpoint, network, optimizer, meta, best)
@@ -443,7 +451,7 @@ def train(config: TrainConfig, console: Console | None = None, show_progress: bo
                 inp, scale = network_input(inp, network.out_channels)
                 target = target * scale
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
-                output = network(inp.to(device))
+                output = network(inp.to(device, memory_format=memory_format))
             done = step / config.steps  # how far through the run, for annealed losses
             if config.minutes:
                 done = max(done, (time.monotonic() - started) / (config.minutes * 60))

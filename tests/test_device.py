@@ -87,3 +87,15 @@ def test_the_layout_probe_leaves_the_network_untouched():
     assert all(
         v.dtype == torch.float32 and v.is_contiguous() and torch.equal(before[k], v) for k, v in network.state_dict().items()
     )
+
+
+@pytest.mark.parametrize(("channels_last_seconds", "expected"), [(0.5, "channels_last"), (0.95, "contiguous")])
+def test_training_takes_channels_last_only_when_a_timed_step_is_clearly_faster(monkeypatch, channels_last_seconds, expected):
+    def step_seconds(network, batch, bf16):
+        nhwc = batch.is_contiguous(memory_format=torch.channels_last) and not batch.is_contiguous()
+        return channels_last_seconds if nhwc else 1.0
+
+    monkeypatch.setattr(device_module, "_time_training_step", step_seconds)
+    network = tiny_network()
+    assert device_module.training_memory_format(CPU, "bf16", network, torch.rand(2, 3, 8, 8)) == expected
+    assert network.weight.is_contiguous()  # timed on a copy

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import json
 import subprocess
 import sys
 import time
@@ -10,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from rich.console import Console
+from safetensors import safe_open
 
 import restore
 from conftest import smooth_image, write_png
@@ -315,3 +319,19 @@ def test_a_bf16_run_records_its_precision_and_a_resumed_auto_run_keeps_it(tmp_pa
     monkeypatch.setattr("restore.device._time_training_step", lambda *args: pytest.fail("a resumed run timed again"))
     config.steps, config.precision = 3, "auto"
     assert train(config, show_progress=False).training["precision"] == "bf16"
+
+
+def test_an_auto_run_trains_in_the_layout_it_measured_and_a_resumed_run_keeps_it(tmp_path, photos, monkeypatch):
+    monkeypatch.setattr("restore.training.training_precision", lambda *args: "fp32")
+    monkeypatch.setattr("restore.training.training_memory_format", lambda *args: "channels_last")
+    config = tiny_config(tmp_path, photos, steps=2, precision="auto")
+    log = io.StringIO()
+    train(config, console=Console(file=log), show_progress=False)
+    assert "training in fp32 (channels last)" in log.getvalue()
+    with safe_open(str(tmp_path / "m.run" / "checkpoint.safetensors"), framework="pt") as f:
+        assert json.loads(f.metadata()["memory_format"]) == "channels_last"
+    assert restore.load(tmp_path / "m.safetensors").network(torch.rand(1, 3, 32, 32)).shape == (1, 3, 32, 32)
+    monkeypatch.setattr("restore.training.training_memory_format", lambda *args: pytest.fail("a resumed run timed again"))
+    config.steps = 3
+    train(config, console=Console(file=log), show_progress=False)
+    assert log.getvalue().count("training in fp32 (channels last)") == 2
