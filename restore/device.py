@@ -107,6 +107,10 @@ def _probe_input(network: torch.nn.Module, channels: int) -> torch.Tensor:
     return torch.rand(1, channels, side, side)
 
 
+def _has_convolutions(network: torch.nn.Module) -> bool:
+    return any(p.dim() == 4 for p in network.parameters())
+
+
 def _has_memory_format(network: torch.nn.Module, memory_format: torch.memory_format) -> bool:
     return all(p.is_contiguous(memory_format=memory_format) for p in network.parameters() if p.dim() == 4)
 
@@ -171,11 +175,11 @@ def resolve_memory_format(
     """How a convolutional network's weights and inputs are laid out on a CPU: channels last
     (NHWC) when a timed run of `network` in `dtype` shows it clearly faster, else the usual NCHW.
 
-    The answer depends on the CPU and the precision: on a 2-core EPYC with avx512_bf16 the
-    U-Net in bf16 ran in about half the time channels last, where an older measurement in fp32
-    found it slower. GPUs and networks without convolutions keep NCHW.
+    The answer depends on the CPU, the precision and the network (on this project's 2-core EPYC
+    with avx512_bf16 the U-Net ran faster channels last in both fp32 and bf16:
+    bench/results/mc.md). GPUs and networks without convolutions keep NCHW.
     """
-    if device.type != "cpu" or not any(p.dim() == 4 for p in network.parameters()):
+    if device.type != "cpu" or not _has_convolutions(network):
         return torch.contiguous_format
     channels = getattr(network, "in_channels", 3)
 
@@ -234,7 +238,7 @@ def training_memory_format(device: torch.device, precision: str, network: torch.
     times faster (bench/train_speed.py measures the same on the U-Net). GPUs and networks
     without convolutions keep NCHW.
     """
-    if device.type != "cpu" or not any(p.dim() == 4 for p in network.parameters()):
+    if device.type != "cpu" or not _has_convolutions(network):
         return "contiguous"
     probe = copy.deepcopy(network).cpu().train()
     bf16 = precision == "bf16"
