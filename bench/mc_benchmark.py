@@ -151,13 +151,12 @@ def main() -> None:
 
     cases = cbox_cases(args.cbox) + [case for folder in args.renders for case in render_cases(folder)]
     methods: dict[str, Denoiser] = {"OIDN (colour)": oidn(False), "OIDN (colour + albedo + normal)": oidn(True)}
-    for name in ("n2n-mc", "n2n-mc-aux"):
-        if name in bundled_models():
-            methods[name] = ours(load(name))
+    bundled = {name: load(name) for name in ("n2n-mc", "n2n-mc-aux") if name in bundled_models()}
+    for name, model in bundled.items():
+        methods[name] = ours(model)
     if "bf16" in cpu_precisions():  # what --precision auto runs where bf16 is faster
-        for name in ("n2n-mc", "n2n-mc-aux"):
-            if name in bundled_models():
-                methods[f"{name}, bf16"] = ours(load(name), "bf16")
+        for name, model in bundled.items():
+            methods[f"{name}, bf16"] = ours(model, "bf16")
     if args.finetuned:
         methods[f"finetuned ({args.finetuned.stem})"] = ours(load(args.finetuned))
     for path in args.models:

@@ -398,11 +398,11 @@ def train(config: TrainConfig, console: Console | None = None, show_progress: bo
             # A resumed run keeps the precision and layout it measured.
             precision, layout = meta.get("precision", "fp32"), meta.get("memory_format", "contiguous")
     if not precision:
-        sample, _ = data.source.batch(config.batch, torch.Generator().manual_seed(0))
-        precision = training_precision(device, config.precision, network, sample.to(device))
+        sample = data.source.batch(config.batch, torch.Generator().manual_seed(0))[0].to(device)
+        precision = training_precision(device, config.precision, network, sample)
         # Only "auto" times the layout: an explicit precision asks for a run that timing cannot change.
         auto = config.precision == "auto"
-        layout = training_memory_format(device, precision, network, sample.to(device)) if auto else "contiguous"
+        layout = training_memory_format(device, precision, network, sample) if auto else "contiguous"
     memory_format = MEMORY_FORMATS[layout]
     network = network.to(memory_format=memory_format)  # in place: the optimizer keeps its parameters
     described = precision + (" (channels last)" if layout == "channels_last" else "")
