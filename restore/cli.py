@@ -470,9 +470,12 @@ def _run_training(config: TrainConfig, quiet: bool) -> None:
 @app.command(name="eval")
 def evaluate(
     model: Annotated[str, typer.Argument(help="Model name or file.")],
-    folder: Annotated[str, typer.Argument(help="Folder of clean test images.")],
+    folder: Annotated[str, typer.Argument(help="Folder of clean test images (or of real pairs, with --pairs).")],
     noise: Annotated[str | None, typer.Option("--noise", help="Evaluate denoising under this noise, e.g. gaussian:25.")] = None,
     scale: Annotated[int | None, typer.Option("--scale", help="Evaluate x2/x3/x4 super-resolution.")] = None,
+    pairs: Annotated[
+        bool, typer.Option("--pairs", help="Evaluate denoising on real pairs NAME_noisy.EXT / NAME_clean.EXT.")
+    ] = False,
     limit: Annotated[int, typer.Option("--limit", help="Use at most N images (0: all).")] = 0,
     ensemble: EnsembleOpt = False,
     device: DeviceOpt = "auto",
@@ -480,13 +483,14 @@ def evaluate(
     quiet: QuietOpt = False,
 ) -> None:
     """PSNR / SSIM of a model on a folder, next to the baseline (the noisy input, or bicubic)."""
-    if (noise is None) == (scale is None):
-        raise UsageError("give exactly one of --noise SPEC or --scale N")
+    if sum((noise is not None, scale is not None, pairs)) != 1:
+        raise UsageError("give exactly one of --noise SPEC, --pairs or --scale N")
     report = evaluate_folder(
         model,
         folder,
         noise=noise,
         scale=scale,
+        pairs=pairs,
         limit=limit,
         device=device,
         precision=precision.value,
@@ -498,6 +502,9 @@ def evaluate(
         table.add_row(row.label, f"{row.psnr:.2f}", f"{row.ssim:.4f}")
     out.print(f"{report.title} ({report.images} images; {report.protocol})")
     out.print(table)
+    worst = min(report.gains, key=report.gains.__getitem__)
+    improved = sum(gain > 0 for gain in report.gains.values())
+    out.print(f"better than the baseline on {improved} of {report.images}; least gain {report.gains[worst]:+.2f} dB ({worst})")
 
 
 def print_error(message: str) -> None:

@@ -23,12 +23,23 @@ Erasure and masking touch every channel of a pixel alike.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from kornia.filters import gaussian_blur2d
 
-from restore.noise import NoiseModel, Param, _check_image, _check_param, _draw, _format_param, _parse_param, parse_noise
+from restore.noise import (
+    NoiseModel,
+    Param,
+    _check_image,
+    _check_param,
+    _draw,
+    _format_param,
+    _parse_param,
+    noisy_pair,
+    parse_noise,
+)
 
 __all__ = ["BlockMask", "GaussianBlur", "MixedCorruption", "PixelErasure", "parse_corruption"]
 
@@ -162,17 +173,34 @@ class MixedCorruption:
 
     def apply(self, clean: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Return ``clean`` with each image corrupted by its drawn model."""
+        return self._by_choice(clean, generator, lambda choice, images: (choice.apply(images, generator),))[0]
+
+    def pair(self, clean: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """Two copies of ``clean`` corrupted independently by the same drawn model per image."""
+        first, second = self._by_choice(clean, generator, lambda choice, images: noisy_pair(choice, images, generator))
+        return first, second
+
+    def _by_choice(
+        self,
+        clean: torch.Tensor,
+        generator: torch.Generator,
+        corrupt: Callable[[NoiseModel, torch.Tensor], tuple[torch.Tensor, ...]],
+    ) -> list[torch.Tensor]:
+        """Draw a model per image and return what ``corrupt(model, its images)`` gives, put back in order."""
         _check_image(clean)
         picks = torch.randint(0, len(self.choices), (clean.shape[0],), generator=generator, device=generator.device)
         picks = picks.to(clean.device)
         # Every choice gets its images as one batch, in the order of `choices`, so the draws
         # from `generator` do not depend on how many images each choice received.
-        out = torch.empty_like(clean)
+        outs: list[torch.Tensor] = []
         for index, choice in enumerate(self.choices):
             chosen = (picks == index).nonzero().squeeze(1)
             if len(chosen):
-                out[chosen] = choice.apply(clean[chosen], generator)
-        return out
+                for slot, result in enumerate(corrupt(choice, clean[chosen])):
+                    if slot == len(outs):
+                        outs.append(torch.empty_like(clean))
+                    outs[slot][chosen] = result
+        return outs
 
     def __str__(self) -> str:
         return "mix:" + "|".join(str(choice) for choice in self.choices)

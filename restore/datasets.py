@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 from restore.ensemble import TRANSFORMS, dihedral
 from restore.imageio import READ_FORMATS, read_image
-from restore.noise import NoiseModel
+from restore.noise import NoiseModel, noisy_pair
 from restore.resize import imresize
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -120,9 +120,9 @@ class NoisySource:
 
     def batch(self, size: int, generator: torch.Generator) -> Batch:
         clean = random_crops(self.images, size, self.patch, generator)[:, 0]
-        noisy = self.noise.apply(clean, generator)
-        target = clean if self.clean_targets else self.noise.apply(clean, generator)
-        return noisy, target
+        if self.clean_targets:
+            return self.noise.apply(clean, generator), clean
+        return noisy_pair(self.noise, clean, generator)
 
 
 class DigitSource:

@@ -5,6 +5,10 @@ Denoising: clean in [0, 255] as float; noisy = the noise model applied with seed
 not clipped and not quantised; the output is clipped to [0, 255] and rounded; PSNR over all
 pixels and channels, averaged over images. Baseline: the noisy input itself.
 
+Real noise: a folder of pairs NAME_noisy.EXT / NAME_clean.EXT (the PolyU convention; the
+clean image is the mean of many shots); the noisy image is the input as stored, the output is
+clipped and rounded like the noisy one. Baseline: the noisy input.
+
 Super-resolution: HR mod-cropped to the scale; LR = MATLAB bicubic downscale rounded to 8 bits;
 output rounded to 8 bits; PSNR / SSIM on the BT.601 Y channel with `scale` pixels shaved.
 Baseline: bicubic upscaling of the LR image.
@@ -13,6 +17,7 @@ Baseline: bicubic upscaling of the LR image.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from rich.console import Console
@@ -38,6 +43,19 @@ class Report:
     protocol: str
     images: int
     rows: list[Row]
+    gains: dict[str, float]  # image name -> the model's PSNR minus the baseline's
+
+
+def real_pairs(folder: str) -> list[tuple[Path, Path]]:
+    """The (noisy, clean) files of a folder of NAME_noisy.EXT / NAME_clean.EXT pairs, sorted by name."""
+    noisy_files = [p for p in image_files(folder) if p.stem.endswith("_noisy")]
+    pairs = [(p, p.with_name(p.stem[: -len("_noisy")] + "_clean" + p.suffix)) for p in noisy_files]
+    missing = [clean.name for _, clean in pairs if not clean.is_file()]
+    if missing:
+        raise ValueError(f"'{folder}': no clean partner {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}")
+    if not pairs:
+        raise ValueError(f"no NAME_noisy / NAME_clean pairs in '{folder}'")
+    return pairs
 
 
 def _to_255(x: torch.Tensor) -> torch.Tensor:
@@ -50,27 +68,37 @@ def evaluate_folder(
     *,
     noise: str | None = None,
     scale: int | None = None,
+    pairs: bool = False,
     limit: int = 0,
     device: str = "auto",
     precision: str = "fp32",
     ensemble: bool = False,
     console: Console | None = None,
 ) -> Report:
-    """Score `model` on every image of `folder` (denoising with `noise`, or SR with `scale`).
+    """Score `model` on every image of `folder`: denoising with `noise`, real noisy / clean `pairs`,
+    or SR with `scale`.
 
     `ensemble` scores the self-ensemble (the 8 flips and rotations averaged).
     """
-    files = image_files(folder)
+    if sum((noise is not None, scale is not None, pairs)) != 1:
+        raise ValueError("evaluate with exactly one of noise, scale or pairs")
+    inputs = real_pairs(folder) if pairs else [(None, path) for path in image_files(folder)]
     if limit:
-        files = files[:limit]
-    if not files:
+        inputs = inputs[:limit]
+    if not inputs:
         raise ValueError(f"no images in '{folder}'")
     loaded = upscaler_for(scale, model) if scale else denoiser(model)
     noise_model = parse_noise(noise) if noise else None
     ours, base = [], []
-    for index, path in enumerate(files):
-        clean = torch.from_numpy(read_image(path).pixels).permute(2, 0, 1)[None]  # [0, 1]
-        if noise_model is not None:
+    for index, (noisy_path, path) in enumerate(inputs):
+        clean = _read(path)
+        if noisy_path is not None:
+            noisy = _read(noisy_path)
+            restored = run_model(loaded, noisy, device=device, precision=precision, ensemble=ensemble)
+            ref = clean * 255
+            ours.append((psnr(_to_255(restored), ref), ssim(_to_255(restored), ref)))
+            base.append((psnr(noisy * 255, ref), ssim(noisy * 255, ref)))
+        elif noise_model is not None:
             noisy = noise_model.apply(clean, torch.Generator().manual_seed(index))
             restored = run_model(loaded, noisy, device=device, precision=precision, ensemble=ensemble)
             ref = clean * 255
@@ -86,13 +114,18 @@ def evaluate_folder(
             ours.append((psnr_y(sr, ref, scale), ssim_y(sr, ref, scale)))
             base.append((psnr_y(bicubic, ref, scale), ssim_y(bicubic, ref, scale)))
         if console is not None:
-            console.print(f"{path.name}: {ours[-1][0]:.2f} dB (baseline {base[-1][0]:.2f})")
+            console.print(f"{(noisy_path or path).name}: {ours[-1][0]:.2f} dB (baseline {base[-1][0]:.2f})")
 
     def mean(pairs: list[tuple[float, float]], i: int) -> float:
         return sum(p[i] for p in pairs) / len(pairs)
 
     name = f"{loaded.name}+" if ensemble else loaded.name
-    if noise_model is not None:
+    if pairs:
+        title = f"{name} on {folder}, real noisy / clean pairs"
+        protocol = "noisy input as stored, output clipped and rounded, PSNR over all pixels and channels against "
+        protocol += "the clean image, mean over pairs"
+        labels = ("noisy input", name)
+    elif noise_model is not None:
         title = f"{name} on {folder}, noise {noise_model}"
         protocol = "noisy input not clipped or quantised, output clipped and rounded, PSNR over all pixels and channels, "
         protocol += "mean over images"
@@ -102,4 +135,10 @@ def evaluate_folder(
         protocol = f"Y channel (BT.601), {scale} px shaved, MATLAB bicubic LR rounded to 8 bits"
         labels = ("bicubic", name)
     rows = [Row(labels[0], mean(base, 0), mean(base, 1)), Row(labels[1], mean(ours, 0), mean(ours, 1))]
-    return Report(title, protocol, len(files), rows)
+    gains = {(n or p).name: o[0] - b[0] for (n, p), o, b in zip(inputs, ours, base, strict=True)}
+    return Report(title, protocol, len(inputs), rows, gains)
+
+
+def _read(path: Path) -> torch.Tensor:
+    """An image file as 1 x C x H x W on [0, 1]."""
+    return torch.from_numpy(read_image(path).pixels).permute(2, 0, 1)[None]

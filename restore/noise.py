@@ -13,9 +13,16 @@ the result, and whose ``str()`` is the spec string that :func:`parse_noise` read
   ranges are allowed for both, e.g. ``poisson-gaussian:5-100,0-10``.
 - ``correlated:25,1``: Gaussian noise of per-pixel sigma 25 filtered by a Gaussian kernel of
   std 1 pixel (spatially correlated, as in a camera's processed output).
+- ``photo:0.0001-0.012,70-99``: a photo as a camera delivers it (:mod:`restore.camera`): the
+  image unprocessed to the sensor, shot noise of that level (variance per unit of raw signal,
+  drawn log-uniformly) plus read noise tied to it, demosaicked, processed back, rounded to
+  8 bits and JPEG-compressed at a quality drawn from the second range (100: not compressed).
 
 The corruptions of :mod:`restore.corruptions` read here too: ``erase:P``, ``blur:SIGMA``,
 ``block:SIZE`` and ``mix:SPEC|SPEC|...`` (one listed model per image).
+
+A Noise2Noise pair is two noisy copies of one image: :func:`noisy_pair` draws them, with the
+same per-image settings where a model has settings beyond its noise (a photo's camera).
 
 A parameter is either a number or an inclusive (low, high) range. Per-image parameters are
 drawn before the noise itself, and a fixed parameter draws nothing, so
@@ -35,13 +42,17 @@ from typing import Protocol
 
 import torch
 
+from restore.camera import CameraSettings, draw_settings, photo_noise
+
 __all__ = [
     "CorrelatedGaussianNoise",
     "GaussianNoise",
     "NoiseModel",
     "Param",
     "PoissonGaussianNoise",
+    "PhotoNoise",
     "PoissonNoise",
+    "noisy_pair",
     "parse_noise",
 ]
 
@@ -233,9 +244,65 @@ class CorrelatedGaussianNoise:
         return f"correlated:{_format_param(self.sigma)},{_format_number(self.blur)}"
 
 
+@dataclass(frozen=True)
+class PhotoNoise:
+    """Camera noise as it reaches a user's photo: unprocessed, sensor noise, processed, 8 bits, JPEG.
+
+    Attributes:
+        shot: shot-noise level (variance per unit of linear raw signal; Brooks et al. measure
+            about 0.0001 at ISO 100 to 0.012 at ISO 12800), or a range drawn log-uniformly.
+        quality: JPEG quality 1-100 (100: saved without compression), or a range drawn as
+            integers uniformly, ends included.
+    """
+
+    shot: Param
+    quality: Param
+
+    def __post_init__(self) -> None:
+        _check_param("shot noise", self.shot, 0.0, strict=True)
+        _check_param("JPEG quality", self.quality, 1.0, strict=False)
+        if max(self.quality if isinstance(self.quality, tuple) else (self.quality,)) > 100:
+            raise ValueError(f"JPEG quality must be at most 100, got {self.quality}")
+
+    def _settings(self, clean: torch.Tensor, generator: torch.Generator) -> CameraSettings:
+        if clean.shape[1] != 3:
+            raise ValueError(f"photo noise needs colour images, got {clean.shape[1]} channels")
+        shot = self.shot if isinstance(self.shot, tuple) else (self.shot, self.shot)
+        quality = self.quality if isinstance(self.quality, tuple) else (self.quality, self.quality)
+        return draw_settings(clean.shape[0], shot, quality, generator)
+
+    def apply(self, clean: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Return ``clean`` (N x 3 x H x W on [0, 1]) as a camera of drawn settings photographs it."""
+        _check_image(clean)
+        return photo_noise(clean, self._settings(clean, generator), generator)
+
+    def pair(self, clean: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """Two shots of ``clean`` by the same camera at the same settings, with independent noise."""
+        _check_image(clean)
+        settings = self._settings(clean, generator)
+        return photo_noise(clean, settings, generator), photo_noise(clean, settings, generator)
+
+    def __str__(self) -> str:
+        return f"photo:{_format_param(self.shot)},{_format_param(self.quality)}"
+
+
+def noisy_pair(noise: NoiseModel, clean: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """A Noise2Noise pair: two independently noisy copies of ``clean``.
+
+    A model that draws settings beside its noise (a photo's camera, a mix's choice) offers
+    ``pair`` and keeps them for both copies, since two shots of a scene come from one camera;
+    for the others the copies are two ``apply`` calls, each drawing its own parameters.
+    """
+    pair = getattr(noise, "pair", None)
+    if pair is not None:
+        return pair(clean, generator)
+    return noise.apply(clean, generator), noise.apply(clean, generator)
+
+
 _UNKNOWN = (
     "unknown noise {spec!r} "
-    "(expected gaussian:SIGMA, poisson:LAMBDA, poisson-gaussian:LAMBDA,READ or correlated:SIGMA,BLUR), "
+    "(expected gaussian:SIGMA, poisson:LAMBDA, poisson-gaussian:LAMBDA,READ, correlated:SIGMA,BLUR "
+    "or photo:SHOT,QUALITY), "
     "or a corruption {corruptions}"
 )
 # A non-negative number, exponent allowed; the exponent's sign is why a range cannot simply
@@ -257,8 +324,8 @@ def parse_noise(spec: str) -> NoiseModel:
     """Build the noise model a spec string names; ``str()`` of the result gives the spec back.
 
     Args:
-        spec: ``gaussian:SIGMA``, ``poisson:LAMBDA``, ``poisson-gaussian:LAMBDA,READ`` or
-            ``correlated:SIGMA,BLUR``, or a
+        spec: ``gaussian:SIGMA``, ``poisson:LAMBDA``, ``poisson-gaussian:LAMBDA,READ``,
+            ``correlated:SIGMA,BLUR`` or ``photo:SHOT,QUALITY``, or a
             corruption ``erase:P``, ``blur:SIGMA``, ``block:SIZE`` or ``mix:SPEC|SPEC|...``
             (see :mod:`restore.corruptions`); each parameter a number or a range ``LOW-HIGH``
             (e.g. ``gaussian:0-50``).
@@ -278,14 +345,16 @@ def parse_noise(spec: str) -> NoiseModel:
         return GaussianNoise(_parse_param(args, spec))
     if family == "poisson":
         return PoissonNoise(_parse_param(args, spec))
-    if family in ("poisson-gaussian", "correlated"):
+    if family in ("poisson-gaussian", "correlated", "photo"):
         parts = args.split(",")
         if len(parts) != 2:
-            second = "LAMBDA,READ" if family == "poisson-gaussian" else "SIGMA,BLUR"
+            second = {"poisson-gaussian": "LAMBDA,READ", "correlated": "SIGMA,BLUR", "photo": "SHOT,QUALITY"}[family]
             raise ValueError(f"noise spec {spec!r} needs two parameters: {family}:{second}")
         first, other = _parse_param(parts[0], spec), _parse_param(parts[1], spec)
         if family == "poisson-gaussian":
             return PoissonGaussianNoise(first, other)
+        if family == "photo":
+            return PhotoNoise(first, other)
         if isinstance(other, tuple):
             raise ValueError(f"noise spec {spec!r}: the blur is one number, not a range")
         return CorrelatedGaussianNoise(first, other)

@@ -102,6 +102,24 @@ def test_eval_reports_the_model_next_to_the_noisy_baseline(tmp_path, tiny_models
     assert report.rows[0].psnr == pytest.approx(20.17, abs=0.3)
 
 
+def test_eval_scores_real_pairs_against_their_clean_images(tmp_path, tiny_models):
+    # The PolyU layout: NAME_noisy.EXT beside NAME_clean.EXT; the noisy file is the input as stored.
+    rng = np.random.default_rng(0)
+    for name in ("a", "b"):
+        clean = smooth_image(32, 32, seed=len(name))
+        noisy = np.clip(clean + rng.normal(0, 10 / 255, clean.shape), 0, 1).astype(np.float32)
+        write_png(tmp_path / f"{name}_clean.png", clean)
+        write_png(tmp_path / f"{name}_noisy.png", noisy)
+    report = evaluate_folder(str(tiny_models["denoiser"]), str(tmp_path), pairs=True, device="cpu")
+    assert report.images == 2 and report.rows[0].label == "noisy input"
+    assert report.rows[0].psnr == pytest.approx(28.1, abs=0.5)  # sigma 10, as stored in 8 bits
+    assert sorted(report.gains) == ["a_noisy.png", "b_noisy.png"]
+    assert report.rows[1].psnr - report.rows[0].psnr == pytest.approx(sum(report.gains.values()) / 2)
+    (tmp_path / "b_clean.png").unlink()
+    with pytest.raises(ValueError, match="no clean partner b_clean.png"):
+        evaluate_folder(str(tiny_models["denoiser"]), str(tmp_path), pairs=True, device="cpu")
+
+
 def test_eval_bicubic_baseline_for_super_resolution(tmp_path, tiny_models):
     write_png(tmp_path / "a.png", smooth_image(48, 64))
     report = evaluate_folder(str(tiny_models["upscaler"]), str(tmp_path), scale=2, device="cpu")

@@ -136,7 +136,8 @@ def test_models_are_frozen() -> None:
 def test_unknown_noise_message() -> None:
     expected = (
         r"unknown noise 'foo' "
-        r"\(expected gaussian:SIGMA, poisson:LAMBDA, poisson-gaussian:LAMBDA,READ or correlated:SIGMA,BLUR\)"
+        r"\(expected gaussian:SIGMA, poisson:LAMBDA, poisson-gaussian:LAMBDA,READ, correlated:SIGMA,BLUR "
+        r"or photo:SHOT,QUALITY\)"
     )
     with pytest.raises(ValueError, match=expected):
         parse_noise("foo")
