@@ -311,7 +311,7 @@ def models() -> None:
     table = Table("name", "task", "noise", "trained", "summary", box=None, pad_edge=False)
     for name, entry in sorted(bundled_models().items()):
         info = read_info(entry.file)
-        steps = info.training.get("steps")
+        steps = info.training.get("total_steps", info.training.get("steps"))
         table.add_row(name, entry.task, info.noise, f"{steps} steps" if steps else "", entry.summary)
     out.print(table)
 

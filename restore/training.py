@@ -545,8 +545,31 @@ def _export_info(
             "val_psnr": history[-1][1] if exported_step is None else _score_at(history, exported_step),
             "val_curve": history,
             **({} if exported_step is None else {"exported_step": exported_step}),
+            **_lineage(base, config.name or Path(config.out).stem, config.command, step, elapsed, history),
         },
     )
+
+
+def _lineage(
+    base: ModelInfo | None, name: str, command: str, steps: int, elapsed: float, history: list[list[float]]
+) -> dict[str, Any]:
+    """The chain of runs behind a model: the start's chain (or the start's own run) and this run,
+    each with its command, steps, wall time and validation curve, and the totals, so that a
+    model trained over many sessions says how it was made without its earlier files."""
+    chain = []
+    if base is not None:
+        earlier = base.training
+        chain = earlier.get("lineage") or [
+            {"name": base.name, "command": earlier.get("command", ""), "steps": earlier.get("steps", 0),
+             "wall_seconds": earlier.get("wall_seconds", 0.0), "val_curve": earlier.get("val_curve", [])}
+        ]  # fmt: skip
+    this_run = {"name": name, "command": command, "steps": steps, "wall_seconds": round(elapsed, 1), "val_curve": history}
+    chain = [*chain, this_run]
+    return {
+        "lineage": chain,
+        "total_steps": sum(run["steps"] for run in chain),
+        "total_wall_seconds": round(sum(run["wall_seconds"] for run in chain), 1),
+    }
 
 
 def _score_at(history: list[list[float]], step: int) -> float:

@@ -230,6 +230,25 @@ def test_upscaler_training_and_x3_from_x2(tmp_path, photos):
     assert info.scales == [3] and info.training["from"] == "m"
 
 
+def test_a_model_trained_over_several_runs_keeps_their_chain_and_totals(tmp_path, photos):
+    # Each session's run starts from the last model file: the file records every run behind it.
+    first = tiny_config(tmp_path / "a", photos, steps=2, name="first", command="restore train first")
+    train(first, show_progress=False)
+    second = tiny_config(tmp_path / "b", photos, steps=3, init=first.out, name="second", command="restore train second")
+    third = tiny_config(tmp_path / "c", photos, steps=1, name="third", command="restore train third")
+    train(second, show_progress=False)
+    third.init = second.out
+    info = train(third, show_progress=False)
+    lineage = info.training["lineage"]
+    assert [(run["name"], run["command"], run["steps"]) for run in lineage] == [
+        ("first", "restore train first", 2),
+        ("second", "restore train second", 3),
+        ("third", "restore train third", 1),
+    ]
+    assert info.training["total_steps"] == 6 and info.training["steps"] == 1
+    assert info.training["total_wall_seconds"] == pytest.approx(sum(run["wall_seconds"] for run in lineage), abs=0.2)
+
+
 def test_mdsr_trains_on_all_its_scales_warm_started_from_edsr(tmp_path, photos):
     x2 = tiny_config(tmp_path / "x2", photos, task="upscale", variant="edsr_baseline_x2", patch=12, loss="l1")
     train(x2, show_progress=False)
