@@ -383,6 +383,7 @@ def train(
     run_dir: RunDirOpt = None,
     name: Annotated[str | None, typer.Option("--name", help="Model name stored in the file.")] = None,
     description: Annotated[str, typer.Option("--description")] = "",
+    overwrite: OverwriteOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Train a network from clean images and a noise model (noisy targets by default), an upscaler, or from noisy pairs."""
@@ -398,7 +399,7 @@ def train(
         noise=noise, clean_targets=clean_targets, scale=scale, patch=patch, batch=batch, steps=steps, minutes=minutes,
         lr=lr, lr_warmup=lr_warmup, lr_halve_every=lr_halve_every,
         loss=loss, val_count=val_count, val_every=val_every, checkpoint_every=val_every, seed=seed, device=device,
-        precision=precision, run_dir=run_dir, name=name, description=description,
+        precision=precision, run_dir=run_dir, name=name, description=description, overwrite=overwrite,
     )  # fmt: skip
     _run_training(config, quiet)
 
@@ -427,6 +428,7 @@ def finetune(
     keep: Annotated[
         str, typer.Option("--keep", help="Export the best-validated weights (the starting ones included) or the last.")
     ] = "best",
+    overwrite: OverwriteOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Adapt a denoiser to your camera or renderer from pairs of noisy shots (Noise2Noise, no clean images)."""
@@ -440,7 +442,7 @@ def finetune(
         out=output, task="denoise", pairs=[folder_a, folder_b], init=base_path, loss=loss, steps=steps,
         minutes=minutes, batch=batch, patch=patch, lr=lr, lr_warmup=lr_warmup, val_count=val_count, val_every=val_every,
         checkpoint_every=val_every, seed=seed, device=device, precision=precision, run_dir=run_dir,
-        keep_best=keep == "best",
+        keep_best=keep == "best", overwrite=overwrite,
     )  # fmt: skip
     _run_training(config, quiet)
 

@@ -125,6 +125,11 @@ def load_model_file(path: str | os.PathLike[str]) -> tuple[Restorer, ModelInfo]:
         network.load_state_dict(state, strict=True)
     except (SafetensorError, RuntimeError, OSError) as err:
         raise ModelFileError(f"'{path}': weights do not match the {info.architecture} config ({_one_line(err)})") from None
+    # A network with a NaN or infinite weight turns every image into NaN (written as black):
+    # refuse it here, once, rather than write wrong images with success.
+    broken = sum(int((~torch.isfinite(w)).sum()) for w in state.values() if w.is_floating_point())
+    if broken:
+        raise ModelFileError(f"'{path}': {broken} weights are NaN or infinite; the file is unusable")
     return network.eval(), info
 
 

@@ -86,6 +86,7 @@ class TrainConfig:
     name: str = ""
     description: str = ""
     command: str = ""  # the command line that started the run, recorded in the model file
+    overwrite: bool = False  # replace an existing model file at `out`
 
     def __post_init__(self) -> None:
         if not self.variant and not self.init:
@@ -374,6 +375,10 @@ def train(config: TrainConfig, console: Console | None = None, show_progress: bo
     console = console or Console(stderr=True)
     device = resolve_device(config.device)
     out = Path(config.out)
+    if out.exists() and not config.overwrite:
+        # Checked before any work: a finished run must not be lost to a mistyped -o, nor a
+        # bundled model replaced by accident.
+        raise FileExistsError(f"'{out}' exists: pass --overwrite to replace it")
     run_dir = Path(config.run_dir or out.with_suffix(".run"))
     run_dir.mkdir(parents=True, exist_ok=True)
     network, base_info = build_network(config)
@@ -456,6 +461,11 @@ def train(config: TrainConfig, console: Console | None = None, show_progress: bo
             if config.minutes:
                 done = max(done, (time.monotonic() - started) / (config.minutes * 60))
             loss = loss_fn(output.float(), target.to(device), done)
+            if not torch.isfinite(loss):
+                # Stop before the update: the checkpoint on disk is the last good state.
+                last_saved = step // config.checkpoint_every * config.checkpoint_every
+                saved = f"the checkpoint of step {last_saved} is kept" if last_saved else "no checkpoint was written"
+                raise ValueError(f"the training loss became {loss.item()} at step {step + 1}; {saved} (try a lower --lr)")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if config.loss == "hdr":
@@ -496,7 +506,7 @@ def _resumable(config: TrainConfig) -> dict[str, Any]:
     stopping_and_naming = ("steps", "minutes", "device", "out", "run_dir", "name", "description", "command")
     # The precision is a speed choice; a resumed run keeps the one it measured (stored in the checkpoint).
     # Which weights to export is not a training setting either.
-    for key in (*stopping_and_naming, "precision", "val_every", "checkpoint_every", "keep_best"):
+    for key in (*stopping_and_naming, "precision", "val_every", "checkpoint_every", "keep_best", "overwrite"):
         values.pop(key)
     return values
 

@@ -41,6 +41,17 @@ def test_a_model_file_rebuilds_the_same_network_from_the_file_alone(tmp_path, va
     assert info.training == {"steps": 2, "data": "synthetic"}
 
 
+def test_a_model_with_nan_or_infinite_weights_is_refused_at_load(tmp_path):
+    # Such a network turns every image black (NaN); a run must not write that with success.
+    network = create("mnist_upscaler").eval()
+    with torch.no_grad():
+        next(network.parameters()).view(-1)[:3] = torch.tensor([float("nan"), float("inf"), 1.0])
+    path = tmp_path / "broken.safetensors"
+    save_model_file(path, network, info_for(network, task="upscale"))
+    with pytest.raises(ModelFileError, match="2 weights are NaN or infinite"):
+        load_model_file(path)
+
+
 def test_metadata_names_format_architecture_config_task_and_ranges(tmp_path):
     network = create("edsr_baseline_x2")
     path = tmp_path / "m.safetensors"

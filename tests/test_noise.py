@@ -7,7 +7,14 @@ import dataclasses
 import pytest
 import torch
 
-from restore.noise import CorrelatedGaussianNoise, GaussianNoise, PoissonGaussianNoise, PoissonNoise, parse_noise
+from restore.noise import (
+    CorrelatedGaussianNoise,
+    GaussianNoise,
+    PoissonGaussianNoise,
+    PoissonNoise,
+    estimate_sigma,
+    parse_noise,
+)
 
 
 def _gen(seed: int) -> torch.Generator:
@@ -126,6 +133,15 @@ def test_parse_and_str_round_trip(spec: str, expected: object) -> None:
 def test_str_round_trips_awkward_numbers() -> None:
     for model in (GaussianNoise(1e-7), GaussianNoise((2.5e-7, 3.0)), PoissonNoise(1e20)):
         assert parse_noise(str(model)) == model
+
+
+@pytest.mark.parametrize("sigma", [5, 25])
+def test_the_noise_level_of_an_image_is_estimated_from_the_image_alone(sigma: int) -> None:
+    y, x = torch.meshgrid(torch.linspace(0, 1, 256), torch.linspace(0, 1, 256), indexing="ij")
+    clean = torch.stack([0.2 + 0.6 * x, 0.3 + 0.4 * y, 0.5 + 0.2 * x * y])[None]
+    noisy = GaussianNoise(sigma).apply(clean, _gen(20))
+    assert estimate_sigma(noisy) * 255 == pytest.approx(sigma, rel=0.05)
+    assert estimate_sigma(clean) * 255 < 0.5
 
 
 def test_models_are_frozen() -> None:

@@ -74,6 +74,9 @@ def test_resumed_training_matches_an_uninterrupted_run(tmp_path, photos):
     split = tiny_config(tmp_path / "two", photos, steps=2)
     train(split, show_progress=False)
     split.steps = 4
+    with pytest.raises(FileExistsError, match="pass --overwrite"):
+        train(split, show_progress=False)  # the finished run's file is not replaced by accident
+    split.overwrite = True
     train(split, show_progress=False)  # picks up the checkpoint at step 2
     a = restore.load(tmp_path / "one" / "m.safetensors").network.state_dict()
     b = restore.load(tmp_path / "two" / "m.safetensors").network.state_dict()
@@ -125,7 +128,7 @@ def test_a_killed_cli_run_resumes_from_its_last_checkpoint(tmp_path, photos):
 def test_a_checkpoint_of_other_settings_is_not_silently_reused(tmp_path, photos):
     train(tiny_config(tmp_path, photos), show_progress=False)
     with pytest.raises(ValueError, match="other settings"):
-        train(tiny_config(tmp_path, photos, noise="gaussian:50"), show_progress=False)
+        train(tiny_config(tmp_path, photos, noise="gaussian:50", overwrite=True), show_progress=False)
 
 
 def test_finetune_on_noisy_pairs_lowers_the_loss_and_exports(tmp_path, noisy_pairs, tiny_models):
@@ -175,7 +178,7 @@ def test_finetune_keeps_the_best_validated_weights_through_a_resume(tmp_path, no
     scripted_validation(monkeypatch, [20.0, 25.0, 22.0, 21.0])  # steps 0, 1, 2, 3
     config = finetune_config(tmp_path / "run", noisy_pairs, tiny_models["denoiser"], steps=2, keep_best=True)
     train(config, show_progress=False)
-    config.steps = 3
+    config.steps, config.overwrite = 3, True
     info = train(config, show_progress=False)  # resumed: the best weights came back from the checkpoint
     assert info.training["exported_step"] == 1 and info.training["val_psnr"] == 25.0
     assert [step for step, _, _ in info.training["val_curve"]] == [0, 1, 2, 3]
@@ -228,6 +231,23 @@ def test_upscaler_training_and_x3_from_x2(tmp_path, photos):
     x3 = tiny_config(tmp_path / "x3", photos, task="upscale", scale=3, init=x2.out, patch=12, loss="l1")
     info = train(x3, show_progress=False)
     assert info.scales == [3] and info.training["from"] == "m"
+
+
+def test_a_loss_that_becomes_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, photos, monkeypatch):
+    config = tiny_config(tmp_path, photos, steps=6, checkpoint_every=2)
+    calls = []
+
+    def failing_at_the_fourth_step(output, target, progress):
+        calls.append(1)
+        return torch.nn.functional.mse_loss(output, target) * (float("nan") if len(calls) == 4 else 1.0)
+
+    monkeypatch.setitem(restore.training.LOSSES, "l2", failing_at_the_fourth_step)
+    with pytest.raises(ValueError, match="loss became nan at step 4; the checkpoint of step 2 is kept"):
+        train(config, show_progress=False)
+    assert not Path(config.out).exists()
+    with safe_open(str(tmp_path / "m.run" / "checkpoint.safetensors"), framework="pt") as f:
+        assert json.loads(f.metadata()["step"]) == 2
+        assert all(torch.isfinite(f.get_tensor(key)).all() for key in f.keys())
 
 
 def test_a_model_trained_over_several_runs_keeps_their_chain_and_totals(tmp_path, photos):
@@ -295,7 +315,7 @@ def test_a_checkpoint_from_before_a_new_setting_still_resumes(tmp_path, photos):
     del stored["clean_targets"]  # as if written before that setting existed
     metadata["config"] = json.dumps(stored)
     save_file(tensors, str(checkpoint), metadata=metadata)
-    config.steps = 2
+    config.steps, config.overwrite = 2, True
     assert train(config, show_progress=False).training["steps"] == 2
 
 
@@ -336,7 +356,7 @@ def test_a_bf16_run_records_its_precision_and_a_resumed_auto_run_keeps_it(tmp_pa
     config = tiny_config(tmp_path, photos, steps=2, precision="bf16")
     assert train(config, show_progress=False).training["precision"] == "bf16"
     monkeypatch.setattr("restore.device._time_training_step", lambda *args: pytest.fail("a resumed run timed again"))
-    config.steps, config.precision = 3, "auto"
+    config.steps, config.precision, config.overwrite = 3, "auto", True
     assert train(config, show_progress=False).training["precision"] == "bf16"
 
 
@@ -351,6 +371,6 @@ def test_an_auto_run_trains_in_the_layout_it_measured_and_a_resumed_run_keeps_it
         assert json.loads(f.metadata()["memory_format"]) == "channels_last"
     assert restore.load(tmp_path / "m.safetensors").network(torch.rand(1, 3, 32, 32)).shape == (1, 3, 32, 32)
     monkeypatch.setattr("restore.training.training_memory_format", lambda *args: pytest.fail("a resumed run timed again"))
-    config.steps = 3
+    config.steps, config.overwrite = 3, True
     train(config, console=Console(file=log), show_progress=False)
     assert log.getvalue().count("training in fp32 (channels last)") == 2
