@@ -18,6 +18,7 @@ import io
 import os
 import re
 import secrets
+import stat
 import struct
 import zlib
 from collections.abc import Callable, Mapping
@@ -548,7 +549,12 @@ def _output_depth(fmt: str, depth: str) -> str:
 
 
 def _atomic_write(name: str, overwrite: bool, encode: Callable[[str], None]) -> None:
-    """Run `encode` on a hidden temp file beside `name`, then move it into place."""
+    """Run `encode` on a hidden temp file beside `name`, flush it to disk, then move it into place.
+
+    Without `overwrite` the move is a hard link, which fails if `name` appeared meanwhile (two
+    runs writing one output: the second fails instead of both succeeding). With it, the file is
+    replaced and keeps the permissions of the one it replaces.
+    """
     if not overwrite and os.path.lexists(name):
         raise ImageError(f"cannot write '{name}': file exists (pass overwrite=True to replace it)")
     folder, base = os.path.split(os.path.abspath(name))
@@ -560,13 +566,42 @@ def _atomic_write(name: str, overwrite: bool, encode: Callable[[str], None]) -> 
         raise ImageError(f"cannot write '{name}': {_one_line(err)} (folder '{folder}')") from None
     try:
         encode(tmp)
-        os.replace(tmp, name)
+        replaced_mode = stat.S_IMODE(os.stat(name).st_mode) if overwrite and os.path.exists(name) else None
+        if replaced_mode is not None:
+            os.chmod(tmp, replaced_mode)
+        _fsync(tmp)
+        if overwrite:
+            os.replace(tmp, name)
+        else:
+            try:
+                os.link(tmp, name)
+            except FileExistsError:
+                raise ImageError(f"cannot write '{name}': file exists (written by another run meanwhile)") from None
+            except OSError:  # a file system without hard links: the check above is all there is
+                os.replace(tmp, name)
+            else:
+                os.unlink(tmp)
+        _fsync(folder)  # the rename itself survives a crash
     except BaseException:
         try:
             os.unlink(tmp)
         except OSError:
             pass
         raise
+
+
+def _fsync(path: str) -> None:
+    """Flush a file's (or a folder's) data to disk; a file system that cannot is left as it is."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def write_image(path: str | os.PathLike[str], image: Image, bit_depth: str | None = None, overwrite: bool = False) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import struct
 import zlib
 from pathlib import Path
@@ -14,7 +15,7 @@ from PIL import Image as PILImage
 from PIL import ImageCms
 
 from restore import imageio
-from restore.imageio import READ_FORMATS, WRITE_FORMATS, Image, ImageError, format_of, read_image, write_image
+from restore.imageio import READ_FORMATS, WRITE_FORMATS, Image, ImageError, _atomic_write, format_of, read_image, write_image
 
 H, W = 29, 37
 LAYOUTS = {"gray": (1, False), "gray+alpha": (1, True), "rgb": (3, False), "rgba": (3, True)}
@@ -436,6 +437,27 @@ def test_existing_output_needs_overwrite(tmp_path: Path) -> None:
     write_image(tmp_path / "a.png", make("rgb"), overwrite=True)
     assert_same(read_image(tmp_path / "a.png"), make("rgb"))
     assert os.listdir(tmp_path) == ["a.png"]
+
+
+def test_overwriting_keeps_the_replaced_files_permissions(tmp_path: Path) -> None:
+    target = tmp_path / "private.png"
+    write_image(target, make("rgb"))
+    os.chmod(target, 0o600)
+    write_image(target, make("gray"), overwrite=True)
+    assert stat.S_IMODE(os.stat(target).st_mode) == 0o600
+
+
+def test_an_output_that_appears_while_encoding_is_not_replaced(tmp_path: Path) -> None:
+    # Two runs writing one output: the check before encoding passed for both; the move must not.
+    target = tmp_path / "race.png"
+
+    def encode_while_another_run_finishes(tmp: str) -> None:
+        Path(tmp).write_bytes(b"ours")
+        target.write_bytes(b"theirs")
+
+    with pytest.raises(ImageError, match="written by another run meanwhile"):
+        _atomic_write(str(target), False, encode_while_another_run_finishes)
+    assert target.read_bytes() == b"theirs" and os.listdir(tmp_path) == ["race.png"]
 
 
 @pytest.mark.parametrize("folder", ["plain.txt", "missing"])
