@@ -306,7 +306,9 @@ def estimate_sigma(image: torch.Tensor) -> float:
     The wavelet estimator of Donoho and Johnstone: the finest diagonal Haar detail of a natural
     image holds little but noise, and its median absolute value / 0.6745 is a robust noise
     sigma (edges are outliers the median ignores). Channels are estimated apart and averaged.
-    It measures white noise exactly; noise that a camera has smoothed is underestimated.
+    It measures white noise well, but not a camera JPEG's: demosaicking and noise reduction move
+    the noise to coarser scales and JPEG drops the finest diagonal detail, so on the 62 PolyU
+    pairs it reads 0 to 30 % of std(noisy - clean).
     """
     x = image.reshape(-1, *image.shape[-2:]).double()
     h, w = x.shape[-2] // 2 * 2, x.shape[-1] // 2 * 2
