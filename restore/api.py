@@ -25,7 +25,8 @@ from restore.resize import imresize
 from restore.tiling import TileCallback, run_tiled
 from restore.zoo import bundled_models, bundled_path
 
-DEFAULT_DENOISER = "n2n-gaussian"
+DEFAULT_DENOISER = "n2n-gaussian"  # colour images when no photo model is bundled
+PHOTO_DENOISER = "n2n-photo"  # colour photos: camera noise, 8 bits, JPEG
 GRAY_DENOISER = "n2n-gray"
 RENDER_DENOISER = "n2n-mc"  # linear HDR input (EXR, PFM, float TIFF)
 RENDER_AUX_DENOISER = "n2n-mc-aux"  # ... with albedo and normal buffers
@@ -184,13 +185,21 @@ def is_gray(image: ImageLike) -> bool:
 def default_denoiser(image: ImageLike, *, linear: bool = False, aux: bool = False) -> str:
     """The bundled denoiser picked for an image: for `linear` (HDR) pixels n2n-mc, or n2n-mc-aux
     when albedo and normal buffers come with them (`aux`); else n2n-gray for gray images and
-    n2n-gaussian for colour ones. A model that is not bundled is skipped."""
+    n2n-photo for colour ones (n2n-gaussian where n2n-photo is not bundled). A model that is
+    not bundled is skipped."""
     bundled = bundled_models()
     if linear and aux and RENDER_AUX_DENOISER in bundled:
         return RENDER_AUX_DENOISER
     if linear and RENDER_DENOISER in bundled:
         return RENDER_DENOISER
-    return GRAY_DENOISER if GRAY_DENOISER in bundled and is_gray(image) else DEFAULT_DENOISER
+    if GRAY_DENOISER in bundled and is_gray(image):
+        return GRAY_DENOISER
+    return colour_denoiser()
+
+
+def colour_denoiser() -> str:
+    """The bundled model for colour photos: n2n-photo, or n2n-gaussian where it is not bundled."""
+    return PHOTO_DENOISER if PHOTO_DENOISER in bundled_models() else DEFAULT_DENOISER
 
 
 def denoise(
@@ -207,7 +216,7 @@ def denoise(
     """Denoise an image (values in [0, 1] for photos) with a bundled model name, a path or a Model.
 
     Without a model, gray images (one channel, or equal channels) get `n2n-gray` and colour
-    images `n2n-gaussian`. `ensemble` averages the 8 flips and rotations (8x the time).
+    images `n2n-photo`. `ensemble` averages the 8 flips and rotations (8x the time).
     """
     chosen = model if model is not None else default_denoiser(image)
     return run_model(

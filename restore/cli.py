@@ -27,7 +27,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from restore import __version__
-from restore.api import DEFAULT_DENOISER, RENDER_DENOISER, Model, default_denoiser, denoiser, load, upscaler_for
+from restore.api import RENDER_DENOISER, Model, colour_denoiser, default_denoiser, denoiser, load, upscaler_for
 from restore.datasets import is_aux_buffer
 from restore.device import TRAINING_PRECISIONS
 from restore.evaluation import evaluate_folder
@@ -92,11 +92,12 @@ def _parse_memory(text: str | None) -> int | None:
     units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
     t = text.strip().upper().removesuffix("B").removesuffix("I")
     try:
-        if t and t[-1] in units:
-            return int(float(t[:-1]) * units[t[-1]])
-        return int(t)
-    except ValueError:
+        size = int(float(t[:-1]) * units[t[-1]]) if t and t[-1] in units else int(t)
+    except (ValueError, OverflowError):
         raise UsageError(f"--max-memory '{text}': expected a size like 2G or 512M") from None
+    if size <= 0:
+        raise UsageError(f"--max-memory '{text}': the budget must be positive")
+    return size
 
 
 def expand_inputs(inputs: list[str], recursive: bool) -> list[tuple[Path, Path]]:
@@ -230,7 +231,7 @@ def denoise(
     """Denoise images. Writes IN.denoised.EXT unless -o is given.
 
     Default model: n2n-mc for HDR renders (EXR, PFM, float TIFF), n2n-mc-aux when NAME.albedo.EXT and
-    NAME.normal.EXT (or --albedo / --normal) come with them, n2n-gray for gray images, else n2n-gaussian.
+    NAME.normal.EXT (or --albedo / --normal) come with them, n2n-gray for gray images, else n2n-photo.
     """
     options = replace(
         _options(device, precision, tile, max_memory, bit_depth, overwrite),
@@ -277,6 +278,8 @@ def upscale(
     chosen = [s for s, flag in ((2, x2), (3, x3), (4, x4)) if flag] + ([scale] if scale is not None else [])
     if len(set(chosen)) > 1:
         raise UsageError("give one scale: --x2, --x3, --x4 or --scale N")
+    if scale is not None and scale < 2:
+        raise UsageError(f"--scale {scale}: an upscaler's factor is 2 or more")
     if outscale is not None and not (math.isfinite(outscale) and outscale > 0):
         raise UsageError("--outscale must be a positive number")
     factor = chosen[0] if chosen else network_scale_for(outscale)
@@ -325,7 +328,11 @@ def info(model: Annotated[str, typer.Argument(help="Model file or bundled model 
 
 
 def _train_config(**values: object) -> TrainConfig:
-    return TrainConfig(**{k: v for k, v in values.items() if v is not None})
+    """The run's settings; a value the library rejects (a step count below 1, say) is wrong usage."""
+    try:
+        return TrainConfig(**{k: v for k, v in values.items() if v is not None})
+    except ValueError as err:
+        raise UsageError(str(err)) from None
 
 
 StepsOpt = Annotated[int, typer.Option("--steps", help="Training steps (batches).")]
@@ -410,7 +417,7 @@ def finetune(
     folder_b: Annotated[str, typer.Argument(help="Folder of second, independent noisy shots (same file names).")],
     output: Annotated[str, typer.Option("-o", "--output", help="Model file to write (.safetensors).")],
     base: Annotated[
-        str | None, typer.Option("--from", help="Model to start from [default: n2n-mc with --loss hdr, else n2n-gaussian].")
+        str | None, typer.Option("--from", help="Model to start from [default: n2n-mc with --loss hdr, else n2n-photo].")
     ] = None,
     loss: Annotated[str, typer.Option("--loss", help="l2, l1, l0 (annealed from L2 to L0) or hdr.")] = "l2",
     steps: StepsOpt = 500,
@@ -436,7 +443,7 @@ def finetune(
     if keep not in ("best", "last"):
         raise UsageError("--keep is best or last")
     if base is None:
-        base = RENDER_DENOISER if loss == "hdr" and RENDER_DENOISER in bundled_models() else DEFAULT_DENOISER
+        base = RENDER_DENOISER if loss == "hdr" and RENDER_DENOISER in bundled_models() else colour_denoiser()
     base_path = str(load(base).source)
     config = _train_config(
         out=output, task="denoise", pairs=[folder_a, folder_b], init=base_path, loss=loss, steps=steps,
@@ -487,6 +494,8 @@ def evaluate(
     """PSNR / SSIM of a model on a folder, next to the baseline (the noisy input, or bicubic)."""
     if sum((noise is not None, scale is not None, pairs)) != 1:
         raise UsageError("give exactly one of --noise SPEC, --pairs or --scale N")
+    if limit < 0:
+        raise UsageError("--limit must be 0 (every image) or a positive number of images")
     report = evaluate_folder(
         model,
         folder,

@@ -91,6 +91,18 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if not self.variant and not self.init:
             self.variant = "n2n_unet"
+        # Checked here, before any data is read: a zero batch would divide by zero minutes into
+        # the run, and a negative step count would finish at once with success.
+        for name in ("steps", "batch", "patch", "val_count", "val_every", "checkpoint_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        for name in ("minutes", "lr_halve_every", "lr_warmup"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"--{name.replace('_', '-')} must not be negative, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise ValueError(f"--lr must be positive, got {self.lr}")
+        if self.task == "upscale" and self.scale < 2:
+            raise ValueError(f"--scale must be 2 or more for an upscaler, got {self.scale}")
 
 
 HDR_MAX_GRAD_NORM = 10.0

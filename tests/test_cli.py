@@ -136,6 +136,25 @@ def test_bad_option_is_a_usage_error_with_exit_code_2(photo):
     assert result.returncode == 2 and "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["denoise", "{photo}", "--max-memory", "-1G"], "--max-memory '-1G': the budget must be positive"),
+        (["upscale", "{photo}", "--scale", "0"], "--scale 0: an upscaler's factor is 2 or more"),
+        (["train", "{folder}", "-o", "{folder}/m.safetensors", "--batch", "0"], "--batch must be at least 1, got 0"),
+        (["train", "{folder}", "-o", "{folder}/m.safetensors", "--lr", "0"], "--lr must be positive"),
+        (["finetune", "{folder}", "{folder}", "-o", "{folder}/m.safetensors", "--steps", "-5"], "--steps must be at least 1"),
+        (["eval", "n2n-gaussian", "{folder}", "--noise", "gaussian:25", "--limit", "-1"], "--limit must be 0"),
+    ],
+)
+def test_impossible_option_values_are_usage_errors_before_any_work(photo, args, fragment):
+    # Exit 2 and one line, before a model is loaded or a file read; nothing is written.
+    before = sorted(photo.parent.iterdir())
+    result = run(*(a.format(photo=photo, folder=photo.parent) for a in args))
+    assert_one_line_error(result, fragment, code=2)
+    assert sorted(photo.parent.iterdir()) == before
+
+
 def test_finetune_keeps_best_or_last_and_nothing_else(tmp_path):
     result = run("finetune", str(tmp_path / "a"), str(tmp_path / "b"), "-o", str(tmp_path / "m.safetensors"), "--keep", "worst")
     assert result.returncode == 2 and "--keep is best or last" in result.stderr and "Traceback" not in result.stderr
