@@ -132,6 +132,8 @@ def plan_outputs(found: list[tuple[Path, Path]], output: str | None, tag: str) -
     if output is None:
         return [(src, src.with_name(f"{src.stem}{tag}{src.suffix}")) for src, _ in found]
     target = Path(output)
+    if len(found) > 1 and not target.is_dir() and target.suffix.lower() in READ_FORMATS:
+        raise UsageError(f"-o '{output}' names a file, but {len(found)} inputs need an output folder")
     as_folder = target.is_dir() or output.endswith(("/", os.sep)) or len(found) > 1 or not target.suffix
     if not as_folder:
         return [(found[0][0], target)]

@@ -132,16 +132,19 @@ def on_device(
     return copy.deepcopy(network).to(device=device, dtype=dtype, memory_format=memory_format)
 
 
-def _remembered(key: str, measure: Callable[[], str]) -> str:
-    """`measure()`'s answer for `key` on this CPU, torch version and thread count, remembered in
-    ~/.cache/restore/cpu-precision.json."""
+def _remembered(key: str, measure: Callable[[], str], answers: tuple[str, ...]) -> str:
+    """`measure()`'s answer (one of `answers`) for `key` on this CPU, torch version and thread
+    count, remembered in ~/.cache/restore/cpu-precision.json. A cache that is not what this code
+    wrote (damaged, edited) is measured again rather than trusted."""
     cache_key = f"{cpu_name()}|torch {torch.__version__}|{torch.get_num_threads()} threads|{key}"
     cache = _cache_file()
     try:
         known = json.loads(cache.read_text())
     except (OSError, ValueError):
         known = {}
-    if cache_key in known:
+    if not isinstance(known, dict):
+        known = {}
+    if known.get(cache_key) in answers:
         return known[cache_key]
     known[cache_key] = measure()
     try:
@@ -166,7 +169,7 @@ def fastest_cpu_precision(network: torch.nn.Module, key: str, channels: int = 3)
         timings = _time_precisions(network, channels, candidates)
         return "bf16" if timings["bf16"] * BF16_MIN_SPEEDUP < timings["fp32"] else "fp32"
 
-    return _remembered(key, measure)
+    return _remembered(key, measure, ("bf16", "fp32"))
 
 
 def resolve_memory_format(
@@ -187,7 +190,7 @@ def resolve_memory_format(
         timings = _time_memory_formats(network, channels, dtype)
         return "channels_last" if timings["channels_last"] * CHANNELS_LAST_MIN_SPEEDUP < timings["contiguous"] else "contiguous"
 
-    return MEMORY_FORMATS[_remembered(f"{key}|{dtype}|memory format", measure)]
+    return MEMORY_FORMATS[_remembered(f"{key}|{dtype}|memory format", measure, tuple(MEMORY_FORMATS))]
 
 
 def resolve_precision(

@@ -100,7 +100,13 @@ def restore_file(
     exist to one (gray images, HDR renders and renders with buffers may take other models).
     """
     image = read_image(source)
-    has_aux = all(name in options.aux_files or aux_path(source, name).is_file() for name in AUX_BUFFERS)
+    found = [name in options.aux_files or aux_path(source, name).is_file() for name in AUX_BUFFERS]
+    has_aux = all(found)
+    if options.aux_files and not has_aux:
+        # A buffer given on its own would be silently ignored: the models take both or none.
+        missing = [name for name, there in zip(AUX_BUFFERS, found, strict=True) if not there]
+        given = ", ".join(f"--{name}" for name in options.aux_files)
+        raise ImageError(f"'{source}': {given} needs the {' and '.join(missing)} buffer too (--{missing[0]} FILE)")
     chosen = model if isinstance(model, Model) else model(image, has_aux)
     try:
         aux = load_aux(source, chosen.info.aux, options.aux_files).permute(1, 2, 0).numpy() if chosen.info.aux else None

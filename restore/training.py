@@ -190,6 +190,9 @@ def prepare_data(
         for (a, b), (pa, _) in zip(loaded, pairs, strict=True):
             if a.shape != b.shape:
                 raise ValueError(f"size mismatch: '{pa.name}' is {tuple(a.shape)} in A and {tuple(b.shape)} in B")
+            if torch.equal(a, b):
+                # The same file twice: the network would learn to change nothing.
+                raise ValueError(f"'{pa.name}' is identical in A and B: a pair needs two independent noisy shots")
         if aux:
             loaded = [
                 (torch.cat([a, load_aux(pa, aux)]), torch.cat([b, load_aux(pb, aux)]))
@@ -391,8 +394,7 @@ def train(config: TrainConfig, console: Console | None = None, show_progress: bo
         # Checked before any work: a finished run must not be lost to a mistyped -o, nor a
         # bundled model replaced by accident.
         raise FileExistsError(f"'{out}' exists: pass --overwrite to replace it")
-    run_dir = Path(config.run_dir or out.with_suffix(".run"))
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run_dir = Path(config.run_dir or out.with_suffix(".run"))  # made at the first checkpoint
     network, base_info = build_network(config)
     aux = aux_buffers_of(network)
     data = prepare_data(config, network.in_channels - 3 * len(aux), network.scales, aux)
@@ -438,6 +440,7 @@ def train(config: TrainConfig, console: Console | None = None, show_progress: bo
         meta["memory_format"] = layout
         if config.keep_best:
             meta["best_step"] = best_step
+        run_dir.mkdir(parents=True, exist_ok=True)
         _save_checkpoint(checkpoint, network, optimizer, meta, best)
 
     if config.keep_best and not history:

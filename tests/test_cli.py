@@ -155,6 +155,20 @@ def test_impossible_option_values_are_usage_errors_before_any_work(photo, args, 
     assert sorted(photo.parent.iterdir()) == before
 
 
+def test_one_render_buffer_without_the_other_is_refused_not_ignored(photo, tiny_models):
+    albedo = write_png(photo.with_name("albedo.png"), smooth_image(45, 67, seed=3))
+    result = run("denoise", str(photo), "--albedo", str(albedo), "--model", str(tiny_models["denoiser"]))
+    assert_one_line_error(result, "--albedo needs the normal buffer too (--normal FILE)")
+    assert not photo.with_name("photo.denoised.png").exists()
+
+
+def test_several_inputs_and_an_output_file_name_is_a_usage_error(tmp_path, photo, tiny_models):
+    second = write_png(tmp_path / "second.png", smooth_image(20, 20))
+    result = run("denoise", str(photo), str(second), "-o", str(tmp_path / "two.png"), "--model", str(tiny_models["denoiser"]))
+    assert_one_line_error(result, "names a file, but 2 inputs need an output folder", code=2)
+    assert not (tmp_path / "two.png").exists()
+
+
 def test_finetune_keeps_best_or_last_and_nothing_else(tmp_path):
     result = run("finetune", str(tmp_path / "a"), str(tmp_path / "b"), "-o", str(tmp_path / "m.safetensors"), "--keep", "worst")
     assert result.returncode == 2 and "--keep is best or last" in result.stderr and "Traceback" not in result.stderr

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -67,6 +69,18 @@ def test_channels_last_is_kept_only_when_a_timed_run_is_clearly_faster(cache_in,
     assert device_module.resolve_memory_format(CPU, torch.bfloat16, tiny_network(), "tiny") == expected
     assert device_module.resolve_memory_format(CPU, torch.bfloat16, tiny_network(), "tiny") == expected
     assert timed == [torch.bfloat16]  # measured once, then remembered
+
+
+@pytest.mark.parametrize("damage", ["[1, 2]", "not json", None])
+def test_a_damaged_precision_cache_is_measured_again_not_trusted(tmp_path, cache_in, monkeypatch, damage):
+    monkeypatch.setattr(device_module, "_time_memory_formats", lambda *args: {"contiguous": 1.0, "channels_last": 0.5})
+    assert device_module.resolve_memory_format(CPU, torch.bfloat16, tiny_network(), "tiny") == torch.channels_last
+    cache = tmp_path / "cpu-precision.json"
+    if damage is None:  # valid JSON, but an answer this code never writes
+        cache.write_text(json.dumps(dict.fromkeys(json.loads(cache.read_text()), "sideways")))
+    else:
+        cache.write_text(damage)
+    assert device_module.resolve_memory_format(CPU, torch.bfloat16, tiny_network(), "tiny") == torch.channels_last
 
 
 def test_networks_without_convolutions_and_gpus_keep_nchw_untimed(cache_in, monkeypatch):

@@ -250,6 +250,14 @@ def test_a_loss_that_becomes_nan_stops_the_run_and_keeps_the_last_good_checkpoin
         assert all(torch.isfinite(f.get_tensor(key)).all() for key in f.keys())
 
 
+def test_identical_shots_are_no_pair_and_a_refused_run_leaves_nothing_behind(tmp_path, noisy_pairs, tiny_models):
+    a, _ = noisy_pairs
+    config = finetune_config(tmp_path, (a, a), tiny_models["denoiser"])
+    with pytest.raises(ValueError, match="identical in A and B: a pair needs two independent noisy shots"):
+        train(config, show_progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b"]  # no empty run folder, no model file
+
+
 def test_a_model_trained_over_several_runs_keeps_their_chain_and_totals(tmp_path, photos):
     # Each session's run starts from the last model file: the file records every run behind it.
     first = tiny_config(tmp_path / "a", photos, steps=2, name="first", command="restore train first")
