@@ -73,6 +73,7 @@ _WRITE_DEPTHS = {
 _ALPHA_FORMATS = {"png", "webp", "tiff", "exr"}
 _DEPTH_OF_KIND = {"u1": "u8", "u2": "u16", "f2": "f16", "f4": "f32"}
 _DTYPES = {"u8": np.uint8, "u16": np.uint16, "f16": np.float16, "f32": np.float32}
+HALF_MAX = float(np.finfo(np.float16).max)  # 65504: the largest finite half float
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _KORNIA_PNG_MODES = {1: "mono", 3: "rgb", 4: "rgba"}
 
@@ -275,6 +276,9 @@ def _read_png(data: bytes) -> Image:
 def _read_pillow(data: bytes, fmt: str) -> Image:
     """8-bit PNG, JPEG and WebP through Pillow, with EXIF orientation applied."""
     with PILImage.open(io.BytesIO(data), formats=[fmt.upper()]) as opened:
+        frames = getattr(opened, "n_frames", 1)
+        if frames > 1:  # animated WebP (or APNG): one frame written back would lose the rest
+            raise ValueError(f"holds {frames} frames; restore reads single images (split the animation first)")
         opened.load()
         icc = opened.info.get("icc_profile")
         im = ImageOps.exif_transpose(opened)
@@ -296,6 +300,8 @@ def _read_tiff(data: bytes) -> Image:
     with tifffile.TiffFile(io.BytesIO(data)) as tif:
         if not tif.pages:
             raise ValueError("TIFF holds no image")
+        if len(tif.pages) > 1:  # a stack or multi-page file: writing the first page back would lose the rest
+            raise ValueError(f"TIFF holds {len(tif.pages)} pages; restore reads single images (split the file first)")
         page = tif.pages[0]
         samples, axes = page.asarray(), page.axes
         icc_tag, orientation_tag = page.tags.get(34675), page.tags.get(274)
@@ -638,6 +644,10 @@ def write_image(path: str | os.PathLike[str], image: Image, bit_depth: str | Non
     pixels = np.asarray(image.pixels, dtype=np.float32)
     if image.transfer != transfer:
         pixels = srgb_encode(pixels) if transfer == "srgb" else srgb_decode(pixels)
+    if depth == "f16" and np.abs(pixels).max(initial=0.0) > HALF_MAX:
+        # Half floats overflow to infinity: a bright highlight would come back as inf.
+        peak = float(np.abs(pixels).max())
+        raise ImageError(f"cannot write '{name}': values up to {peak:.6g} exceed half float's {HALF_MAX:g} (use f32)")
     planes = [pixels] if image.alpha is None else [pixels, np.asarray(image.alpha, dtype=np.float32)]
     samples = _quantise(np.concatenate(planes, axis=-1), depth)
     try:

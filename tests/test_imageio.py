@@ -439,6 +439,25 @@ def test_existing_output_needs_overwrite(tmp_path: Path) -> None:
     assert os.listdir(tmp_path) == ["a.png"]
 
 
+def test_half_float_output_refuses_values_it_cannot_hold(tmp_path: Path) -> None:
+    bright = Image(np.full((4, 4, 3), 70000.0, np.float32), None, "f32", "linear")
+    with pytest.raises(ImageError, match="exceed half float's 65504 \\(use f32\\)") as info:
+        write_image(tmp_path / "sun.exr", bright, bit_depth="f16")
+    one_line_error(info, "sun.exr")
+    assert not (tmp_path / "sun.exr").exists()
+    write_image(tmp_path / "sun.exr", bright, bit_depth="f32")  # f32 holds it
+
+
+def test_multi_frame_files_are_refused_not_cut_to_their_first_frame(tmp_path: Path) -> None:
+    frames = [PILImage.new("RGB", (8, 8), (i * 40, 0, 0)) for i in range(3)]
+    frames[0].save(tmp_path / "anim.webp", save_all=True, append_images=frames[1:], lossless=True)
+    tifffile.imwrite(tmp_path / "stack.tif", np.zeros((3, 8, 8), np.uint16), photometric="minisblack")
+    for name, count in (("anim.webp", "3 frames"), ("stack.tif", "3 pages")):
+        with pytest.raises(ImageError, match=count) as info:
+            read_image(tmp_path / name)
+        one_line_error(info, name)
+
+
 def test_overwriting_keeps_the_replaced_files_permissions(tmp_path: Path) -> None:
     target = tmp_path / "private.png"
     write_image(target, make("rgb"))
