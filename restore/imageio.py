@@ -239,6 +239,17 @@ def _retag_ihdr(ihdr: bytes, depth: int, colour_type: int) -> bytes:
 # ---------------------------------------------------------------------------- readers
 
 
+def _kornia_decode(decode: Callable[..., np.ndarray], *args: object) -> np.ndarray:
+    """A kornia_rs decoder call whose Rust panic (a BaseException, which would end the whole
+    batch) becomes a ValueError about this one file."""
+    try:
+        return decode(*args)
+    except (KeyboardInterrupt, SystemExit, MemoryError):
+        raise
+    except BaseException as err:  # noqa: BLE001 - pyo3's PanicException derives from BaseException
+        raise ValueError(f"the PNG decoder failed: {_one_line(err)}") from None
+
+
 def _read_png(data: bytes) -> Image:
     # Pillow would silently cut 16-bit colour to 8 bits, so the header decides the decoder.
     chunks = _png_chunks(data)
@@ -247,16 +258,21 @@ def _read_png(data: bytes) -> Image:
     width, height, depth, colour_type = struct.unpack(">IIBB", chunks[0][1][:10])
     if depth != 16:
         return _read_pillow(data, "png")
+    # Pillow refuses decompression bombs for 8 bits; the 16-bit decoder gets the same limit,
+    # checked on the header before anything is decoded (a 2 KB file can claim 100000 x 100000).
+    limit = 2 * (PILImage.MAX_IMAGE_PIXELS or 0)
+    if limit and width * height > limit:
+        raise ValueError(f"claims {width} x {height} pixels, more than the {limit:,}-pixel limit (a decompression bomb?)")
     if colour_type == 4:
         # kornia_rs has no 16-bit gray+alpha mode. A GA16 scanline has the same bytes and the
         # same 4-byte filter unit as an 8-bit RGBA one, so decode it as that and reread the bytes.
         idat = [c for c in chunks if c[0] == b"IDAT"]
         png = _png_bytes([(b"IHDR", _retag_ihdr(chunks[0][1], 8, 6)), *idat, (b"IEND", b"")])
-        rgba8 = np.ascontiguousarray(kio.decode_image_png_u8(png, (height, width), "rgba"))
+        rgba8 = np.ascontiguousarray(_kornia_decode(kio.decode_image_png_u8, png, (height, width), "rgba"))
         samples = rgba8.view(">u2").astype(np.uint16)
     elif colour_type in (0, 2, 6):
         mode = {0: "mono", 2: "rgb", 6: "rgba"}[colour_type]
-        samples = kio.decode_image_png_u16(data, (height, width), mode).reshape(height, width, -1)
+        samples = _kornia_decode(kio.decode_image_png_u16, data, (height, width), mode).reshape(height, width, -1)
     else:
         raise ValueError(f"invalid PNG colour type {colour_type} for 16-bit samples")
     meta = dict(chunks)

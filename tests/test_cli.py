@@ -169,6 +169,19 @@ def test_several_inputs_and_an_output_file_name_is_a_usage_error(tmp_path, photo
     assert not (tmp_path / "two.png").exists()
 
 
+def test_a_png_bomb_in_a_folder_fails_alone_and_the_good_file_is_written(tmp_path, tiny_models):
+    from test_imageio import sixteen_bit_png_bomb
+
+    folder = tmp_path / "in"
+    write_png(folder / "good.png", smooth_image(20, 20))
+    sixteen_bit_png_bomb(folder / "bomb.png")
+    result = run("denoise", str(folder), "-o", str(tmp_path / "out"), "--model", str(tiny_models["denoiser"]))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "bomb.png" in errors[0] and "claims 100000 x 100000 pixels" in errors[0]
+    assert (tmp_path / "out" / "good.png").is_file() and not (tmp_path / "out" / "bomb.png").exists()
+
+
 def test_finetune_keeps_best_or_last_and_nothing_else(tmp_path):
     result = run("finetune", str(tmp_path / "a"), str(tmp_path / "b"), "-o", str(tmp_path / "m.safetensors"), "--keep", "worst")
     assert result.returncode == 2 and "--keep is best or last" in result.stderr and "Traceback" not in result.stderr

@@ -439,6 +439,22 @@ def test_existing_output_needs_overwrite(tmp_path: Path) -> None:
     assert os.listdir(tmp_path) == ["a.png"]
 
 
+def sixteen_bit_png_bomb(path: Path, side: int = 100_000) -> Path:
+    """A 16-bit RGB PNG of a few hundred bytes whose header claims side x side pixels."""
+    ihdr = struct.pack(">IIBBBBB", side, side, 16, 2, 0, 0, 0)
+    idat = zlib.compress(b"\0" * 4096)
+    path.write_bytes(imageio._png_bytes([(b"IHDR", ihdr), (b"IDAT", idat), (b"IEND", b"")]))
+    return path
+
+
+def test_a_16_bit_png_bomb_is_refused_from_its_header(tmp_path: Path) -> None:
+    bomb = sixteen_bit_png_bomb(tmp_path / "bomb.png")
+    assert bomb.stat().st_size < 1000
+    with pytest.raises(ImageError, match="claims 100000 x 100000 pixels") as info:
+        read_image(bomb)
+    one_line_error(info, "bomb.png")
+
+
 def test_half_float_output_refuses_values_it_cannot_hold(tmp_path: Path) -> None:
     bright = Image(np.full((4, 4, 3), 70000.0, np.float32), None, "f32", "linear")
     with pytest.raises(ImageError, match="exceed half float's 65504 \\(use f32\\)") as info:
