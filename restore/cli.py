@@ -122,6 +122,8 @@ def expand_inputs(inputs: list[str], recursive: bool) -> list[tuple[Path, Path]]
             if not matches:
                 raise ImageError(f"no files match '{arg}'")
             found += [(m, m.parent) for m in matches]
+        elif path.exists():
+            raise ImageError(f"cannot read '{arg}': not a regular file")
         else:
             raise ImageError(f"no such file: '{arg}'")
     return found

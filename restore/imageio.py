@@ -466,6 +466,9 @@ def read_image(path: str | os.PathLike[str]) -> Image:
     name = os.fspath(path)
     format_of(name)
     try:
+        # A pipe would block the read forever and a device such as /dev/zero never end it.
+        if not stat.S_ISREG(os.stat(name).st_mode):
+            raise ImageError(f"cannot read '{name}': not a regular file")
         with open(name, "rb") as f:
             data = f.read()
     except FileNotFoundError:

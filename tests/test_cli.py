@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -89,6 +90,11 @@ def test_tiled_cli_run_matches_the_untiled_one(tmp_path, tiny_models):
 
 def test_missing_file(tmp_path):
     assert_one_line_error(run("denoise", str(tmp_path / "nope.png")), "no such file")
+
+
+def test_a_named_pipe_is_named_as_such(tmp_path):
+    os.mkfifo(tmp_path / "pipe.png")
+    assert_one_line_error(run("denoise", str(tmp_path / "pipe.png")), "not a regular file")
 
 
 def test_garbage_file(tmp_path, tiny_models):

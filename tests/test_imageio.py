@@ -455,6 +455,14 @@ def test_a_16_bit_png_bomb_is_refused_from_its_header(tmp_path: Path) -> None:
     one_line_error(info, "bomb.png")
 
 
+def test_a_pipe_is_refused_instead_of_read_forever(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe.png"
+    os.mkfifo(fifo)
+    with pytest.raises(ImageError, match="not a regular file") as info:
+        read_image(fifo)  # opening it for reading would block until a writer came
+    one_line_error(info, "pipe.png")
+
+
 def test_half_float_output_refuses_values_it_cannot_hold(tmp_path: Path) -> None:
     bright = Image(np.full((4, 4, 3), 70000.0, np.float32), None, "f32", "linear")
     with pytest.raises(ImageError, match="exceed half float's 65504 \\(use f32\\)") as info:
