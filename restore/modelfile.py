@@ -115,6 +115,7 @@ def load_model_file(path: str | os.PathLike[str]) -> tuple[Restorer, ModelInfo]:
     """Rebuild the network of a model file from the file alone, in eval mode on the CPU."""
     path = Path(path)
     info = read_info(path)
+    _check_shapes_before_building(path, info)
     try:
         network = build(info.architecture, info.config)
     except (ValueError, TypeError) as err:
@@ -131,6 +132,33 @@ def load_model_file(path: str | os.PathLike[str]) -> tuple[Restorer, ModelInfo]:
     if broken:
         raise ModelFileError(f"'{path}': {broken} weights are NaN or infinite; the file is unusable")
     return network.eval(), info
+
+
+MAX_PARAMETERS = 1_000_000_000
+"""The most parameters a model file may ask for: 4 GB of fp32 weights, far above any restorer here."""
+
+
+def _check_shapes_before_building(path: Path, info: ModelInfo) -> None:
+    """Compare the network the metadata describes with the tensors the file holds, without
+    allocating either: the network is built on the meta device and the file's shapes come from
+    its header. Untrusted metadata could otherwise ask for a network of any size."""
+    try:
+        with torch.device("meta"):
+            described = build(info.architecture, info.config).state_dict()
+        with safe_open(str(path), framework="pt") as f:
+            stored = {key: tuple(f.get_slice(key).get_shape()) for key in f.keys()}
+    except (ValueError, TypeError) as err:
+        raise ModelFileError(f"'{path}': {_one_line(err)}") from None
+    except (SafetensorError, OSError) as err:
+        raise ModelFileError(f"'{path}': unreadable weights ({_one_line(err)})") from None
+    parameters = sum(t.numel() for t in described.values())
+    if parameters > MAX_PARAMETERS:
+        raise ModelFileError(f"'{path}': its config asks for {parameters:,} parameters (at most {MAX_PARAMETERS:,})")
+    expected = {key: tuple(t.shape) for key, t in described.items()}
+    if expected != stored:
+        differing = sorted(set(expected.items()) ^ set(stored.items()))
+        first = differing[0][0] if differing else "?"
+        raise ModelFileError(f"'{path}': weights do not match the {info.architecture} config (first difference: {first})")
 
 
 def save_model_file(path: str | os.PathLike[str], network: Restorer, info: ModelInfo) -> None:

@@ -41,6 +41,17 @@ def test_a_model_file_rebuilds_the_same_network_from_the_file_alone(tmp_path, va
     assert info.training == {"steps": 2, "data": "synthetic"}
 
 
+def test_metadata_asking_for_a_huge_network_is_refused_before_allocating_it(tmp_path):
+    # 200 blocks of 20,000 features would be 1.46 trillion parameters (5.8 TB): checked on paper first.
+    network = create("edsr_baseline_x2")
+    info = info_for(network, task="upscale")
+    info.config = {**info.config, "n_feats": 20_000, "n_resblocks": 200}
+    path = tmp_path / "huge.safetensors"
+    save_file({"w": torch.zeros(1)}, str(path), metadata=info.to_metadata())
+    with pytest.raises(ModelFileError, match="asks for 1,458,009,200,003 parameters"):
+        load_model_file(path)
+
+
 def test_a_model_with_nan_or_infinite_weights_is_refused_at_load(tmp_path):
     # Such a network turns every image black (NaN); a run must not write that with success.
     network = create("mnist_upscaler").eval()
