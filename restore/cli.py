@@ -139,7 +139,14 @@ def plan_outputs(found: list[tuple[Path, Path]], output: str | None, tag: str) -
     as_folder = target.is_dir() or output.endswith(("/", os.sep)) or len(found) > 1 or not target.suffix
     if not as_folder:
         return [(found[0][0], target)]
-    return [(src, target / src.relative_to(base)) for src, base in found]
+    jobs = [(src, target / src.relative_to(base)) for src, base in found]
+    seen: dict[Path, Path] = {}
+    for src, dst in jobs:
+        if dst in seen:
+            # A glob over sub-folders ('shots/*/a.png') flattens them: two inputs, one output.
+            raise UsageError(f"'{seen[dst]}' and '{src}' would both be written to '{dst}' (give a folder with --recursive)")
+        seen[dst] = src
+    return jobs
 
 
 def _process(

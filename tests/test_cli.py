@@ -188,6 +188,15 @@ def test_a_png_bomb_in_a_folder_fails_alone_and_the_good_file_is_written(tmp_pat
     assert (tmp_path / "out" / "good.png").is_file() and not (tmp_path / "out" / "bomb.png").exists()
 
 
+def test_two_inputs_that_would_share_one_output_are_refused_before_any_work(tmp_path, tiny_models):
+    for shot in ("day1", "day2"):
+        write_png(tmp_path / "shots" / shot / "a.png", smooth_image(20, 20))
+    pattern = str(tmp_path / "shots" / "*" / "a.png")
+    result = run("denoise", pattern, "-o", str(tmp_path / "out"), "--model", str(tiny_models["denoiser"]))
+    assert_one_line_error(result, "would both be written to", code=2)
+    assert not (tmp_path / "out").exists()
+
+
 def test_finetune_keeps_best_or_last_and_nothing_else(tmp_path):
     result = run("finetune", str(tmp_path / "a"), str(tmp_path / "b"), "-o", str(tmp_path / "m.safetensors"), "--keep", "worst")
     assert result.returncode == 2 and "--keep is best or last" in result.stderr and "Traceback" not in result.stderr
