@@ -147,6 +147,7 @@ def test_bad_option_is_a_usage_error_with_exit_code_2(photo):
     [
         (["denoise", "{photo}", "--max-memory", "-1G"], "--max-memory '-1G': the budget must be positive"),
         (["upscale", "{photo}", "--scale", "0"], "--scale 0: an upscaler's factor is 2 or more"),
+        (["denoise", "{photo}", "--tile", "1"], "--tile must be at least 16 pixels"),
         (["train", "{folder}", "-o", "{folder}/m.safetensors", "--batch", "0"], "--batch must be at least 1, got 0"),
         (["train", "{folder}", "-o", "{folder}/m.safetensors", "--lr", "0"], "--lr must be positive"),
         (["finetune", "{folder}", "{folder}", "-o", "{folder}/m.safetensors", "--steps", "-5"], "--steps must be at least 1"),
