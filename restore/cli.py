@@ -31,7 +31,7 @@ from restore.api import RENDER_DENOISER, Model, colour_denoiser, default_denoise
 from restore.datasets import is_aux_buffer
 from restore.device import TRAINING_PRECISIONS
 from restore.evaluation import evaluate_folder
-from restore.imageio import READ_FORMATS, Image, ImageError
+from restore.imageio import READ_FORMATS, WRITE_FORMATS, Image, ImageError
 from restore.modelfile import ModelFileError, read_info
 from restore.pipeline import RunOptions, restore_file, writable_folder
 from restore.training import LOSSES, TrainConfig
@@ -164,6 +164,10 @@ def _process(
     """
     jobs = plan_outputs(expand_inputs(inputs, recursive), output, tag)
     for _, dst in jobs:
+        if dst.suffix.lower() not in WRITE_FORMATS:
+            # Found before any work: a Radiance .hdr input's default output name is such a file.
+            writable = ", ".join(sorted(WRITE_FORMATS))
+            raise ImageError(f"cannot write '{dst}': restore writes {writable} (pick one with -o)")
         if dst.exists() and not options.overwrite:
             raise ImageError(f"'{dst}' exists: pass --overwrite to replace it")
         if not writable_folder(dst.parent):

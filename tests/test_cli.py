@@ -198,6 +198,12 @@ def test_two_inputs_that_would_share_one_output_are_refused_before_any_work(tmp_
     assert not (tmp_path / "out").exists()
 
 
+def test_an_output_format_restore_cannot_write_is_refused_before_any_work(tmp_path):
+    # A Radiance .hdr input would get a .denoised.hdr output, a format read but not written.
+    (tmp_path / "render.hdr").write_bytes(b"#?RADIANCE\n")
+    assert_one_line_error(run("denoise", str(tmp_path / "render.hdr")), "render.denoised.hdr': restore writes")
+
+
 def test_finetune_keeps_best_or_last_and_nothing_else(tmp_path):
     result = run("finetune", str(tmp_path / "a"), str(tmp_path / "b"), "-o", str(tmp_path / "m.safetensors"), "--keep", "worst")
     assert result.returncode == 2 and "--keep is best or last" in result.stderr and "Traceback" not in result.stderr
