@@ -187,9 +187,10 @@ def _process(
             start = time.perf_counter()
             try:
                 result, model = restore_file(src, dst, model_for, options, on_tile)
-            except (ImageError, ValueError) as e:
+            except Exception as e:  # noqa: BLE001 - one bad file must not end the run for the others
                 failures += 1
-                print_error(str(e))
+                message = str(e) if str(src) in str(e) else f"'{src}': {type(e).__name__}: {e}"
+                print_error(message)
                 continue
             finally:
                 progress.advance(files_bar)
@@ -197,6 +198,8 @@ def _process(
                 h, w = result.pixels.shape[:2]
                 progress.console.print(f"{src} -> {dst}  ({w}x{h}, {model.name}, {time.perf_counter() - start:.1f} s)")
     if failures:
+        if len(jobs) > 1:
+            print(f"{len(jobs) - failures} of {len(jobs)} written; {failures} failed", file=sys.stderr, flush=True)
         raise typer.Exit(1)
 
 

@@ -482,9 +482,13 @@ def read_image(path: str | os.PathLike[str]) -> Image:
         known = "/".join(_NAMES[f] for f in dict.fromkeys(READ_FORMATS.values()))
         raise ImageError(f"cannot read '{name}': not a {known} image (unrecognised data)")
     try:
-        return _READERS[fmt](data)
+        image = _READERS[fmt](data)
     except Exception as err:
         raise ImageError(f"cannot read '{name}': {_one_line(err)}") from err
+    if image.pixels.size == 0:
+        height, width = image.pixels.shape[:2]
+        raise ImageError(f"cannot read '{name}': the image is {width} x {height}, without pixels")
+    return image
 
 
 # ---------------------------------------------------------------------------- writers

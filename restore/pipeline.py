@@ -110,6 +110,11 @@ def restore_file(
     chosen = model if isinstance(model, Model) else model(image, has_aux)
     try:
         aux = load_aux(source, chosen.info.aux, options.aux_files).permute(1, 2, 0).numpy() if chosen.info.aux else None
+        if aux is not None and aux.shape[:2] != image.pixels.shape[:2]:
+            raise ImageError(
+                f"its albedo / normal buffers are {aux.shape[1]} x {aux.shape[0]}, "
+                f"the image {image.pixels.shape[1]} x {image.pixels.shape[0]}"
+            )
         result = restore_image(image, chosen, options, on_tile, aux)
     except (ImageError, ValueError) as err:
         raise type(err)(f"'{source}': {err}") from None

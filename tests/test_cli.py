@@ -204,6 +204,19 @@ def test_an_output_format_restore_cannot_write_is_refused_before_any_work(tmp_pa
     assert_one_line_error(run("denoise", str(tmp_path / "render.hdr")), "render.denoised.hdr': restore writes")
 
 
+def test_a_folder_run_goes_on_past_bad_files_and_reports_at_the_end(tmp_path, tiny_models):
+    folder = tmp_path / "in"
+    write_png(folder / "good.png", smooth_image(20, 20))
+    (folder / "empty.png").write_bytes(b"")
+    (folder / "nothing.pfm").write_bytes(b"PF\n0 0\n-1.0\n")
+    result = run("denoise", str(folder), "-o", str(tmp_path / "out"), "--model", str(tiny_models["denoiser"]))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 2 and "empty.png': file is empty" in errors[0] and "0 x 0, without pixels" in errors[1]
+    assert result.stderr.strip().splitlines()[-1] == "1 of 3 written; 2 failed"
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["good.png"]
+
+
 def test_finetune_keeps_best_or_last_and_nothing_else(tmp_path):
     result = run("finetune", str(tmp_path / "a"), str(tmp_path / "b"), "-o", str(tmp_path / "m.safetensors"), "--keep", "worst")
     assert result.returncode == 2 and "--keep is best or last" in result.stderr and "Traceback" not in result.stderr
