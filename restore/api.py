@@ -112,6 +112,11 @@ def run_model(
     `aux`: those buffers stacked as channels, in the layout of `image`.
     """
     batch, layout = _to_batch(image)
+    bad = int((~torch.isfinite(batch)).any(dim=1).sum())
+    if bad:
+        # One NaN would spread over its whole tile through the convolutions: say so instead.
+        verb = "pixels are" if bad != 1 else "pixel is"
+        raise ValueError(f"{bad} {verb} NaN or infinite (restore.nonfinite.repair_nonfinite replaces them by their neighbours)")
     network = model.network
     channels = batch.shape[1]
     colour_channels = network.in_channels - 3 * len(model.info.aux)

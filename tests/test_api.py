@@ -88,6 +88,15 @@ def test_outscale_resizes_the_network_output_to_any_factor(tiny_models):
         restore.upscale(image, scale=2, model=tiny_models["upscaler"], outscale=0)
 
 
+def test_a_nan_pixel_is_refused_by_the_library_not_spread_over_the_image(tiny_models):
+    image = torch.rand(3, 24, 24)
+    image[1, 5, 5] = float("nan")
+    with pytest.raises(ValueError, match="1 pixel is NaN or infinite"):
+        restore.denoise(image, tiny_models["denoiser"])
+    repaired = torch.from_numpy(restore.nonfinite.repair_nonfinite(image.permute(1, 2, 0).numpy())).permute(2, 0, 1)
+    assert torch.isfinite(restore.denoise(repaired, tiny_models["denoiser"])).all()
+
+
 def test_a_denoiser_is_not_an_upscaler(tiny_models):
     with pytest.raises(restore.modelfile.ModelFileError, match="not an upscaler"):
         restore.upscale(torch.rand(3, 8, 8), scale=2, model=tiny_models["denoiser"])
