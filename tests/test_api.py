@@ -9,6 +9,7 @@ import torch
 import restore
 from conftest import smooth_image, write_png
 from restore.evaluation import evaluate_folder
+from restore.nonfinite import repair_nonfinite
 
 
 def test_denoise_keeps_the_callers_type_and_layout(tiny_models):
@@ -37,7 +38,7 @@ def test_gray_images_get_the_gray_model_by_default():
     gray = smooth_image(16, 16, channels=1)
     assert restore.api.default_denoiser(gray[..., 0]) == "n2n-gray"
     assert restore.api.default_denoiser(np.repeat(gray, 3, axis=-1)) == "n2n-gray"  # RGB with R = G = B
-    assert restore.api.default_denoiser(smooth_image(16, 16)) == "n2n-gaussian"
+    assert restore.api.default_denoiser(smooth_image(16, 16)) == "n2n-photo"  # colour photos
 
 
 @pytest.mark.parametrize(
@@ -93,7 +94,7 @@ def test_a_nan_pixel_is_refused_by_the_library_not_spread_over_the_image(tiny_mo
     image[1, 5, 5] = float("nan")
     with pytest.raises(ValueError, match="1 pixel is NaN or infinite"):
         restore.denoise(image, tiny_models["denoiser"])
-    repaired = torch.from_numpy(restore.nonfinite.repair_nonfinite(image.permute(1, 2, 0).numpy())).permute(2, 0, 1)
+    repaired = torch.from_numpy(repair_nonfinite(image.permute(1, 2, 0).numpy())).permute(2, 0, 1)
     assert torch.isfinite(restore.denoise(repaired, tiny_models["denoiser"])).all()
 
 

@@ -31,7 +31,9 @@ def runs_of(model: Path) -> list[tuple[str, list[tuple[int, float]]]]:
     lineage = training.get("lineage") or [{"name": model.stem, "steps": training["steps"], "val_curve": training["val_curve"]}]
     runs, offset = [], 0
     for index, run in enumerate(lineage):
-        points = [(offset + int(step), float(score)) for step, score, *_ in run.get("val_curve", [])]
+        # Files from before runs carried their curves hold the last run's in `val_curve` only.
+        curve = run.get("val_curve") or (training["val_curve"] if index == len(lineage) - 1 else [])
+        points = [(offset + int(step), float(score)) for step, score, *_ in curve]
         runs.append((f"run {index + 1}: {run['name']}, {run['steps']:,} steps", points))
         offset += int(run["steps"])
     return runs
