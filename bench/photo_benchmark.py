@@ -36,8 +36,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from restore.api import load, run_model  # noqa: E402
-from restore.datasets import image_files  # noqa: E402
-from restore.evaluation import real_pairs  # noqa: E402
+from restore.datasets import image_files, real_pairs  # noqa: E402
 from restore.imageio import read_image  # noqa: E402
 from restore.metrics import psnr  # noqa: E402
 from restore.noise import GaussianNoise, estimate_sigma  # noqa: E402

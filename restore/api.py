@@ -88,6 +88,16 @@ def _from_batch(batch: torch.Tensor, layout: str) -> torch.Tensor | np.ndarray:
     return batch[0] if layout == "chw" else batch
 
 
+def _timing_key(model: Model) -> str:
+    """The key under which a network's measured CPU precision and layout are cached."""
+    return f"{model.info.architecture}:{model.info.config}"
+
+
+def resolved_precision(model: Model, device: str = "auto", precision: str = "auto") -> torch.dtype:
+    """The precision `run_model` runs `model` in on `device`: "auto" is measured once per network on a CPU."""
+    return resolve_precision(resolve_device(device), precision, model.network, _timing_key(model))
+
+
 def run_model(
     model: Model,
     image: ImageLike,
@@ -132,9 +142,8 @@ def run_model(
         raise ValueError(f"outscale must be a positive number, got {outscale}")
     gray_on_colour = channels == 1 and network.in_channels == 3
     dev = resolve_device(device)
-    key = f"{model.info.architecture}:{model.info.config}"
-    dtype = resolve_precision(dev, precision, network, key)
-    memory_format = resolve_memory_format(dev, dtype, network, key)
+    dtype = resolved_precision(model, device, precision)
+    memory_format = resolve_memory_format(dev, dtype, network, _timing_key(model))
     network = on_device(network, dev, dtype, memory_format)  # once: the passes, channels and images below share it
     passes = TRANSFORMS if ensemble else 1
 

@@ -7,16 +7,13 @@ processed, 2: wrong usage); set RESTORE_DEBUG=1 to see tracebacks.
 from __future__ import annotations
 
 import functools
-import glob
 import json
 import math
 import os
-import re
 import shlex
 import sys
-import time
 from collections.abc import Callable
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -28,12 +25,23 @@ from rich.table import Table
 
 from restore import __version__
 from restore.api import RENDER_DENOISER, Model, colour_denoiser, default_denoiser, denoiser, load, upscaler_for
-from restore.datasets import is_aux_buffer
+from restore.batch import (
+    FileResult,
+    PlanError,
+    check_targets,
+    expand_inputs,
+    manifest_writer,
+    parse_shard,
+    plan_outputs,
+    run_job,
+    take_shard,
+)
 from restore.device import TRAINING_PRECISIONS
+from restore.distributed import leader_process
 from restore.evaluation import evaluate_folder
-from restore.imageio import READ_FORMATS, WRITE_FORMATS, Image, ImageError
+from restore.imageio import Image, ImageError
 from restore.modelfile import ModelFileError, read_info
-from restore.pipeline import RunOptions, restore_file, writable_folder
+from restore.pipeline import RunOptions
 from restore.training import LOSSES, TrainConfig
 from restore.training import train as run_training
 from restore.zoo import bundled_models
@@ -48,10 +56,6 @@ app = typer.Typer(
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 # Tables in a pipe or a log get a wide page instead of the 80 columns rich assumes there.
 out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
-
-# Files named like our own outputs are skipped when a folder is expanded, so running twice on a
-# folder does not restore the previous results; so are a render's NAME.albedo / NAME.normal buffers.
-OUTPUT_NAME = re.compile(r"\.(denoised|x\d+(\.\d+)?)$")
 
 
 def _show_version(value: bool) -> None:
@@ -100,107 +104,67 @@ def _parse_memory(text: str | None) -> int | None:
     return size
 
 
-def expand_inputs(inputs: list[str], recursive: bool) -> list[tuple[Path, Path]]:
-    """Arguments (files, folders, globs) -> (file, base folder) pairs; the base keeps folder structure."""
-    found: list[tuple[Path, Path]] = []
-    for arg in inputs:
-        path = Path(arg)
-        if path.is_dir():
-            pattern = "**/*" if recursive else "*"
-            files = sorted(
-                p
-                for p in path.glob(pattern)
-                if p.is_file() and p.suffix.lower() in READ_FORMATS and not OUTPUT_NAME.search(p.stem) and not is_aux_buffer(p)
-            )
-            if not files:
-                raise ImageError(f"no images in folder '{path}'")
-            found += [(f, path) for f in files]
-        elif path.is_file():
-            found.append((path, path.parent))
-        elif glob.has_magic(arg):
-            matches = sorted(Path(p) for p in glob.glob(arg, recursive=recursive) if Path(p).is_file())
-            if not matches:
-                raise ImageError(f"no files match '{arg}'")
-            found += [(m, m.parent) for m in matches]
-        elif path.exists():
-            raise ImageError(f"cannot read '{arg}': not a regular file")
-        else:
-            raise ImageError(f"no such file: '{arg}'")
-    return found
-
-
-def plan_outputs(found: list[tuple[Path, Path]], output: str | None, tag: str) -> list[tuple[Path, Path]]:
-    """(input, output) pairs: `-o` as a file for one input, else as a folder; default `in.TAG.ext`."""
-    if output is None:
-        return [(src, src.with_name(f"{src.stem}{tag}{src.suffix}")) for src, _ in found]
-    target = Path(output)
-    if len(found) > 1 and not target.is_dir() and target.suffix.lower() in READ_FORMATS:
-        raise UsageError(f"-o '{output}' names a file, but {len(found)} inputs need an output folder")
-    as_folder = target.is_dir() or output.endswith(("/", os.sep)) or len(found) > 1 or not target.suffix
-    if not as_folder:
-        return [(found[0][0], target)]
-    jobs = [(src, target / src.relative_to(base)) for src, base in found]
-    seen: dict[Path, Path] = {}
-    for src, dst in jobs:
-        if dst in seen:
-            # A glob over sub-folders ('shots/*/a.png') flattens them: two inputs, one output.
-            raise UsageError(f"'{seen[dst]}' and '{src}' would both be written to '{dst}' (give a folder with --recursive)")
-        seen[dst] = src
-    return jobs
-
-
 def _process(
     inputs: list[str],
     output: str | None,
     model_for: Callable[[Image, bool], Model],
     tag: str,
     options: RunOptions,
-    recursive: bool,
-    quiet: bool,
+    folder_run: FolderRun,
 ) -> None:
-    """Check every input and output first, then restore file after file.
+    """Plan every job and check every output first, then restore file after file.
 
     `model_for` gives the model for an image read (and whether its albedo / normal buffers exist).
     """
-    jobs = plan_outputs(expand_inputs(inputs, recursive), output, tag)
-    for _, dst in jobs:
-        if dst.suffix.lower() not in WRITE_FORMATS:
-            # Found before any work: a Radiance .hdr input's default output name is such a file.
-            writable = ", ".join(sorted(WRITE_FORMATS))
-            raise ImageError(f"cannot write '{dst}': restore writes {writable} (pick one with -o)")
-        if dst.exists() and not options.overwrite:
-            raise ImageError(f"'{dst}' exists: pass --overwrite to replace it")
-        if not writable_folder(dst.parent):
-            raise ImageError(f"cannot write to folder '{dst.parent}'")
+    if folder_run.skip_existing and options.overwrite:
+        raise UsageError("--skip-existing keeps existing outputs and --overwrite replaces them: give one")
+    index, count = parse_shard(folder_run.shard)
+    planned = take_shard(plan_outputs(expand_inputs(inputs, folder_run.recursive), output, tag), index, count)
+    jobs, skipped = check_targets(planned, options.overwrite, folder_run.skip_existing)
+    quiet = folder_run.quiet
     failures = 0
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
     # Bars only on a terminal: in a log they would print nothing useful.
-    with Progress(*columns, console=err, disable=quiet or not err.is_terminal, transient=True) as progress:
+    with (
+        manifest_writer(folder_run.manifest) as record,
+        Progress(*columns, console=err, disable=quiet or not err.is_terminal, transient=True) as progress,
+    ):
+        for job in skipped:
+            record(FileResult(job, "skipped"))
+        if skipped and not quiet:
+            progress.console.print(f"skipping {len(skipped)} of {len(planned)} whose output exists")
         files_bar = progress.add_task("files", total=len(jobs))
         tiles_bar = progress.add_task("tiles", total=None)
 
         def on_tile(done: int, total: int) -> None:
             progress.update(tiles_bar, completed=done, total=total)
 
-        for src, dst in jobs:
-            progress.update(tiles_bar, completed=0, total=None, description=f"{src.name}")
-            start = time.perf_counter()
-            try:
-                result, model = restore_file(src, dst, model_for, options, on_tile)
-            except Exception as e:  # noqa: BLE001 - one bad file must not end the run for the others
+        for job in jobs:
+            progress.update(tiles_bar, completed=0, total=None, description=f"{job.source.name}")
+            result = run_job(job, model_for, options, on_tile)
+            record(result)
+            progress.advance(files_bar)
+            if result.status == "failed":
                 failures += 1
-                message = str(e) if str(src) in str(e) else f"'{src}': {type(e).__name__}: {e}"
-                print_error(message)
-                continue
-            finally:
-                progress.advance(files_bar)
-            if not quiet:
-                h, w = result.pixels.shape[:2]
-                progress.console.print(f"{src} -> {dst}  ({w}x{h}, {model.name}, {time.perf_counter() - start:.1f} s)")
+                print_error(result.error)
+            elif not quiet:
+                w, h = result.size
+                progress.console.print(f"{job.source} -> {job.target}  ({w}x{h}, {result.model}, {result.seconds:.1f} s)")
     if failures:
         if len(jobs) > 1:
             print(f"{len(jobs) - failures} of {len(jobs)} written; {failures} failed", file=sys.stderr, flush=True)
         raise typer.Exit(1)
+
+
+@dataclass(frozen=True)
+class FolderRun:
+    """The options of a folder run that decide which files are done, not how each is restored."""
+
+    recursive: bool = False
+    quiet: bool = False
+    skip_existing: bool = False
+    shard: str | None = None
+    manifest: str | None = None
 
 
 InputsArg = Annotated[list[str], typer.Argument(help="Image files, folders or glob patterns.", show_default=False)]
@@ -214,6 +178,15 @@ RecursiveOpt = Annotated[bool, typer.Option("--recursive", "-r", help="Descend i
 MIN_TILE = 16
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace existing output files.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors.")]
+SkipExistingOpt = Annotated[
+    bool, typer.Option("--skip-existing", help="Keep outputs that exist (a rerun of a killed run does only the rest).")
+]
+ShardOpt = Annotated[
+    str | None, typer.Option("--shard", help="Do shard I/N of the inputs [default: RANK/WORLD_SIZE when set, else all].")
+]
+ManifestOpt = Annotated[
+    str | None, typer.Option("--manifest", help="Append one JSON line per input (status, model, seconds, error) to FILE.")
+]
 RepairOpt = Annotated[bool, typer.Option("--repair-nonfinite", help="Replace NaN / Inf input values by their neighbours' mean.")]
 EnsembleOpt = Annotated[bool, typer.Option("--ensemble", help="Average the 8 flips and rotations (8x slower, a little better).")]
 
@@ -243,6 +216,9 @@ def denoise(
     bit_depth: BitDepthOpt = None,
     recursive: RecursiveOpt = False,
     overwrite: OverwriteOpt = False,
+    skip_existing: SkipExistingOpt = False,
+    shard: ShardOpt = None,
+    manifest: ManifestOpt = None,
     quiet: QuietOpt = False,
     ensemble: EnsembleOpt = False,
     repair_nonfinite: RepairOpt = False,
@@ -268,7 +244,7 @@ def denoise(
     def model_for(image: Image, has_aux: bool) -> Model:
         return load_denoiser(model or default_denoiser(image.pixels, linear=image.transfer == "linear", aux=has_aux))
 
-    _process(inputs, output, model_for, ".denoised", options, recursive, quiet)
+    _process(inputs, output, model_for, ".denoised", options, FolderRun(recursive, quiet, skip_existing, shard, manifest))
 
 
 @app.command()
@@ -292,6 +268,9 @@ def upscale(
     bit_depth: BitDepthOpt = None,
     recursive: RecursiveOpt = False,
     overwrite: OverwriteOpt = False,
+    skip_existing: SkipExistingOpt = False,
+    shard: ShardOpt = None,
+    manifest: ManifestOpt = None,
     quiet: QuietOpt = False,
     repair_nonfinite: RepairOpt = False,
 ) -> None:
@@ -319,7 +298,7 @@ def upscale(
     def model_for(image: Image, has_aux: bool) -> Model:
         return upscaler()
 
-    _process(inputs, output, model_for, tag, options, recursive, quiet)
+    _process(inputs, output, model_for, tag, options, FolderRun(recursive, quiet, skip_existing, shard, manifest))
 
 
 def network_scale_for(outscale: float | None) -> int:
@@ -363,6 +342,9 @@ PatchOpt = Annotated[int, typer.Option("--patch", help="Input crop side in pixel
 LrOpt = Annotated[float, typer.Option("--lr", help="Adam learning rate.")]
 LrWarmupOpt = Annotated[int, typer.Option("--lr-warmup", help="Ramp the learning rate up over the first N steps (0: none).")]
 RunDirOpt = Annotated[str | None, typer.Option("--run-dir", help="Checkpoint folder (default: OUT with .run).")]
+KeepOpt = Annotated[
+    str, typer.Option("--keep", help="Export the best-validated weights (the starting ones included) or the last.")
+]
 TrainPrecisionOpt = Annotated[
     str, typer.Option("--precision", help="auto (bf16 where a timed step shows it clearly faster), fp32 or bf16.")
 ]
@@ -405,6 +387,14 @@ def train(
     lr_halve_every: Annotated[int, typer.Option("--lr-halve-every", help="Halve the learning rate every N steps.")] = 0,
     val_count: Annotated[int, typer.Option("--val-count", help="Images held out for validation.")] = 8,
     val_every: Annotated[int, typer.Option("--val-every", help="Validate every N steps.")] = 100,
+    val_pairs: Annotated[
+        str,
+        typer.Option(
+            "--val-pairs",
+            help="Validate on every other pair of a folder of NAME_noisy / NAME_clean real pairs (full size) instead.",
+        ),
+    ] = "",
+    keep: KeepOpt = "last",
     seed: Annotated[int, typer.Option("--seed")] = 0,
     device: DeviceOpt = "auto",
     precision: TrainPrecisionOpt = "auto",
@@ -421,13 +411,14 @@ def train(
         raise UsageError("missing -o / --output: the model file to write")
     if task not in ("denoise", "upscale"):
         raise UsageError("--task is denoise or upscale")
-    _check_training_options(loss, precision)
+    _check_training_options(loss, precision, keep)
     config = _train_config(
         out=output, task=task, data=data or "", pairs=list(pairs or []), variant=arch or "", init=init or "",
         noise=noise, clean_targets=clean_targets, scale=scale, patch=patch, batch=batch, steps=steps, minutes=minutes,
         lr=lr, lr_warmup=lr_warmup, lr_halve_every=lr_halve_every,
-        loss=loss, val_count=val_count, val_every=val_every, checkpoint_every=val_every, seed=seed, device=device,
-        precision=precision, run_dir=run_dir, name=name, description=description, overwrite=overwrite,
+        loss=loss, val_count=val_count, val_every=val_every, val_pairs=val_pairs, checkpoint_every=val_every,
+        keep_best=keep == "best", seed=seed, device=device, precision=precision, run_dir=run_dir, name=name,
+        description=description, overwrite=overwrite,
     )  # fmt: skip
     _run_training(config, quiet)
 
@@ -453,16 +444,12 @@ def finetune(
     device: DeviceOpt = "auto",
     precision: TrainPrecisionOpt = "auto",
     run_dir: RunDirOpt = None,
-    keep: Annotated[
-        str, typer.Option("--keep", help="Export the best-validated weights (the starting ones included) or the last.")
-    ] = "best",
+    keep: KeepOpt = "best",
     overwrite: OverwriteOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Adapt a denoiser to your camera or renderer from pairs of noisy shots (Noise2Noise, no clean images)."""
-    _check_training_options(loss, precision)
-    if keep not in ("best", "last"):
-        raise UsageError("--keep is best or last")
+    _check_training_options(loss, precision, keep)
     if base is None:
         base = RENDER_DENOISER if loss == "hdr" and RENDER_DENOISER in bundled_models() else colour_denoiser()
     base_path = str(load(base).source)
@@ -475,8 +462,10 @@ def finetune(
     _run_training(config, quiet)
 
 
-def _check_training_options(loss: str, precision: str) -> None:
+def _check_training_options(loss: str, precision: str, keep: str) -> None:
     """Usage errors for the options train and finetune share, before any data is read."""
+    if keep not in ("best", "last"):
+        raise UsageError("--keep is best or last")
     if loss not in LOSSES:
         raise UsageError(f"--loss is one of {', '.join(LOSSES)}")
     if precision not in TRAINING_PRECISIONS:
@@ -488,6 +477,8 @@ def _run_training(config: TrainConfig, quiet: bool) -> None:
         raise UsageError("-o must name a .safetensors file")
     config.command = shlex.join(["restore", *sys.argv[1:]])
     trained = run_training(config, console=err, show_progress=not quiet)
+    if not leader_process():
+        return
     t = trained.training
     summary = f"{t['steps']} steps in {t['wall_seconds']:.0f} s on {t['device']}"
     validation = f"validation PSNR {t['val_psnr']:.2f} dB"
@@ -549,7 +540,7 @@ def main() -> None:
     # Typer's standalone mode handles its own usage errors (exit 2); ours arrive here.
     try:
         app()
-    except UsageError as e:
+    except (UsageError, PlanError) as e:
         print_error(str(e))
         sys.exit(2)
     except (ImageError, ModelFileError, ValueError, FileNotFoundError, OSError) as e:

@@ -239,3 +239,25 @@ def match_pairs(folder_a: str | Path, folder_b: str | Path) -> list[tuple[Path, 
     if not a_files:
         raise ValueError(f"no images in '{folder_a}'")
     return [(a_files[name], b_files[name]) for name in sorted(a_files)]
+
+
+def real_pairs(folder: str) -> list[tuple[Path, Path]]:
+    """The (noisy, clean) files of a folder of NAME_noisy.EXT / NAME_clean.EXT pairs, sorted by name."""
+    noisy_files = [p for p in image_files(folder) if p.stem.endswith("_noisy")]
+    pairs = [(p, p.with_name(p.stem[: -len("_noisy")] + "_clean" + p.suffix)) for p in noisy_files]
+    missing = [clean.name for _, clean in pairs if not clean.is_file()]
+    if missing:
+        raise ValueError(f"'{folder}': no clean partner {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}")
+    if not pairs:
+        raise ValueError(f"no NAME_noisy / NAME_clean pairs in '{folder}'")
+    return pairs
+
+
+def split_real_pairs(pairs: list[tuple[Path, Path]]) -> tuple[list[tuple[Path, Path]], list[tuple[Path, Path]]]:
+    """Split real pairs into (selection, unseen): every other pair by name, first one included.
+
+    A run may pick its checkpoint by its score on the selection half (`restore train
+    --val-pairs`); the unseen half then still gives an unbiased report. Alternating by name
+    spreads each camera and scene over both halves (the PolyU names start with the camera).
+    """
+    return pairs[0::2], pairs[1::2]

@@ -23,7 +23,7 @@ import torch
 from rich.console import Console
 
 from restore.api import Model, denoiser, run_model, upscaler_for
-from restore.datasets import downscale, image_files
+from restore.datasets import downscale, image_files, real_pairs
 from restore.imageio import read_image
 from restore.metrics import psnr, psnr_y, ssim, ssim_y
 from restore.noise import parse_noise
@@ -44,18 +44,6 @@ class Report:
     images: int
     rows: list[Row]
     gains: dict[str, float]  # image name -> the model's PSNR minus the baseline's
-
-
-def real_pairs(folder: str) -> list[tuple[Path, Path]]:
-    """The (noisy, clean) files of a folder of NAME_noisy.EXT / NAME_clean.EXT pairs, sorted by name."""
-    noisy_files = [p for p in image_files(folder) if p.stem.endswith("_noisy")]
-    pairs = [(p, p.with_name(p.stem[: -len("_noisy")] + "_clean" + p.suffix)) for p in noisy_files]
-    missing = [clean.name for _, clean in pairs if not clean.is_file()]
-    if missing:
-        raise ValueError(f"'{folder}': no clean partner {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}")
-    if not pairs:
-        raise ValueError(f"no NAME_noisy / NAME_clean pairs in '{folder}'")
-    return pairs
 
 
 def _to_255(x: torch.Tensor) -> torch.Tensor:

@@ -38,8 +38,11 @@ from restore.datasets import (
     load_images,
     load_mnist,
     match_pairs,
+    real_pairs,
+    split_real_pairs,
 )
 from restore.device import MEMORY_FORMATS, resolve_device, training_memory_format, training_precision
+from restore.distributed import Ranks, joined
 from restore.hdr import network_input, tone_map
 from restore.metrics import noisy_reference_psnr, psnr
 from restore.modelfile import ModelInfo, load_model_file, save_model_file
@@ -75,6 +78,10 @@ class TrainConfig:
     loss: str = "l2"  # "l1", "l2", "l0" (annealed) or "hdr"
     val_count: int = 8  # images (or pairs) held out for validation
     val_every: int = 100
+    # Score validation on the selection half of a folder of real NAME_noisy / NAME_clean pairs
+    # (see `split_real_pairs`), full size, instead of synthetic noise on held-out crops: a blind
+    # photo denoiser's synthetic score stays flat while its real-noise score moves by 0.5 dB.
+    val_pairs: str = ""
     checkpoint_every: int = 100
     # Export the best-validated weights, the starting ones included, instead of the last: a
     # finetune on a few pairs can overfit their noise, and should never hand back a worse model.
@@ -238,6 +245,11 @@ def prepare_data(
         if len(scales) == 1:
             return Data(DownscaleSource(train, scales[0], config.patch), validation, described)
         return Data(MultiScaleSource(train, scales, config.patch), validation, described)
+    if config.val_pairs:
+        selection, _ = split_real_pairs(real_pairs(config.val_pairs))
+        validation = [tuple(image[None] for image in load_images([n, c], channels)) for n, c in selection]
+        described += f"; validated on {len(selection)} real pairs of {config.val_pairs}"
+        return Data(NoisySource(train, noise, config.patch, config.clean_targets), validation, described)
     validation = []
     for i, clean in enumerate(val):
         clean = _center_crop(clean, val_crop)[None]
@@ -386,9 +398,20 @@ def _load_checkpoint(path: Path, network: Restorer, optimizer: torch.optim.Optim
 
 
 def train(config: TrainConfig, console: Console | None = None, show_progress: bool = True) -> ModelInfo:
-    """Train (or resume) a run and export its model file; return the exported metadata."""
-    console = console or Console(stderr=True)
-    device = resolve_device(config.device)
+    """Train (or resume) a run and export its model file; return the exported metadata.
+
+    Under torchrun each process trains on its share of every batch (see restore.distributed);
+    rank 0 alone prints, validates, checkpoints and exports, and every rank returns its metadata.
+    """
+    with joined(resolve_device(config.device)) as (ranks, device):
+        if config.batch % ranks.world:
+            raise ValueError(f"--batch {config.batch} does not split evenly over {ranks.world} processes")
+        if not ranks.leader:
+            console, show_progress = Console(quiet=True), False
+        return _train(config, console or Console(stderr=True), show_progress, ranks, device)
+
+
+def _train(config: TrainConfig, console: Console, show_progress: bool, ranks: Ranks, device: torch.device) -> ModelInfo:
     out = Path(config.out)
     if out.exists() and not config.overwrite:
         # Checked before any work: a finished run must not be lost to a mistyped -o, nor a
@@ -416,16 +439,19 @@ def train(config: TrainConfig, console: Console | None = None, show_progress: bo
         if config.precision == "auto":
             # A resumed run keeps the precision and layout it measured.
             precision, layout = meta.get("precision", "fp32"), meta.get("memory_format", "contiguous")
-    if not precision:
+    if not precision and ranks.leader:
         sample = data.source.batch(config.batch, torch.Generator().manual_seed(0))[0].to(device)
         precision = training_precision(device, config.precision, network, sample)
         # Only "auto" times the layout: an explicit precision asks for a run that timing cannot change.
         auto = config.precision == "auto"
         layout = training_memory_format(device, precision, network, sample) if auto else "contiguous"
+    precision, layout = ranks.from_leader((precision, layout))  # every rank trains as rank 0 measured
     memory_format = MEMORY_FORMATS[layout]
     network = network.to(memory_format=memory_format)  # in place: the optimizer keeps its parameters
     described = precision + (" (channels last)" if layout == "channels_last" else "")
-    console.print(f"training in {described} on {_device_name(device)}")
+    processes = f" x {ranks.world} processes" if ranks.world > 1 else ""
+    console.print(f"training in {described} on {_device_name(device)}{processes}")
+    model = ranks.wrap(network, device)  # what the steps run through; `network` is the weights
 
     def record_validation() -> float:
         nonlocal best, best_step
@@ -443,7 +469,7 @@ def train(config: TrainConfig, console: Console | None = None, show_progress: bo
         run_dir.mkdir(parents=True, exist_ok=True)
         _save_checkpoint(checkpoint, network, optimizer, meta, best)
 
-    if config.keep_best and not history:
+    if config.keep_best and not history and ranks.leader:
         score = record_validation()  # the starting point is a candidate too
         console.print(f"step 0: validation PSNR {score:.2f} dB")
 
@@ -457,10 +483,10 @@ def train(config: TrainConfig, console: Console | None = None, show_progress: bo
     with Progress(*columns, console=console, disable=not show_progress) as progress:
         bar = progress.add_task("train", total=config.steps, completed=step, loss=last_loss, psnr=last_psnr)
         while step < config.steps:
-            if config.minutes and time.monotonic() - started > config.minutes * 60:
+            if config.minutes and ranks.any(time.monotonic() - started > config.minutes * 60, device):
                 break
             generator = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
-            inp, target = data.source.batch(config.batch, generator)
+            inp, target = (ranks.share(t) for t in data.source.batch(config.batch, generator))
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(config, step)
             if config.task == "upscale":
@@ -471,16 +497,17 @@ def train(config: TrainConfig, console: Console | None = None, show_progress: bo
                 inp, scale = network_input(inp, network.out_channels)
                 target = target * scale
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
-                output = network(inp.to(device, memory_format=memory_format))
+                output = model(inp.to(device, memory_format=memory_format))
             done = step / config.steps  # how far through the run, for annealed losses
             if config.minutes:
                 done = max(done, (time.monotonic() - started) / (config.minutes * 60))
             loss = loss_fn(output.float(), target.to(device), done)
-            if not torch.isfinite(loss):
+            if ranks.any(not torch.isfinite(loss), device):
                 # Stop before the update: the checkpoint on disk is the last good state.
                 last_saved = step // config.checkpoint_every * config.checkpoint_every
                 saved = f"the checkpoint of step {last_saved} is kept" if last_saved else "no checkpoint was written"
-                raise ValueError(f"the training loss became {loss.item()} at step {step + 1}; {saved} (try a lower --lr)")
+                value = loss.item() if not torch.isfinite(loss) else "not finite in another process"
+                raise ValueError(f"the training loss became {value} at step {step + 1}; {saved} (try a lower --lr)")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if config.loss == "hdr":
@@ -489,12 +516,16 @@ def train(config: TrainConfig, console: Console | None = None, show_progress: bo
             step += 1
             elapsed = time.monotonic() - started
             last_loss = loss.item()
+            if not ranks.leader:
+                continue
             if step % config.val_every == 0 or step == config.steps:
                 last_psnr = record_validation()
                 progress.console.print(f"step {step}: loss {last_loss:.5f}, validation PSNR {last_psnr:.2f} dB, {elapsed:.0f} s")
             if step % config.checkpoint_every == 0:
                 save()
             progress.update(bar, completed=step, loss=last_loss, psnr=last_psnr)
+    if not ranks.leader:
+        return ranks.from_leader(None)
     if not history or history[-1][0] != step:
         record_validation()
     save()
@@ -504,7 +535,7 @@ def train(config: TrainConfig, console: Console | None = None, show_progress: bo
         exported_step = best_step
     info = _export_info(config, network, base_info, data, step, elapsed, history, device, precision, exported_step)
     save_model_file(out, network.cpu().eval(), info)
-    return info
+    return ranks.from_leader(info)
 
 
 def _same_run(stored: dict[str, Any], current: dict[str, Any]) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import sys
 import time
@@ -17,8 +18,9 @@ from safetensors import safe_open
 
 import restore
 from conftest import smooth_image, write_png
+from restore.datasets import split_real_pairs
 from restore.modelfile import read_info
-from restore.training import TrainConfig, annealed_l0_loss, build_network, hdr_loss, learning_rate, train
+from restore.training import TrainConfig, annealed_l0_loss, build_network, hdr_loss, learning_rate, prepare_data, train
 
 
 @pytest.fixture
@@ -223,6 +225,43 @@ def test_finetune_lists_unmatched_files(tmp_path, noisy_pairs, tiny_models):
     )
     assert result.returncode == 1 and "scene0.png" in result.stderr and "other.png" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_real_pairs_split_into_a_selection_half_and_an_unseen_half_alternating_by_name():
+    pairs = [(Path(f"cam{i}_noisy.jpg"), Path(f"cam{i}_clean.jpg")) for i in range(5)]
+    selection, unseen = split_real_pairs(pairs)
+    assert [n.name for n, _ in selection] == ["cam0_noisy.jpg", "cam2_noisy.jpg", "cam4_noisy.jpg"]
+    assert [n.name for n, _ in unseen] == ["cam1_noisy.jpg", "cam3_noisy.jpg"]
+
+
+def test_a_photo_run_validates_on_the_selection_half_of_real_pairs_at_full_size(tmp_path, photos):
+    real = tmp_path / "real"
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        clean = smooth_image(24 + 8 * i, 40, seed=10 + i)
+        write_png(real / f"p{i}_clean.png", clean)
+        write_png(real / f"p{i}_noisy.png", np.clip(clean + rng.normal(0, 0.05, clean.shape), 0, 1).astype(np.float32))
+    config = tiny_config(tmp_path, photos, val_pairs=str(real), keep_best=True)
+    validation = prepare_data(config, channels=3).validation
+    assert [tuple(noisy.shape) for noisy, _ in validation] == [(1, 3, 24, 40), (1, 3, 40, 40)]  # p0, p2
+    assert all(clean.shape == noisy.shape for noisy, clean in validation)
+    info = train(config, show_progress=False)
+    assert len(info.training["val_curve"]) == 3 and "exported_step" in info.training
+
+
+def test_torchrun_with_two_processes_takes_the_steps_one_process_takes(tmp_path, photos):
+    common = ["train", str(photos), "--steps", "3", "--batch", "4", "--patch", "32", "--val-count", "2", "--val-every", "2"]
+    common += ["--noise", "gaussian:25", "--device", "cpu", "--precision", "fp32", "-q"]
+    one = subprocess.run([sys.executable, "-m", "restore", *common, "-o", str(tmp_path / "one.safetensors")], capture_output=True)
+    assert one.returncode == 0, one.stderr
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", "-m", "restore"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    two = subprocess.run([*launcher, *common, "-o", str(tmp_path / "two.safetensors")], capture_output=True, text=True, env=env)
+    assert two.returncode == 0, two.stderr
+    assert two.stdout.count("wrote") == 1  # rank 0 alone reports and exports
+    single, shared = weights(tmp_path / "one.safetensors"), weights(tmp_path / "two.safetensors")
+    assert all(torch.allclose(single[key], shared[key], atol=1e-6) for key in single)
+    assert read_info(tmp_path / "two.safetensors").training["steps"] == 3
 
 
 def test_upscaler_training_and_x3_from_x2(tmp_path, photos):

@@ -1,0 +1,90 @@
+"""Training under torchrun: one process per device, gradients averaged by DistributedDataParallel.
+
+torchrun starts the processes and sets RANK, WORLD_SIZE and LOCAL_RANK in each. Every rank
+draws the step's whole batch from the same seed and trains on its own slice, so N ranks take
+exactly the steps one process would (the averaged gradient of equal slices is the gradient of
+the whole batch). Rank 0 alone validates, checkpoints and exports; the others follow its
+decisions (precision, layout, when to stop), which it sends them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TypeVar
+
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Ranks:
+    """This process's place among the training processes (rank 0 of 1 outside torchrun)."""
+
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def leader(self) -> bool:
+        return self.rank == 0
+
+    def share(self, batch: torch.Tensor) -> torch.Tensor:
+        """This rank's slice of a batch drawn identically on every rank."""
+        size = batch.shape[0] // self.world
+        return batch[self.rank * size : (self.rank + 1) * size]
+
+    def from_leader(self, value: T) -> T:
+        """Rank 0's `value`, on every rank (any picklable value)."""
+        if self.world == 1:
+            return value
+        box = [value]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def any(self, flag: bool, device: torch.device) -> bool:
+        """True on every rank when `flag` is true on any."""
+        if self.world == 1:
+            return flag
+        tensor = torch.tensor([int(flag)], device=device)
+        dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+        return bool(tensor.item())
+
+    def wrap(self, network: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+        """The module to train through: DistributedDataParallel over `network` with several ranks."""
+        if self.world == 1:
+            return network
+        # A multi-scale upscaler trains one scale's branch per step: the others get no gradient.
+        unused = len(getattr(network, "scales", ())) > 1
+        ids = [device.index] if device.type == "cuda" else None
+        return DistributedDataParallel(network, device_ids=ids, find_unused_parameters=unused)
+
+
+def leader_process() -> bool:
+    """False in the processes torchrun starts besides rank 0: they train but report nothing."""
+    return os.environ.get("RANK", "0") == "0"
+
+
+@contextmanager
+def joined(device: torch.device) -> Iterator[tuple[Ranks, torch.device]]:
+    """Join torchrun's process group when WORLD_SIZE > 1 (nccl on GPUs, gloo on CPUs) for the
+    duration; yield this rank and its device (cuda:LOCAL_RANK on GPUs)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        yield Ranks(), device
+        return
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    started_here = not dist.is_initialized()
+    if started_here:
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    try:
+        yield Ranks(dist.get_rank(), dist.get_world_size()), device
+    finally:
+        if started_here:
+            dist.destroy_process_group()

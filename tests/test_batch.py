@@ -1,0 +1,123 @@
+"""Folder runs past one process: a killed run resumes with --skip-existing, shards split a folder
+between machines, and a JSON Lines manifest records what became of every input."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import assert_one_line_error, run, smooth_image, write_png
+from restore.batch import expand_inputs, parse_shard, plan_outputs, take_shard
+
+
+def image_folder(folder: Path, count: int, size: int = 24) -> Path:
+    for i in range(count):
+        write_png(folder / f"img{i:03d}.png", smooth_image(size, size, seed=i))
+    return folder
+
+
+def manifest_lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_a_killed_folder_run_rerun_with_skip_existing_ends_with_the_bytes_of_an_uninterrupted_run(tmp_path, tiny_models):
+    src = image_folder(tmp_path / "in", 200)
+    model = ["--model", str(tiny_models["upscaler"]), "--precision", "fp32", "--device", "cpu", "-q"]
+    assert run("upscale", str(src), "-o", str(tmp_path / "whole"), *model).returncode == 0
+
+    out = tmp_path / "resumed"
+    command = [sys.executable, "-m", "restore", "upscale", str(src), "-o", str(out), *model]
+    started = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    while started.poll() is None and len(list(out.glob("*.png"))) < 20:
+        time.sleep(0.005)
+    started.send_signal(signal.SIGKILL)
+    started.wait()
+    finished = {p.name: p.stat().st_mtime_ns for p in out.glob("*.png")}
+    assert 0 < len(finished) < 200, "the run should have been killed mid-way"
+
+    assert_one_line_error(run("upscale", str(src), "-o", str(out), *model), "--skip-existing")
+    manifest = tmp_path / "run.jsonl"
+    rerun = run("upscale", str(src), "-o", str(out), *model, "--skip-existing", "--manifest", str(manifest))
+    assert rerun.returncode == 0, rerun.stderr
+
+    for name, mtime in finished.items():
+        assert (out / name).stat().st_mtime_ns == mtime  # finished files are not redone
+    statuses = {Path(line["output"]).name: line["status"] for line in manifest_lines(manifest)}
+    assert {name for name, status in statuses.items() if status == "skipped"} == set(finished)
+    assert sum(status == "written" for status in statuses.values()) == 200 - len(finished)
+    whole = sorted(p.name for p in (tmp_path / "whole").glob("*.png"))
+    assert sorted(p.name for p in out.glob("*.png")) == whole and len(whole) == 200
+    assert all((out / name).read_bytes() == (tmp_path / "whole" / name).read_bytes() for name in whole)
+    assert not list(out.glob(".*"))  # the kill left no half-written file under an output's name
+
+
+def test_shards_cover_every_input_exactly_once_taking_turns_along_the_sorted_list(tmp_path):
+    src = image_folder(tmp_path / "in", 10, size=4)
+    jobs = plan_outputs(expand_inputs([str(src)], recursive=False), str(tmp_path / "out"), ".x2")
+    shards = [take_shard(jobs, i, 3) for i in range(3)]
+    assert sorted(job.source.name for shard in shards for job in shard) == sorted(job.source.name for job in jobs)
+    assert [job.source.name for job in shards[1]] == ["img001.png", "img004.png", "img007.png"]
+
+
+def test_the_shard_comes_from_rank_and_world_size_when_torchrun_sets_them():
+    assert parse_shard("1/4") == (1, 4)
+    assert parse_shard(None, {"RANK": "2", "WORLD_SIZE": "3"}) == (2, 3)
+    assert parse_shard(None, {}) == (0, 1)
+    assert parse_shard("0/2", {"RANK": "1", "WORLD_SIZE": "2"}) == (0, 2)  # an explicit --shard wins
+
+
+def test_a_shard_run_writes_only_its_share_and_a_bad_shard_is_a_usage_error(tmp_path, tiny_models):
+    src = image_folder(tmp_path / "in", 5, size=16)
+    model = ["--model", str(tiny_models["upscaler"]), "-q"]
+    assert run("upscale", str(src), "-o", str(tmp_path / "out"), *model, "--shard", "1/2").returncode == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["img001.png", "img003.png"]
+    assert_one_line_error(run("upscale", str(src), *model, "--shard", "2/2"), "--shard '2/2'", code=2)
+    env = {**os.environ, "RANK": "1", "WORLD_SIZE": "1"}
+    bad_env = subprocess.run(
+        [sys.executable, "-m", "restore", "upscale", str(src), *model], capture_output=True, text=True, env=env
+    )
+    assert_one_line_error(bad_env, "RANK / WORLD_SIZE '1/1'", code=2)
+
+
+def test_skip_existing_and_overwrite_together_are_a_usage_error(tmp_path, tiny_models):
+    src = image_folder(tmp_path / "in", 1, size=16)
+    result = run("upscale", str(src), "--model", str(tiny_models["upscaler"]), "--skip-existing", "--overwrite")
+    assert_one_line_error(result, "give one", code=2)
+
+
+def test_the_manifest_is_json_lines_for_written_and_failed_files_alike(tmp_path, tiny_models):
+    src = image_folder(tmp_path / "in", 2, size=16)
+    (src / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
+    manifest = tmp_path / "logs" / "run.jsonl"
+    result = run(
+        "denoise", str(src), "-o", str(tmp_path / "out"), "--model", str(tiny_models["denoiser"]), "--manifest", str(manifest)
+    )
+    assert result.returncode == 1 and "2 of 3 written; 1 failed" in result.stderr
+    lines = manifest_lines(manifest)
+    assert [Path(line["source"]).name for line in lines] == ["broken.png", "img000.png", "img001.png"]
+    broken, good = lines[0], lines[1]
+    assert broken["status"] == "failed" and "broken.png" in broken["error"] and "\n" not in broken["error"]
+    assert good["status"] == "written" and good["model"] == "tiny-denoiser" and good["error"] == ""
+    assert good["precision"] in ("fp32", "bf16", "fp16") and good["seconds"] >= 0
+    assert Path(good["output"]) == tmp_path / "out" / "img000.png"
+    assert set(good) == {"source", "output", "status", "model", "precision", "seconds", "error"}
+
+
+@pytest.mark.parametrize("text", ["3", "a/b", "-1/2", "1/0"])
+def test_a_malformed_shard_is_refused(text):
+    with pytest.raises(ValueError, match="I/N"):
+        parse_shard(text)
+
+
+def test_an_empty_shard_writes_nothing_and_succeeds(tmp_path, tiny_models):
+    src = image_folder(tmp_path / "in", 1, size=16)
+    result = run("upscale", str(src), "-o", str(tmp_path / "out"), "--model", str(tiny_models["upscaler"]), "--shard", "1/2")
+    assert result.returncode == 0, result.stderr
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
