@@ -6,13 +6,12 @@ processed, 2: wrong usage); set RESTORE_DEBUG=1 to see tracebacks.
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 import os
 import shlex
 import sys
-from collections.abc import Callable
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
 from enum import Enum
 from pathlib import Path
@@ -24,7 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from restore import __version__
-from restore.api import RENDER_DENOISER, Model, colour_denoiser, default_denoiser, denoiser, load, upscaler_for
+from restore.api import RENDER_DENOISER, colour_denoiser, load
 from restore.batch import (
     FileResult,
     PlanError,
@@ -36,12 +35,13 @@ from restore.batch import (
     run_job,
     take_shard,
 )
+from restore.cluster import run_on_ray
 from restore.device import TRAINING_PRECISIONS
 from restore.distributed import leader_process
 from restore.evaluation import evaluate_folder
-from restore.imageio import Image, ImageError
+from restore.imageio import ImageError
 from restore.modelfile import ModelFileError, read_info
-from restore.pipeline import RunOptions
+from restore.pipeline import DenoiserFor, ModelChoice, RunOptions, UpscalerFor
 from restore.training import LOSSES, TrainConfig
 from restore.training import train as run_training
 from restore.zoo import bundled_models
@@ -107,7 +107,7 @@ def _parse_memory(text: str | None) -> int | None:
 def _process(
     inputs: list[str],
     output: str | None,
-    model_for: Callable[[Image, bool], Model],
+    model_for: ModelChoice,
     tag: str,
     options: RunOptions,
     folder_run: FolderRun,
@@ -116,6 +116,10 @@ def _process(
 
     `model_for` gives the model for an image read (and whether its albedo / normal buffers exist).
     """
+    if folder_run.engine not in ("local", "ray"):
+        raise UsageError("--engine is local or ray")
+    if folder_run.workers < 0 or folder_run.gpus_per_worker < 0:
+        raise UsageError("--workers and --gpus-per-worker must not be negative")
     if folder_run.skip_existing and options.overwrite:
         raise UsageError("--skip-existing keeps existing outputs and --overwrite replaces them: give one")
     index, count = parse_shard(folder_run.shard)
@@ -139,9 +143,16 @@ def _process(
         def on_tile(done: int, total: int) -> None:
             progress.update(tiles_bar, completed=done, total=total)
 
-        for job in jobs:
-            progress.update(tiles_bar, completed=0, total=None, description=f"{job.source.name}")
-            result = run_job(job, model_for, options, on_tile)
+        def local_results() -> Iterator[FileResult]:
+            for job in jobs:
+                progress.update(tiles_bar, completed=0, total=None, description=f"{job.source.name}")
+                yield run_job(job, model_for, options, on_tile)
+
+        if folder_run.engine == "ray":
+            results = run_on_ray(jobs, model_for, options, folder_run.workers, folder_run.gpus_per_worker)
+        else:
+            results = local_results()
+        for result in results:
             record(result)
             progress.advance(files_bar)
             if result.status == "failed":
@@ -149,7 +160,9 @@ def _process(
                 print_error(result.error)
             elif not quiet:
                 w, h = result.size
-                progress.console.print(f"{job.source} -> {job.target}  ({w}x{h}, {result.model}, {result.seconds:.1f} s)")
+                progress.console.print(
+                    f"{result.job.source} -> {result.job.target}  ({w}x{h}, {result.model}, {result.seconds:.1f} s)"
+                )
     if failures:
         if len(jobs) > 1:
             print(f"{len(jobs) - failures} of {len(jobs)} written; {failures} failed", file=sys.stderr, flush=True)
@@ -165,6 +178,9 @@ class FolderRun:
     skip_existing: bool = False
     shard: str | None = None
     manifest: str | None = None
+    engine: str = "local"  # or "ray": restore.cluster
+    workers: int = 0  # Ray workers (0: one per CPU or per gpus_per_worker GPUs)
+    gpus_per_worker: float = 0.0
 
 
 InputsArg = Annotated[list[str], typer.Argument(help="Image files, folders or glob patterns.", show_default=False)]
@@ -184,6 +200,11 @@ SkipExistingOpt = Annotated[
 ShardOpt = Annotated[
     str | None, typer.Option("--shard", help="Do shard I/N of the inputs [default: RANK/WORLD_SIZE when set, else all].")
 ]
+EngineOpt = Annotated[
+    str, typer.Option("--engine", help="local, or ray: spread the files over a Ray cluster (pip install 'restore[ray]').")
+]
+WorkersOpt = Annotated[int, typer.Option("--workers", help="Ray workers, each holding its models [default: one per CPU].")]
+GpusOpt = Annotated[float, typer.Option("--gpus-per-worker", help="GPUs for each Ray worker (e.g. 1 or 0.5).")]
 ManifestOpt = Annotated[
     str | None, typer.Option("--manifest", help="Append one JSON line per input (status, model, seconds, error) to FILE.")
 ]
@@ -219,6 +240,9 @@ def denoise(
     skip_existing: SkipExistingOpt = False,
     shard: ShardOpt = None,
     manifest: ManifestOpt = None,
+    engine: EngineOpt = "local",
+    workers: WorkersOpt = 0,
+    gpus_per_worker: GpusOpt = 0.0,
     quiet: QuietOpt = False,
     ensemble: EnsembleOpt = False,
     repair_nonfinite: RepairOpt = False,
@@ -239,12 +263,8 @@ def denoise(
     if options.aux_files and len(expand_inputs(inputs, recursive)) > 1:
         raise UsageError("--albedo / --normal go with one image; for several, put NAME.albedo.EXT beside each")
 
-    load_denoiser = functools.cache(denoiser)  # each model loaded once
-
-    def model_for(image: Image, has_aux: bool) -> Model:
-        return load_denoiser(model or default_denoiser(image.pixels, linear=image.transfer == "linear", aux=has_aux))
-
-    _process(inputs, output, model_for, ".denoised", options, FolderRun(recursive, quiet, skip_existing, shard, manifest))
+    folder_run = FolderRun(recursive, quiet, skip_existing, shard, manifest, engine, workers, gpus_per_worker)
+    _process(inputs, output, DenoiserFor(model), ".denoised", options, folder_run)
 
 
 @app.command()
@@ -271,6 +291,9 @@ def upscale(
     skip_existing: SkipExistingOpt = False,
     shard: ShardOpt = None,
     manifest: ManifestOpt = None,
+    engine: EngineOpt = "local",
+    workers: WorkersOpt = 0,
+    gpus_per_worker: GpusOpt = 0.0,
     quiet: QuietOpt = False,
     repair_nonfinite: RepairOpt = False,
 ) -> None:
@@ -291,14 +314,8 @@ def upscale(
     )
     tag = f".x{outscale:g}" if outscale is not None else f".x{factor}"
 
-    @functools.cache
-    def upscaler() -> Model:
-        return upscaler_for(factor, model)
-
-    def model_for(image: Image, has_aux: bool) -> Model:
-        return upscaler()
-
-    _process(inputs, output, model_for, tag, options, FolderRun(recursive, quiet, skip_existing, shard, manifest))
+    folder_run = FolderRun(recursive, quiet, skip_existing, shard, manifest, engine, workers, gpus_per_worker)
+    _process(inputs, output, UpscalerFor(factor, model), tag, options, folder_run)
 
 
 def network_scale_for(outscale: float | None) -> int:

@@ -4,6 +4,7 @@ bit depth, alpha, colour profile or HDR range. Used by the CLI; the library API 
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -12,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from restore.api import Model, run_model
+from restore.api import Model, default_denoiser, denoiser, run_model, upscaler_for
 from restore.datasets import AUX_BUFFERS, aux_path, load_aux
 from restore.imageio import Image, ImageError, read_image, srgb_decode, srgb_encode, write_image
 from restore.nonfinite import count_nonfinite, repair_nonfinite
@@ -89,6 +90,33 @@ def restore_image(
 
 ModelChoice = Model | Callable[[Image, bool], Model]
 """A model, or a function of the image read and whether its albedo and normal buffers exist."""
+
+
+@dataclass(frozen=True)
+class DenoiserFor:
+    """The denoiser for each image: `model`, or else the bundled one for its kind (see
+    restore.api.default_denoiser). A plain value, so that cluster workers can be sent it."""
+
+    model: str | None = None
+
+    def __call__(self, image: Image, has_aux: bool) -> Model:
+        return _loaded_denoiser(self.model or default_denoiser(image.pixels, linear=image.transfer == "linear", aux=has_aux))
+
+
+@dataclass(frozen=True)
+class UpscalerFor:
+    """The upscaler by `scale` for every image: `model`, or the bundled one."""
+
+    scale: int
+    model: str | None = None
+
+    def __call__(self, image: Image, has_aux: bool) -> Model:
+        return _loaded_upscaler(self.scale, self.model)
+
+
+# Each model is loaded once per process, however many images it restores.
+_loaded_denoiser = functools.cache(denoiser)
+_loaded_upscaler = functools.cache(upscaler_for)
 
 
 def restore_file(

@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from conftest import assert_one_line_error, run, smooth_image, write_png
@@ -121,3 +122,21 @@ def test_an_empty_shard_writes_nothing_and_succeeds(tmp_path, tiny_models):
     result = run("upscale", str(src), "-o", str(tmp_path / "out"), "--model", str(tiny_models["upscaler"]), "--shard", "1/2")
     assert result.returncode == 0, result.stderr
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_the_ray_engine_writes_the_bytes_of_the_local_engine(tmp_path, tiny_models):
+    src = tmp_path / "in"
+    rng = np.random.default_rng(0)
+    write_png(src / "eight.png", smooth_image(20, 28, seed=1))
+    write_png(src / "sixteen.png", smooth_image(22, 18, seed=2), "u16")
+    write_png(src / "alpha.png", smooth_image(16, 24, seed=3), "u8", rng.uniform(0, 1, (16, 24, 1)).astype(np.float32))
+    model = ["--model", str(tiny_models["denoiser"]), "--precision", "fp32", "--device", "cpu", "-q"]
+    assert run("denoise", str(src), "-o", str(tmp_path / "local"), *model).returncode == 0
+    manifest = tmp_path / "ray.jsonl"
+    on_ray = run(
+        "denoise", str(src), "-o", str(tmp_path / "ray"), *model, "--engine", "ray", "--workers", "2", "--manifest", str(manifest)
+    )
+    assert on_ray.returncode == 0, on_ray.stderr
+    for name in ("eight.png", "sixteen.png", "alpha.png"):
+        assert (tmp_path / "ray" / name).read_bytes() == (tmp_path / "local" / name).read_bytes()
+    assert sorted(line["status"] for line in manifest_lines(manifest)) == ["written"] * 3
