@@ -505,6 +505,44 @@ def _run_training(config: TrainConfig, quiet: bool) -> None:
     out.print(f"wrote {config.out}: {summary}, {validation}")
 
 
+@app.command(name="import")
+def import_command(
+    community_model: Annotated[str, typer.Argument(help="A community model file: .safetensors, .pth, .pt, .ckpt.")],
+    output: Annotated[str, typer.Option("-o", "--output", help="Restore model file to write (.safetensors).")],
+    name: Annotated[str, typer.Option("--name", help="Model name stored in the file [default: the file's stem].")] = "",
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Import ESRGAN, SwinIR, DRUNet, SCUNet and other networks spandrel knows (pip install 'restore[spandrel]')."""
+    if Path(output).suffix != ".safetensors":
+        raise UsageError("-o must name a .safetensors file")
+    try:
+        from restore.importer import import_model
+    except ImportError:
+        raise UsageError("restore import needs spandrel: pip install 'restore[spandrel]'") from None
+    info = import_model(community_model, output, name=name, overwrite=overwrite)
+    c = info.config
+    tiling = f"tiles with a {c['receptive_margin']} px margin" if c["tileable"] else "runs whole (no tiling)"
+    out.print(f"wrote {output}: {c['arch']} x{c['scale']}, {c['in_channels']} -> {c['out_channels']} channels, {tiling}")
+
+
+@app.command(name="export")
+def export_model(
+    model: Annotated[str, typer.Argument(help="Model name or file.")],
+    onnx_file: Annotated[str, typer.Option("--onnx", help="ONNX file to write.")],
+    scale: Annotated[int | None, typer.Option("--scale", help="The scale of a multi-scale upscaler to export.")] = None,
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Export a model as ONNX: dynamic batch, height and width; pad to the grid it prints, outside."""
+    try:
+        from restore.export import export_onnx
+    except ImportError:
+        raise UsageError("restore export needs ONNX: pip install 'restore[onnx]'") from None
+    metadata = export_onnx(model, onnx_file, scale=scale, overwrite=overwrite)
+    multiple = metadata["restore.size_multiple"]
+    grid = f"; pad height and width to multiples of {multiple} (mirror the bottom and right edges)" if multiple != "1" else ""
+    out.print(f"wrote {onnx_file}: {metadata['restore.name']}, x{metadata['restore.scale']}{grid}")
+
+
 @app.command(name="eval")
 def evaluate(
     model: Annotated[str, typer.Argument(help="Model name or file.")],

@@ -577,7 +577,7 @@ def _output_depth(fmt: str, depth: str) -> str:
     return allowed[-1] if depth.startswith("f") else allowed[0]
 
 
-def _atomic_write(name: str, overwrite: bool, encode: Callable[[str], None]) -> None:
+def atomic_write(name: str, overwrite: bool, encode: Callable[[str], None]) -> None:
     """Run `encode` on a hidden temp file beside `name`, flush it to disk, then move it into place.
 
     Without `overwrite` the move is a hard link, which fails if `name` appeared meanwhile (two
@@ -674,7 +674,7 @@ def write_image(path: str | os.PathLike[str], image: Image, bit_depth: str | Non
     planes = [pixels] if image.alpha is None else [pixels, np.asarray(image.alpha, dtype=np.float32)]
     samples = _quantise(np.concatenate(planes, axis=-1), depth)
     try:
-        _atomic_write(name, overwrite, lambda tmp: _WRITERS[fmt](tmp, samples, image.icc_profile))
+        atomic_write(name, overwrite, lambda tmp: _WRITERS[fmt](tmp, samples, image.icc_profile))
     except ImageError:
         raise
     except Exception as err:

@@ -24,6 +24,7 @@ Loading never unpickles: pickled checkpoints (.pth, .pt, ...) are refused.
 from __future__ import annotations
 
 import json
+import math
 import os
 import secrets
 from dataclasses import asdict, dataclass, field
@@ -124,6 +125,8 @@ def load_model_file(path: str | os.PathLike[str]) -> tuple[Restorer, ModelInfo]:
         with safe_open(str(path), framework="pt") as f:
             state = {key: f.get_tensor(key) for key in f.keys()}
         network.load_state_dict(state, strict=True)
+    except ValueError as err:
+        raise ModelFileError(f"'{path}': {_one_line(err)}") from None
     except (SafetensorError, RuntimeError, OSError) as err:
         raise ModelFileError(f"'{path}': weights do not match the {info.architecture} config ({_one_line(err)})") from None
     # A network with a NaN or infinite weight turns every image into NaN (written as black):
@@ -144,17 +147,23 @@ def _check_shapes_before_building(path: Path, info: ModelInfo) -> None:
     its header. Untrusted metadata could otherwise ask for a network of any size."""
     try:
         with torch.device("meta"):
-            described = build(info.architecture, info.config).state_dict()
+            described = build(info.architecture, info.config)
         with safe_open(str(path), framework="pt") as f:
             stored = {key: tuple(f.get_slice(key).get_shape()) for key in f.keys()}
     except (ValueError, TypeError) as err:
         raise ModelFileError(f"'{path}': {_one_line(err)}") from None
     except (SafetensorError, OSError) as err:
         raise ModelFileError(f"'{path}': unreadable weights ({_one_line(err)})") from None
-    parameters = sum(t.numel() for t in described.values())
+    if described.built_from_weights:
+        # The tensors are the network's definition; their size is all there is to check.
+        parameters = sum(math.prod(shape) for shape in stored.values())
+        if parameters > MAX_PARAMETERS:
+            raise ModelFileError(f"'{path}': it holds {parameters:,} weights (at most {MAX_PARAMETERS:,})")
+        return
+    parameters = sum(t.numel() for t in described.state_dict().values())
     if parameters > MAX_PARAMETERS:
         raise ModelFileError(f"'{path}': its config asks for {parameters:,} parameters (at most {MAX_PARAMETERS:,})")
-    expected = {key: tuple(t.shape) for key, t in described.items()}
+    expected = {key: tuple(t.shape) for key, t in described.state_dict().items()}
     if expected != stored:
         differing = sorted(set(expected.items()) ^ set(stored.items()))
         first = differing[0][0] if differing else "?"

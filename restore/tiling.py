@@ -100,13 +100,15 @@ def run_tiled(
         budget = max_memory if max_memory is not None else default_max_memory(device)
         tile = tile_for_memory(network, budget, torch.empty((), dtype=dtype).element_size())
     tile = max(grid, tile // grid * grid)
+    if not network.tileable:
+        tile = math.ceil(max(height, width) / grid) * grid  # one tile: the whole image
 
     network = on_device(network, device, dtype, memory_format)
     while True:
         try:
             return _run(network, image, tile, device, dtype, memory_format, on_tile)
         except Exception as err:  # noqa: BLE001 - only out-of-memory is retried, the rest re-raised
-            if not is_out_of_memory(err) or tile <= grid:
+            if not is_out_of_memory(err) or tile <= grid or not network.tileable:
                 raise
             tile = max(grid, tile // 2 // grid * grid)
             if device.type == "cuda":

@@ -22,6 +22,9 @@ class Restorer(nn.Module):
     """
 
     architecture: ClassVar[str]
+    # True when the weights define the network's shape (spandrel's networks): the file's
+    # tensors are then not checked against a network built from the config alone.
+    built_from_weights: ClassVar[bool] = False
     config_class: ClassVar[type]
 
     def __init__(self, config: Any) -> None:
@@ -41,6 +44,8 @@ class Restorer(nn.Module):
         self.pads_input: bool = True
         # Input pixels on each side that can change an output pixel: the tile margin.
         self.receptive_margin: int = 0
+        # False when no margin makes tiles match the whole image: run it whole.
+        self.tileable: bool = True
         # Rough peak number of activation floats per input pixel in inference; the tile size is
         # chosen from it and the memory budget.
         self.floats_per_pixel: int = 256
