@@ -7,6 +7,9 @@ Writes bench/results/photo.md from a score cache, bench/results/photo-scores.jso
 Rows:
 - real: the 62 PolyU camera pairs of ../shared/data/realnoise/val (JPEG, 5 cameras, ISO
   800-6400; the clean image is the mean of many shots). The input is the noisy file as stored.
+  real-select / real-unseen: its two halves (restore.datasets.split_real_pairs); a run of
+  `restore train --val-pairs` picks its checkpoint on real-select, so real-unseen is its
+  unbiased score.
 - kodak8-25, kodak8-50: Kodak24 with Gaussian noise of sigma 25 / 50 (seed = image index),
   clipped and rounded to 8 bits, as a user's PNG holds it.
 - clean-0, clean-2, clean-5: Kodak24 as 8-bit files with no noise, or sigma 2 / 5: a clean
@@ -24,6 +27,7 @@ CBM3D needs the bench extra: `pip install -e '.[bench]'`.
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import statistics
@@ -36,22 +40,18 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from restore.api import load, run_model  # noqa: E402
-from restore.datasets import image_files, real_pairs  # noqa: E402
-from restore.imageio import read_image  # noqa: E402
+from restore.datasets import image_files, real_pairs, split_real_pairs  # noqa: E402
+from restore.evaluation import read_batch  # noqa: E402
 from restore.metrics import psnr  # noqa: E402
 from restore.noise import GaussianNoise, estimate_sigma  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-ROWS = ("real", "kodak8-25", "kodak8-50", "clean-0", "clean-2", "clean-5")
+ROWS = ("real", "real-select", "real-unseen", "kodak8-25", "kodak8-50", "clean-0", "clean-2", "clean-5")
 CBM3D = ("cbm3d", "cbm3d-est")
 
 # (noisy, clean or None, true sigma) -> restored; all 1 x 3 x H x W on [0, 1].
 Denoiser = Callable[[torch.Tensor, float], torch.Tensor]
-
-
-def _read(path: Path) -> torch.Tensor:
-    return torch.from_numpy(read_image(path).pixels).permute(2, 0, 1)[None]
 
 
 def _to_8_bits(x: torch.Tensor) -> torch.Tensor:
@@ -60,12 +60,15 @@ def _to_8_bits(x: torch.Tensor) -> torch.Tensor:
 
 def inputs(row: str, data: Path) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
     """(name, noisy, reference) for every image of a row."""
-    if row == "real":
-        return [(n.name, _read(n), _read(c)) for n, c in real_pairs(str(data / "realnoise" / "val"))]
+    if row.startswith("real"):
+        pairs = real_pairs(str(data / "realnoise" / "val"))
+        if row != "real":
+            pairs = split_real_pairs(pairs)[0 if row == "real-select" else 1]
+        return [(n.name, read_batch(n), read_batch(c)) for n, c in pairs]
     sigma = int(row.split("-")[1])
     out = []
     for index, path in enumerate(image_files(data / "test" / "Kodak24")):
-        clean = _read(path)
+        clean = read_batch(path)
         noisy = _to_8_bits(GaussianNoise(sigma).apply(clean, torch.Generator().manual_seed(index)) if sigma else clean)
         out.append((path.name, noisy, clean))
     return out
@@ -83,8 +86,11 @@ def cbm3d(estimated: bool) -> Denoiser:
     return run
 
 
+loaded = functools.cache(load)  # each model read once, for its hash and its run
+
+
 def model_denoiser(name: str) -> Denoiser:
-    model = load(name)
+    model = loaded(name)
     return lambda noisy, sigma: run_model(model, noisy, device="cpu", precision="fp32")
 
 
@@ -92,7 +98,7 @@ def ident(method: str) -> str:
     """The cache key of a method: a model by its name and file hash, so a retrained file is scored again."""
     if method in ("noisy", *CBM3D):
         return method
-    model = load(method)
+    model = loaded(method)
     digest = hashlib.sha256(Path(model.source).read_bytes()).hexdigest()[:12]
     return f"{model.info.name}@{digest}"
 
@@ -166,8 +172,11 @@ def write_table(results: dict[str, dict[str, float | str]], out: Path) -> None:
         "The 62 PolyU pairs of `../shared/data/realnoise/val` (5 cameras, ISO 800-6400, JPEG; the clean image is the",
         "mean of many shots). `restore eval MODEL ../shared/data/realnoise/val --pairs` reproduces a model's row.",
         "",
-        "| method | PSNR (dB) | gain over the input | pairs made worse | least gain (pair) |",
-        "|---|---|---|---|---|",
+        "The last two columns score the halves of `restore.datasets.split_real_pairs`: a run trained with",
+        "`--val-pairs` picked its checkpoint on the selection half, so the unseen half is its unbiased score.",
+        "",
+        "| method | PSNR (dB) | gain over the input | pairs made worse | least gain (pair) | selection half | unseen half |",
+        "|---|---|---|---|---|---|---|",
     ]
     for method in methods:
         c = cell("real", method)
@@ -175,7 +184,9 @@ def write_table(results: dict[str, dict[str, float | str]], out: Path) -> None:
             least = f"{c['least_gain']:+.2f} ({c['worst']})" if method != "noisy" else ""
             gain = f"{c['gain']:+.2f}" if method != "noisy" else ""
             worse = f"{c['worse']} of {c['images']}" if method != "noisy" else ""
-            lines.append(f"| {label.get(method, method)} | {c['psnr']:.2f} | {gain} | {worse} | {least} |")
+            halves = [cell(row, method) for row in ("real-select", "real-unseen")]
+            half_text = " | ".join(f"{h['psnr']:.2f}" if h else "" for h in halves)
+            lines.append(f"| {label.get(method, method)} | {c['psnr']:.2f} | {gain} | {worse} | {least} | {half_text} |")
     lines += [
         "",
         "## Kodak24 as 8-bit files",

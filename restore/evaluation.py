@@ -79,9 +79,9 @@ def evaluate_folder(
     noise_model = parse_noise(noise) if noise else None
     ours, base = [], []
     for index, (noisy_path, path) in enumerate(inputs):
-        clean = _read(path)
+        clean = read_batch(path)
         if noisy_path is not None:
-            noisy = _read(noisy_path)
+            noisy = read_batch(noisy_path)
             restored = run_model(loaded, noisy, device=device, precision=precision, ensemble=ensemble)
             ref = clean * 255
             ours.append((psnr(_to_255(restored), ref), ssim(_to_255(restored), ref)))
@@ -127,6 +127,6 @@ def evaluate_folder(
     return Report(title, protocol, len(inputs), rows, gains)
 
 
-def _read(path: Path) -> torch.Tensor:
+def read_batch(path: Path) -> torch.Tensor:
     """An image file as 1 x C x H x W on [0, 1]."""
     return torch.from_numpy(read_image(path).pixels).permute(2, 0, 1)[None]
