@@ -5,7 +5,8 @@ optional separate alpha plane, the file's sample type and whether the values are
 sRGB-encoded or linear. Integer files (u8, u16) become values in [0, 1]; float files
 (EXR, PFM, Radiance HDR, float TIFF) keep their values exactly as stored.
 
-Libraries: Pillow for 8-bit PNG, JPEG and WebP; kornia_rs for 16-bit PNG; tifffile for
+Every format is one row of `FORMATS`. Libraries: Pillow for 8-bit PNG, JPEG, WebP and AVIF
+(where Pillow has libavif); kornia_rs for 16-bit PNG; tifffile for
 TIFF; OpenEXR for EXR. PFM and Radiance HDR are small enough to do by hand.
 
 Alpha is passed through as stored: nothing is premultiplied or unpremultiplied
@@ -31,12 +32,16 @@ import OpenEXR
 import tifffile
 from PIL import ExifTags, ImageOps
 from PIL import Image as PILImage
+from PIL import features as PILFeatures
 
 __all__ = [
+    "FORMATS",
     "READ_FORMATS",
     "WRITE_FORMATS",
     "Image",
     "ImageError",
+    "ImageFormat",
+    "atomic_write",
     "format_of",
     "read_image",
     "srgb_decode",
@@ -44,33 +49,7 @@ __all__ = [
     "write_image",
 ]
 
-READ_FORMATS: Mapping[str, str] = MappingProxyType(
-    {
-        ".png": "png",
-        ".jpg": "jpeg",
-        ".jpeg": "jpeg",
-        ".webp": "webp",
-        ".tif": "tiff",
-        ".tiff": "tiff",
-        ".exr": "exr",
-        ".pfm": "pfm",
-        ".hdr": "hdr",
-    }
-)
-WRITE_FORMATS: Mapping[str, str] = MappingProxyType({s: f for s, f in READ_FORMATS.items() if f != "hdr"})
-
-_NAMES = {"png": "PNG", "jpeg": "JPEG", "webp": "WebP", "tiff": "TIFF", "exr": "OpenEXR", "pfm": "PFM", "hdr": "Radiance HDR"}
 _BIT_DEPTHS = ("u8", "u16", "f16", "f32")
-# Sample types each format can hold, narrowest first (the order _output_depth relies on).
-_WRITE_DEPTHS = {
-    "png": ("u8", "u16"),
-    "jpeg": ("u8",),
-    "webp": ("u8",),
-    "tiff": ("u8", "u16", "f32"),
-    "exr": ("f16", "f32"),
-    "pfm": ("f32",),
-}
-_ALPHA_FORMATS = {"png", "webp", "tiff", "exr"}
 _DEPTH_OF_KIND = {"u1": "u8", "u2": "u16", "f2": "f16", "f4": "f32"}
 _DTYPES = {"u8": np.uint8, "u16": np.uint16, "f16": np.float16, "f32": np.float32}
 HALF_MAX = float(np.finfo(np.float16).max)  # 65504: the largest finite half float
@@ -91,7 +70,7 @@ class Image:
     bit_depth: str  # the file's sample type: "u8", "u16", "f16" or "f32"
     transfer: str  # "srgb" (integer formats, values in [0, 1]) or "linear" (float formats, as stored)
     icc_profile: bytes | None = None
-    format: str = ""  # "png", "jpeg", "webp", "tiff", "exr", "pfm" or "hdr"
+    format: str = ""  # a name in FORMATS: "png", "jpeg", "webp", "avif", "tiff", "exr", "pfm" or "hdr"
 
     def __post_init__(self) -> None:
         self.pixels = np.asarray(self.pixels, dtype=np.float32)
@@ -290,7 +269,7 @@ def _read_png(data: bytes) -> Image:
 
 
 def _read_pillow(data: bytes, fmt: str) -> Image:
-    """8-bit PNG, JPEG and WebP through Pillow, with EXIF orientation applied."""
+    """8-bit PNG, JPEG, WebP and AVIF through Pillow, with EXIF orientation applied."""
     with PILImage.open(io.BytesIO(data), formats=[fmt.upper()]) as opened:
         frames = getattr(opened, "n_frames", 1)
         if frames > 1:  # animated WebP (or APNG): one frame written back would lose the rest
@@ -427,36 +406,6 @@ def _rgbe_scanlines(data: bytes, pos: int, count: int, width: int) -> np.ndarray
     return out
 
 
-def _sniff(data: bytes) -> str | None:
-    """Format name from the file's first bytes; the content wins over the suffix."""
-    if data.startswith(_PNG_SIGNATURE):
-        return "png"
-    if data.startswith(b"\xff\xd8\xff"):
-        return "jpeg"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "webp"
-    if data[:4] in (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+"):
-        return "tiff"
-    if data.startswith(b"v/1\x01"):
-        return "exr"
-    if re.match(rb"P[Ff]\s", data):
-        return "pfm"
-    if data.startswith(b"#?"):
-        return "hdr"
-    return None
-
-
-_READERS: dict[str, Callable[[bytes], Image]] = {
-    "png": _read_png,
-    "jpeg": lambda d: _read_pillow(d, "jpeg"),
-    "webp": lambda d: _read_pillow(d, "webp"),
-    "tiff": _read_tiff,
-    "exr": _read_exr,
-    "pfm": _read_pfm,
-    "hdr": _read_hdr,
-}
-
-
 def read_image(path: str | os.PathLike[str]) -> Image:
     """Read an image file into an :class:`Image`, losing nothing the format holds.
 
@@ -477,12 +426,12 @@ def read_image(path: str | os.PathLike[str]) -> Image:
         raise ImageError(f"cannot read '{name}': {_one_line(err)}") from None
     if not data:
         raise ImageError(f"cannot read '{name}': file is empty")
-    fmt = _sniff(data)
-    if fmt is None:
-        known = "/".join(_NAMES[f] for f in dict.fromkeys(READ_FORMATS.values()))
+    found = _sniff(data)
+    if found is None:
+        known = "/".join(f.label for f in FORMATS)
         raise ImageError(f"cannot read '{name}': not a {known} image (unrecognised data)")
     try:
-        image = _READERS[fmt](data)
+        image = found.read(data)
     except Exception as err:
         raise ImageError(f"cannot read '{name}': {_one_line(err)}") from err
     if image.pixels.size == 0:
@@ -495,11 +444,13 @@ def read_image(path: str | os.PathLike[str]) -> Image:
 
 
 def _write_pillow(tmp: str, samples: np.ndarray, icc: bytes | None, fmt: str) -> None:
-    """8-bit PNG, JPEG and WebP. JPEG: quality 95 without chroma subsampling; WebP: lossless,
-    keeping the colour under fully transparent pixels (exact)."""
-    options: dict[str, object] = {"jpeg": {"quality": 95, "subsampling": 0}, "webp": {"lossless": True, "exact": True}}.get(
-        fmt, {}
-    )
+    """8-bit PNG, JPEG, WebP and AVIF. JPEG and AVIF: quality 95 without chroma subsampling;
+    WebP: lossless, keeping the colour under fully transparent pixels (exact)."""
+    options: dict[str, object] = {
+        "jpeg": {"quality": 95, "subsampling": 0},
+        "webp": {"lossless": True, "exact": True},
+        "avif": {"quality": 95, "subsampling": "4:4:4"},
+    }.get(fmt, {})
     if icc:
         options["icc_profile"] = icc
     PILImage.fromarray(samples[..., 0] if samples.shape[2] == 1 else samples).save(tmp, format=fmt.upper(), **options)
@@ -557,21 +508,69 @@ def _write_pfm(tmp: str, samples: np.ndarray, icc: bytes | None) -> None:
         f.write(np.ascontiguousarray(samples[::-1], "<f4").tobytes())
 
 
-_WRITERS: dict[str, Callable[[str, np.ndarray, bytes | None], None]] = {
-    "png": _write_png,
-    "jpeg": lambda t, s, i: _write_pillow(t, s, i, "jpeg"),
-    "webp": lambda t, s, i: _write_pillow(t, s, i, "webp"),
-    "tiff": _write_tiff,
-    "exr": _write_exr,
-    "pfm": _write_pfm,
-}
+@dataclass(frozen=True)
+class ImageFormat:
+    """Everything restore knows about one image format, in one row of `FORMATS`."""
+
+    name: str
+    label: str
+    suffixes: tuple[str, ...]
+    matches: Callable[[bytes], bool]  # does a file's start say it is this format?
+    read: Callable[[bytes], Image]
+    write: Callable[[str, np.ndarray, bytes | None], None] | None  # None: read-only here
+    depths: tuple[str, ...] = ()  # sample types it can write, narrowest first (_output_depth relies on it)
+    alpha: bool = False
+
+
+_AVIF = PILFeatures.check("avif")  # Pillow built with libavif
+
+FORMATS: tuple[ImageFormat, ...] = tuple(
+    f
+    for f in (
+        ImageFormat(
+            "png", "PNG", (".png",), lambda d: d.startswith(_PNG_SIGNATURE), _read_png, _write_png, ("u8", "u16"), True
+        ),
+        ImageFormat(
+            "jpeg", "JPEG", (".jpg", ".jpeg"), lambda d: d.startswith(b"\xff\xd8\xff"),
+            lambda d: _read_pillow(d, "jpeg"), lambda t, s, i: _write_pillow(t, s, i, "jpeg"), ("u8",),
+        ),
+        ImageFormat(
+            "webp", "WebP", (".webp",), lambda d: d[:4] == b"RIFF" and d[8:12] == b"WEBP",
+            lambda d: _read_pillow(d, "webp"), lambda t, s, i: _write_pillow(t, s, i, "webp"), ("u8",), True,
+        ),
+        ImageFormat(
+            "avif", "AVIF", (".avif",), lambda d: d[4:12] in (b"ftypavif", b"ftypavis"),
+            lambda d: _read_pillow(d, "avif"), lambda t, s, i: _write_pillow(t, s, i, "avif"), ("u8",), True,
+        ) if _AVIF else None,
+        ImageFormat(
+            "tiff", "TIFF", (".tif", ".tiff"), lambda d: d[:4] in (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+"),
+            _read_tiff, _write_tiff, ("u8", "u16", "f32"), True,
+        ),
+        ImageFormat(
+            "exr", "OpenEXR", (".exr",), lambda d: d.startswith(b"v/1\x01"), _read_exr, _write_exr, ("f16", "f32"), True
+        ),
+        ImageFormat("pfm", "PFM", (".pfm",), lambda d: re.match(rb"P[Ff]\s", d) is not None, _read_pfm, _write_pfm, ("f32",)),
+        ImageFormat("hdr", "Radiance HDR", (".hdr",), lambda d: d.startswith(b"#?"), _read_hdr, None),
+    )
+    if f is not None
+)  # fmt: skip
+_BY_NAME = {f.name: f for f in FORMATS}
+READ_FORMATS: Mapping[str, str] = MappingProxyType({suffix: f.name for f in FORMATS for suffix in f.suffixes})
+WRITE_FORMATS: Mapping[str, str] = MappingProxyType(
+    {suffix: f.name for f in FORMATS if f.write is not None for suffix in f.suffixes}
+)
+
+
+def _sniff(data: bytes) -> ImageFormat | None:
+    """The format a file's first bytes name; the content wins over the suffix."""
+    return next((f for f in FORMATS if f.matches(data)), None)
 
 
 def _output_depth(fmt: str, depth: str) -> str:
     """The sample type `fmt` writes for a `depth` source: itself when the format holds it,
     else floats go to the widest type (u16 PNG, f32 TIFF) and integers to the narrowest
     float (f16 EXR); JPEG/WebP/PFM have a single choice."""
-    allowed = _WRITE_DEPTHS[fmt]
+    allowed = _BY_NAME[fmt].depths
     if depth in allowed:
         return depth
     return allowed[-1] if depth.startswith("f") else allowed[0]
@@ -647,21 +646,20 @@ def write_image(path: str | os.PathLike[str], image: Image, bit_depth: str | Non
     """
     name = os.fspath(path)
     fmt = format_of(name)
-    if fmt not in _WRITE_DEPTHS:
+    row = _BY_NAME[fmt]
+    if row.write is None:
         writable = ", ".join(WRITE_FORMATS)
-        raise ImageError(f"cannot write '{name}': {_NAMES[fmt]} is read-only here (writable: {writable})")
+        raise ImageError(f"cannot write '{name}': {row.label} is read-only here (writable: {writable})")
+    encode = row.write
     problem = _image_problem(image)
     if problem:
         raise ImageError(f"cannot write '{name}': {problem}")
-    allowed = _WRITE_DEPTHS[fmt]
-    if bit_depth is not None and bit_depth not in allowed:
+    if bit_depth is not None and bit_depth not in row.depths:
         raise ImageError(
-            f"cannot write '{name}': {_NAMES[fmt]} cannot hold {bit_depth!r} samples (allowed: {', '.join(allowed)})"
+            f"cannot write '{name}': {row.label} cannot hold {bit_depth!r} samples (allowed: {', '.join(row.depths)})"
         )
-    if image.alpha is not None and fmt not in _ALPHA_FORMATS:
-        raise ImageError(
-            f"cannot write '{name}': {_NAMES[fmt]} has no alpha channel (set image.alpha to None to write without it)"
-        )
+    if image.alpha is not None and not row.alpha:
+        raise ImageError(f"cannot write '{name}': {row.label} has no alpha channel (set image.alpha to None to write without it)")
     depth = bit_depth or _output_depth(fmt, image.bit_depth)
     transfer = "srgb" if depth in ("u8", "u16") else "linear" if fmt in ("exr", "pfm") else image.transfer
     pixels = np.asarray(image.pixels, dtype=np.float32)
@@ -674,7 +672,7 @@ def write_image(path: str | os.PathLike[str], image: Image, bit_depth: str | Non
     planes = [pixels] if image.alpha is None else [pixels, np.asarray(image.alpha, dtype=np.float32)]
     samples = _quantise(np.concatenate(planes, axis=-1), depth)
     try:
-        atomic_write(name, overwrite, lambda tmp: _WRITERS[fmt](tmp, samples, image.icc_profile))
+        atomic_write(name, overwrite, lambda tmp: encode(tmp, samples, image.icc_profile))
     except ImageError:
         raise
     except Exception as err:

@@ -13,9 +13,10 @@ import pytest
 import tifffile
 from PIL import Image as PILImage
 from PIL import ImageCms
+from PIL import features as PILFeatures
 
 from restore import imageio
-from restore.imageio import READ_FORMATS, WRITE_FORMATS, Image, ImageError, _atomic_write, format_of, read_image, write_image
+from restore.imageio import READ_FORMATS, WRITE_FORMATS, Image, ImageError, atomic_write, format_of, read_image, write_image
 
 H, W = 29, 37
 LAYOUTS = {"gray": (1, False), "gray+alpha": (1, True), "rgb": (3, False), "rgba": (3, True)}
@@ -378,7 +379,8 @@ def test_float_tiff_keeps_the_image_transfer(tmp_path: Path) -> None:
 
 def test_format_tables_and_format_of() -> None:
     assert format_of("x/y.JPEG") == "jpeg" and format_of(Path("a.tif")) == "tiff"
-    assert set(READ_FORMATS.values()) == {"png", "jpeg", "webp", "tiff", "exr", "pfm", "hdr"}
+    avif = {"avif"} if PILFeatures.check("avif") else set()
+    assert set(READ_FORMATS.values()) == {"png", "jpeg", "webp", "tiff", "exr", "pfm", "hdr"} | avif
     assert ".hdr" not in WRITE_FORMATS and set(WRITE_FORMATS) == set(READ_FORMATS) - {".hdr"}
 
 
@@ -499,7 +501,7 @@ def test_an_output_that_appears_while_encoding_is_not_replaced(tmp_path: Path) -
         target.write_bytes(b"theirs")
 
     with pytest.raises(ImageError, match="written by another run meanwhile"):
-        _atomic_write(str(target), False, encode_while_another_run_finishes)
+        atomic_write(str(target), False, encode_while_another_run_finishes)
     assert target.read_bytes() == b"theirs" and os.listdir(tmp_path) == ["race.png"]
 
 
@@ -544,3 +546,18 @@ def test_image_contract_is_checked() -> None:
         Image(np.zeros((H, W, 3), np.float32), None, "u12", "srgb")
     image = Image(np.zeros((H, W, 3)), None, "u8", "srgb")
     assert image.pixels.dtype == np.float32 and (image.height, image.width, image.channels) == (H, W, 3)
+
+
+@pytest.mark.skipif(not PILFeatures.check("avif"), reason="this Pillow has no libavif")
+def test_avif_keeps_alpha_and_the_colour_profile_and_loses_little(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    pixels = np.clip(np.linspace(0, 1, 48 * 64 * 3).reshape(48, 64, 3) + rng.normal(0, 0.01, (48, 64, 3)), 0, 1)
+    alpha = rng.uniform(0, 1, (48, 64, 1)).astype(np.float32)
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    write_image(
+        tmp_path / "a.avif",
+        Image(pixels=pixels.astype(np.float32), alpha=alpha, bit_depth="u8", transfer="srgb", icc_profile=icc),
+    )
+    back = read_image(tmp_path / "a.avif")
+    assert (back.format, back.bit_depth, back.icc_profile) == ("avif", "u8", icc)
+    assert back.alpha is not None and np.abs(back.pixels - pixels).mean() < 0.01
