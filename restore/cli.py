@@ -48,7 +48,6 @@ from restore.zoo import bundled_models
 
 app = typer.Typer(
     help="Restore degraded images: denoise, upscale, and train or finetune the networks that do it.",
-    add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
@@ -201,7 +200,7 @@ ShardOpt = Annotated[
     str | None, typer.Option("--shard", help="Do shard I/N of the inputs [default: RANK/WORLD_SIZE when set, else all].")
 ]
 EngineOpt = Annotated[
-    str, typer.Option("--engine", help="local, or ray: spread the files over a Ray cluster (pip install 'restore[ray]').")
+    str, typer.Option("--engine", help="local, or ray: spread the files over a Ray cluster (pip install 'restore-images[ray]').")
 ]
 WorkersOpt = Annotated[int, typer.Option("--workers", help="Ray workers, each holding its models [default: one per CPU].")]
 GpusOpt = Annotated[float, typer.Option("--gpus-per-worker", help="GPUs for each Ray worker (e.g. 1 or 0.5).")]
@@ -512,13 +511,13 @@ def import_command(
     name: Annotated[str, typer.Option("--name", help="Model name stored in the file [default: the file's stem].")] = "",
     overwrite: OverwriteOpt = False,
 ) -> None:
-    """Import ESRGAN, SwinIR, DRUNet, SCUNet and other networks spandrel knows (pip install 'restore[spandrel]')."""
+    """Import ESRGAN, SwinIR, DRUNet, SCUNet and other networks spandrel knows (pip install 'restore-images[spandrel]')."""
     if Path(output).suffix != ".safetensors":
         raise UsageError("-o must name a .safetensors file")
     try:
         from restore.importer import import_model
     except ImportError:
-        raise UsageError("restore import needs spandrel: pip install 'restore[spandrel]'") from None
+        raise UsageError("restore import needs spandrel: pip install 'restore-images[spandrel]'") from None
     info = import_model(community_model, output, name=name, overwrite=overwrite)
     c = info.config
     tiling = f"tiles with a {c['receptive_margin']} px margin" if c["tileable"] else "runs whole (no tiling)"
@@ -536,7 +535,7 @@ def export_model(
     try:
         from restore.export import export_onnx
     except ImportError:
-        raise UsageError("restore export needs ONNX: pip install 'restore[onnx]'") from None
+        raise UsageError("restore export needs ONNX: pip install 'restore-images[onnx]'") from None
     metadata = export_onnx(model, onnx_file, scale=scale, overwrite=overwrite)
     multiple = metadata["restore.size_multiple"]
     grid = f"; pad height and width to multiples of {multiple} (mirror the bottom and right edges)" if multiple != "1" else ""

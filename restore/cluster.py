@@ -1,4 +1,4 @@
-"""Ray Data as the engine of a folder run on a cluster (the optional extra `restore[ray]`).
+"""Ray Data as the engine of a folder run on a cluster (the optional extra `restore-images[ray]`).
 
 The planned jobs travel to the workers as paths, not pixels: each worker reads its files, runs
 the same `restore_file` as the local engine and writes the result itself, so bit depth, alpha,
@@ -69,7 +69,7 @@ def run_on_ray(
         import ray
         import ray.data
     except ImportError:
-        raise ValueError("--engine ray needs Ray: pip install 'restore[ray]'") from None
+        raise ValueError("--engine ray needs Ray: pip install 'restore-images[ray]'") from None
     if not jobs:
         return
     if not ray.is_initialized():

@@ -14,7 +14,7 @@ import os
 import warnings
 from pathlib import Path
 
-import onnx  # the optional extra restore[onnx]
+import onnx  # the optional extra restore-images[onnx]
 import torch
 
 from restore.api import Model, load

@@ -16,7 +16,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import spandrel  # the optional extra restore[spandrel]
+import spandrel  # the optional extra restore-images[spandrel]
 import torch
 from safetensors.torch import load_file
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -250,3 +252,9 @@ def test_globs_take_every_match_while_folders_skip_previous_outputs(tmp_path, ti
     folder_run = run("denoise", str(tmp_path / "in"), "-o", str(tmp_path / "out2"), "--model", str(tiny_models["denoiser"]))
     assert sorted(p.name for p in (tmp_path / "out2").iterdir()) == ["a.png", "b.png"]  # our own output skipped
     assert folder_run.returncode == 0
+
+
+def test_shell_completion_is_offered_for_bash():
+    command = Path(sys.executable).parent / "restore"  # completion is named after the command typed
+    result = subprocess.run([str(command), "--show-completion", "bash"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and "_restore_completion()" in result.stdout

@@ -19,11 +19,12 @@ def test_the_wheel_ships_the_models_and_runs_from_a_fresh_venv(tmp_path):
         capture_output=True,
         timeout=300,
     )
-    wheel = next(dist.glob("restore-*.whl"))
+    wheel = next(dist.glob("restore_images-*.whl"))  # the distribution name; the package is `restore`
     names = zipfile.ZipFile(wheel).namelist()
     registered = [p.name for p in (REPO / "models").glob("*.safetensors")]
     assert registered and all(f"restore/models/{name}" in names for name in registered)
     assert "restore/models/registry.json" in names
+    assert "restore/py.typed" in names  # type checkers read the package's own hints
 
     # A fresh venv with only the wheel installed; torch and the other dependencies are borrowed
     # from the test environment through a .pth line (whose own .pth files, including the editable

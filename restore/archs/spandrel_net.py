@@ -1,4 +1,4 @@
-"""Community networks (ESRGAN, SwinIR, DRUNet, SCUNet, ...) through spandrel (extra restore[spandrel]).
+"""Community networks (ESRGAN, SwinIR, DRUNet, SCUNet, ...) through spandrel (extra restore-images[spandrel]).
 
 spandrel rebuilds a network from its weights alone (it reads the hyperparameters off the
 tensor shapes), so this architecture's config holds what restore's tiler needs instead: the
@@ -35,7 +35,7 @@ def describe(state_dict: Mapping[str, torch.Tensor]) -> Any:
     try:
         import spandrel  # the optional extra: only a spandrel model file needs it
     except ImportError:
-        raise ValueError("this model runs through spandrel: pip install 'restore[spandrel]'") from None
+        raise ValueError("this model runs through spandrel: pip install 'restore-images[spandrel]'") from None
 
     try:
         descriptor = spandrel.ModelLoader().load_from_state_dict(dict(state_dict))
