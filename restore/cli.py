@@ -555,6 +555,9 @@ def evaluate(
     ensemble: EnsembleOpt = False,
     device: DeviceOpt = "auto",
     precision: PrecisionOpt = Precision.fp32,
+    save: Annotated[
+        str | None, typer.Option("--save", help="Folder for side-by-side crops of the least- and most-improved images.")
+    ] = None,
     quiet: QuietOpt = False,
 ) -> None:
     """PSNR / SSIM of a model on a folder, next to the baseline (the noisy input, or bicubic)."""
@@ -573,6 +576,7 @@ def evaluate(
         precision=precision.value,
         ensemble=ensemble,
         console=None if quiet else err,
+        save=save,
     )
     table = Table("", "PSNR (dB)", "SSIM", box=None, pad_edge=False)
     for row in report.rows:

@@ -16,17 +16,20 @@ Baseline: bicubic upscaling of the LR image.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from rich.console import Console
 
 from restore.api import Model, denoiser, run_model, upscaler_for
 from restore.datasets import downscale, image_files, real_pairs
-from restore.imageio import read_image
+from restore.imageio import Image, read_image, write_image
 from restore.metrics import psnr, psnr_y, ssim, ssim_y
 from restore.noise import parse_noise
+from restore.pictures import comparison_strip
 from restore.resize import imresize, modcrop
 
 
@@ -62,11 +65,14 @@ def evaluate_folder(
     precision: str = "fp32",
     ensemble: bool = False,
     console: Console | None = None,
+    save: str | os.PathLike[str] | None = None,
 ) -> Report:
     """Score `model` on every image of `folder`: denoising with `noise`, real noisy / clean `pairs`,
     or SR with `scale`.
 
-    `ensemble` scores the self-ensemble (the 8 flips and rotations averaged).
+    `ensemble` scores the self-ensemble (the 8 flips and rotations averaged). `save`: a folder
+    for side-by-side crops (baseline, model, reference) of the images with the least and the
+    most gain over the baseline.
     """
     if sum((noise is not None, scale is not None, pairs)) != 1:
         raise ValueError("evaluate with exactly one of noise, scale or pairs")
@@ -78,51 +84,66 @@ def evaluate_folder(
     loaded = upscaler_for(scale, model) if scale else denoiser(model)
     noise_model = parse_noise(noise) if noise else None
     ours, base = [], []
+    model_label = f"{loaded.name}+" if ensemble else loaded.name
+    baseline_label = "bicubic" if scale else "noisy input"
+    # "least" / "most" gain -> (gain, image name, labelled panels), for `save`
+    extremes: dict[str, tuple[float, str, list[tuple[str, torch.Tensor]]]] = {}
     for index, (noisy_path, path) in enumerate(inputs):
         clean = read_batch(path)
-        if noisy_path is not None:
-            noisy = read_batch(noisy_path)
-            restored = run_model(loaded, noisy, device=device, precision=precision, ensemble=ensemble)
-            ref = clean * 255
-            ours.append((psnr(_to_255(restored), ref), ssim(_to_255(restored), ref)))
-            base.append((psnr(noisy * 255, ref), ssim(noisy * 255, ref)))
-        elif noise_model is not None:
-            noisy = noise_model.apply(clean, torch.Generator().manual_seed(index))
-            restored = run_model(loaded, noisy, device=device, precision=precision, ensemble=ensemble)
-            ref = clean * 255
-            ours.append((psnr(_to_255(restored), ref), ssim(_to_255(restored), ref)))
-            base.append((psnr(noisy * 255, ref), ssim(noisy * 255, ref)))
+        if noisy_path is not None or noise_model is not None:
+            if noisy_path is not None:
+                noisy = read_batch(noisy_path)
+            else:
+                noisy = noise_model.apply(clean, torch.Generator().manual_seed(index))
+            restored = _to_255(run_model(loaded, noisy, device=device, precision=precision, ensemble=ensemble))
+            shown, ref = noisy * 255, clean * 255
+            ours.append((psnr(restored, ref), ssim(restored, ref)))
+            base.append((psnr(shown, ref), ssim(shown, ref)))
         else:
             assert scale is not None
             hr = modcrop(clean, scale)
             lr = downscale(hr, scale)
-            sr = _to_255(run_model(loaded, lr, device=device, precision=precision, ensemble=ensemble))
-            bicubic = imresize(lr * 255, scale=scale).clamp(0, 255).round()
+            restored = _to_255(run_model(loaded, lr, device=device, precision=precision, ensemble=ensemble))
+            shown = imresize(lr * 255, scale=scale).clamp(0, 255).round()
             ref = (hr * 255).round()
-            ours.append((psnr_y(sr, ref, scale), ssim_y(sr, ref, scale)))
-            base.append((psnr_y(bicubic, ref, scale), ssim_y(bicubic, ref, scale)))
+            ours.append((psnr_y(restored, ref, scale), ssim_y(restored, ref, scale)))
+            base.append((psnr_y(shown, ref, scale), ssim_y(shown, ref, scale)))
+        name = (noisy_path or path).name
         if console is not None:
-            console.print(f"{(noisy_path or path).name}: {ours[-1][0]:.2f} dB (baseline {base[-1][0]:.2f})")
+            console.print(f"{name}: {ours[-1][0]:.2f} dB (baseline {base[-1][0]:.2f})")
+        if save is not None:
+            gain = ours[-1][0] - base[-1][0]
+            panels = [
+                (f"{baseline_label} {base[-1][0]:.2f} dB", shown / 255),
+                (f"{model_label} {ours[-1][0]:.2f} dB", restored / 255),
+                ("reference", ref / 255),
+            ]
+            if "least" not in extremes or gain < extremes["least"][0]:
+                extremes["least"] = (gain, name, panels)
+            if "most" not in extremes or gain > extremes["most"][0]:
+                extremes["most"] = (gain, name, panels)
 
     def mean(pairs: list[tuple[float, float]], i: int) -> float:
         return sum(p[i] for p in pairs) / len(pairs)
 
-    name = f"{loaded.name}+" if ensemble else loaded.name
+    name = model_label
     if pairs:
         title = f"{name} on {folder}, real noisy / clean pairs"
         protocol = "noisy input as stored, output clipped and rounded, PSNR over all pixels and channels against "
         protocol += "the clean image, mean over pairs"
-        labels = ("noisy input", name)
     elif noise_model is not None:
         title = f"{name} on {folder}, noise {noise_model}"
         protocol = "noisy input not clipped or quantised, output clipped and rounded, PSNR over all pixels and channels, "
         protocol += "mean over images"
-        labels = ("noisy input", name)
     else:
         title = f"{name} on {folder}, x{scale}"
         protocol = f"Y channel (BT.601), {scale} px shaved, MATLAB bicubic LR rounded to 8 bits"
-        labels = ("bicubic", name)
-    rows = [Row(labels[0], mean(base, 0), mean(base, 1)), Row(labels[1], mean(ours, 0), mean(ours, 1))]
+    rows = [Row(baseline_label, mean(base, 0), mean(base, 1)), Row(model_label, mean(ours, 0), mean(ours, 1))]
+    if extremes:
+        Path(save).mkdir(parents=True, exist_ok=True)
+    for kind, (_, image_name, panels) in extremes.items():
+        picture = Image(comparison_strip(panels).astype(np.float32) / 255, None, "u8", "srgb")
+        write_image(Path(save) / f"{kind}-gain-{Path(image_name).stem}.png", picture, overwrite=True)
     gains = {(n or p).name: o[0] - b[0] for (n, p), o, b in zip(inputs, ours, base, strict=True)}
     return Report(title, protocol, len(inputs), rows, gains)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -9,6 +11,7 @@ import torch
 import restore
 from conftest import smooth_image, write_png
 from restore.evaluation import evaluate_folder
+from restore.imageio import read_image
 from restore.nonfinite import repair_nonfinite
 
 
@@ -134,6 +137,20 @@ def test_eval_bicubic_baseline_for_super_resolution(tmp_path, tiny_models):
     write_png(tmp_path / "a.png", smooth_image(48, 64))
     report = evaluate_folder(str(tiny_models["upscaler"]), str(tmp_path), scale=2, device="cpu")
     assert report.rows[0].label == "bicubic" and report.rows[0].psnr > 35  # a smooth image is easy for bicubic
+
+
+def test_eval_save_writes_side_by_side_crops_of_the_least_and_most_improved_images(tmp_path, tiny_models):
+    folder = tmp_path / "photos"
+    for i in range(3):
+        write_png(folder / f"{i}.png", smooth_image(40, 300, seed=i))
+    report = evaluate_folder(
+        str(tiny_models["denoiser"]), str(folder), noise="gaussian:25", device="cpu", save=tmp_path / "crops"
+    )
+    least, most = min(report.gains, key=report.gains.get), max(report.gains, key=report.gains.get)
+    names = sorted(p.name for p in (tmp_path / "crops").iterdir())
+    assert names == sorted([f"least-gain-{Path(least).stem}.png", f"most-gain-{Path(most).stem}.png"])
+    strip = read_image(tmp_path / "crops" / names[0])
+    assert strip.pixels.shape == (40 + 16, 3 * 256 + 2 * 6, 3)  # three 256-wide crops under their labels
 
 
 def test_a_bf16_run_leaves_the_models_fp32_weights_untouched(tiny_models):
