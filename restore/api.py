@@ -136,7 +136,11 @@ def run_model(
         aux_batch = _to_batch(aux)[0] if aux is not None else None
         wanted = (batch.shape[0], 3 * len(model.info.aux), *batch.shape[-2:])
         if aux_batch is None or tuple(aux_batch.shape) != wanted or channels != colour_channels:
-            raise ValueError(f"model '{model.name}' needs {' and '.join(model.info.aux)} buffers of the image's size")
+            needs = f"model '{model.name}' needs {' and '.join(model.info.aux)} buffers of the image's size"
+            if aux_batch is not None and aux_batch.shape[-2:] != batch.shape[-2:]:
+                (ah, aw), (h, w) = aux_batch.shape[-2:], batch.shape[-2:]
+                needs += f": the buffers are {aw} x {ah}, the image {w} x {h}"
+            raise ValueError(needs)
         batch = torch.cat([batch, aux_batch], dim=1)
     if outscale is not None and not (math.isfinite(outscale) and outscale > 0):
         raise ValueError(f"outscale must be a positive number, got {outscale}")

@@ -23,7 +23,7 @@ from restore.api import resolved_precision
 from restore.datasets import is_aux_buffer
 from restore.device import PRECISIONS
 from restore.imageio import READ_FORMATS, WRITE_FORMATS, ImageError
-from restore.pipeline import ModelChoice, RunOptions, restore_file, writable_folder
+from restore.pipeline import ModelChoice, RunOptions, precision_for, restore_file, writable_folder
 from restore.tiling import TileCallback
 
 # Files named like our own outputs are skipped when a folder is expanded, so running twice on a
@@ -168,7 +168,7 @@ def run_job(job: Job, model: ModelChoice, options: RunOptions, on_tile: TileCall
     except Exception as e:  # noqa: BLE001 - one bad file must not end the run for the others
         message = str(e) if str(job.source) in str(e) else f"'{job.source}': {type(e).__name__}: {e}"
         return FileResult(job, "failed", seconds=time.perf_counter() - start, error=" ".join(message.split()))
-    dtype = resolved_precision(used, options.device, options.precision)
+    dtype = resolved_precision(used, options.device, precision_for(image.bit_depth, options.precision))
     precision = next(name for name, value in PRECISIONS.items() if value == dtype)
     height, width = image.pixels.shape[:2]
     return FileResult(job, "written", used.name, precision, time.perf_counter() - start, size=(width, height))

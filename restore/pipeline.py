@@ -35,6 +35,13 @@ class RunOptions:
     aux_files: dict[str, Path] = field(default_factory=dict)  # e.g. {"albedo": path}; default: beside the image
 
 
+def precision_for(bit_depth: str, precision: str) -> str:
+    """The precision to run an image of `bit_depth` in: "auto" keeps fp32 for 16-bit and float
+    images, since bf16's 8 significant bits would throw away what those files promise (a clean
+    16-bit ramp came back with 915 levels in bf16, 64,437 in fp32)."""
+    return "fp32" if precision == "auto" and bit_depth != "u8" else precision
+
+
 def restore_image(
     image: Image, model: Model, options: RunOptions, on_tile: TileCallback | None = None, aux: np.ndarray | None = None
 ) -> Image:
@@ -59,7 +66,7 @@ def restore_image(
         model,
         pixels,
         device=options.device,
-        precision=options.precision,
+        precision=precision_for(image.bit_depth, options.precision),
         tile=options.tile,
         max_memory=options.max_memory,
         on_tile=on_tile,
@@ -138,11 +145,6 @@ def restore_file(
     chosen = model if isinstance(model, Model) else model(image, has_aux)
     try:
         aux = load_aux(source, chosen.info.aux, options.aux_files).permute(1, 2, 0).numpy() if chosen.info.aux else None
-        if aux is not None and aux.shape[:2] != image.pixels.shape[:2]:
-            raise ImageError(
-                f"its albedo / normal buffers are {aux.shape[1]} x {aux.shape[0]}, "
-                f"the image {image.pixels.shape[1]} x {image.pixels.shape[0]}"
-            )
         result = restore_image(image, chosen, options, on_tile, aux)
     except (ImageError, ValueError) as err:
         raise type(err)(f"'{source}': {err}") from None

@@ -258,3 +258,15 @@ def test_shell_completion_is_offered_for_bash():
     command = Path(sys.executable).parent / "restore"  # completion is named after the command typed
     result = subprocess.run([str(command), "--show-completion", "bash"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and "_restore_completion()" in result.stdout
+
+
+def test_a_clean_16_bit_ramp_keeps_its_levels_under_the_default_precision(tmp_path):
+    # bf16 keeps 8 significant bits: "auto" must not pick it for a 16-bit file (it kept 915 levels).
+    ramp = np.linspace(0.1, 0.9, 192 * 192, dtype=np.float32).reshape(192, 192, 1).repeat(3, axis=2)
+    src = write_png(tmp_path / "ramp.png", ramp, "u16")
+    manifest = tmp_path / "run.jsonl"
+    result = run("denoise", str(src), "--manifest", str(manifest))
+    assert result.returncode == 0, result.stderr
+    out = read_image(tmp_path / "ramp.denoised.png")
+    assert out.bit_depth == "u16" and len(np.unique(out.pixels[..., 1])) >= 10_000
+    assert '"precision": "fp32"' in manifest.read_text()

@@ -140,6 +140,8 @@ def test_the_library_asks_for_the_buffers_an_aux_model_needs(tmp_path):
         restore.denoise(image, tmp_path / "aux.safetensors")
     model = restore.load(tmp_path / "aux.safetensors")
     assert restore.api.run_model(model, image, aux=torch.rand(6, 24, 24)).shape == (3, 24, 24)
+    with pytest.raises(ValueError, match="the buffers are 20 x 24, the image 24 x 24"):
+        restore.api.run_model(model, image, aux=torch.rand(6, 24, 20))
 
 
 @pytest.mark.parametrize(("buffers", "model"), [(False, "n2n-mc"), (True, "n2n-mc-aux")])
