@@ -154,7 +154,7 @@ def main() -> None:
     bundled = {name: load(name) for name in ("n2n-mc", "n2n-mc-aux") if name in bundled_models()}
     for name, model in bundled.items():
         methods[name] = ours(model)
-    if "bf16" in cpu_precisions():  # what --precision auto runs where bf16 is faster
+    if "bf16" in cpu_precisions():  # what --precision bf16 gives (auto keeps fp32 for float renders)
         for name, model in bundled.items():
             methods[f"{name}, bf16"] = ours(model, "bf16")
     if args.finetuned:
