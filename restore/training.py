@@ -365,15 +365,37 @@ def _cpu_copy(network: Restorer) -> Weights:
     return {k: v.detach().cpu().clone().contiguous() for k, v in network.state_dict().items()}
 
 
+@dataclass
+class RunState:
+    """Where a run stands: with the weights and the optimizer, what its checkpoint stores."""
+
+    step: int = 0
+    elapsed: float = 0.0  # training seconds so far, over every session of the run
+    history: list[list[float]] = field(default_factory=list)  # [step, validation PSNR, seconds]
+    precision: str = ""  # the autocast precision the run measured or was given
+    memory_format: str = ""  # "contiguous" or "channels_last"
+    best_step: int = 0
+    best: Weights | None = None  # with keep_best: the weights of the best validation so far
+
+    def record(self, score: float, network: Restorer, keep_best: bool) -> None:
+        """Note a validation score at the current step; keep the weights if it is the best."""
+        self.history.append([self.step, round(score, 3), round(self.elapsed, 1)])
+        if keep_best and (self.best is None or score > _score_at(self.history, self.best_step)):
+            self.best, self.best_step = _cpu_copy(network), self.step
+
+
 def _save_checkpoint(
-    path: Path, network: Restorer, optimizer: torch.optim.Optimizer, meta: dict[str, Any], best: Weights | None
+    path: Path, network: Restorer, optimizer: torch.optim.Optimizer, config: TrainConfig, state: RunState
 ) -> None:
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in network.state_dict().items()}
-    tensors.update({f"best.{k}": v for k, v in (best or {}).items()})
+    tensors.update({f"best.{k}": v for k, v in (state.best or {}).items()})
     opt_state = optimizer.state_dict()
-    for index, state in opt_state["state"].items():
-        for key, value in state.items():
+    for index, moments in opt_state["state"].items():
+        for key, value in moments.items():
             tensors[f"optim.{index}.{key}"] = torch.as_tensor(value).detach().cpu().contiguous()
+    meta = {"config": _resumable(config), **{key: value for key, value in asdict(state).items() if key != "best"}}
+    if not config.keep_best:
+        meta.pop("best_step")
     metadata = {key: json.dumps(value) for key, value in meta.items()}
     metadata["param_groups"] = json.dumps(opt_state["param_groups"])
     tmp = path.with_name(f".{path.name}.tmp")
@@ -381,20 +403,31 @@ def _save_checkpoint(
     os.replace(tmp, path)
 
 
-def _load_checkpoint(path: Path, network: Restorer, optimizer: torch.optim.Optimizer) -> tuple[dict[str, Any], Weights | None]:
-    """Restore the network and optimizer; return the run's metadata and its best weights, if kept."""
+def _load_checkpoint(path: Path, network: Restorer, optimizer: torch.optim.Optimizer) -> tuple[dict[str, Any], RunState]:
+    """Restore the network and optimizer; return the settings the run was started with and its state."""
     with safe_open(str(path), framework="pt") as f:
         raw = f.metadata()
         tensors = {key: f.get_tensor(key) for key in f.keys()}
     network.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     best = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")}
-    state: dict[int, dict[str, torch.Tensor]] = {}
+    moments: dict[int, dict[str, torch.Tensor]] = {}
     for key, value in tensors.items():
         if key.startswith("optim."):
             _, index, name = key.split(".", 2)
-            state.setdefault(int(index), {})[name] = value
-    optimizer.load_state_dict({"state": state, "param_groups": json.loads(raw["param_groups"])})
-    return {key: json.loads(value) for key, value in raw.items() if key != "param_groups"}, best or None
+            moments.setdefault(int(index), {})[name] = value
+    optimizer.load_state_dict({"state": moments, "param_groups": json.loads(raw["param_groups"])})
+    meta = {key: json.loads(value) for key, value in raw.items() if key != "param_groups"}
+    state = RunState(
+        step=meta["step"],
+        elapsed=meta["elapsed"],
+        history=meta["history"],
+        # Checkpoints from before the layout probe trained in fp32, NCHW.
+        precision=meta.get("precision", "fp32"),
+        memory_format=meta.get("memory_format", "contiguous"),
+        best_step=meta.get("best_step", 0),
+        best=best or None,
+    )
+    return meta["config"], state
 
 
 def train(config: TrainConfig, console: Console | None = None, show_progress: bool = True) -> ModelInfo:
@@ -425,70 +458,60 @@ def _train(config: TrainConfig, console: Console, show_progress: bool, ranks: Ra
     optimizer = torch.optim.Adam(network.parameters(), lr=config.lr)
     loss_fn = LOSSES[config.loss]
 
-    step, elapsed, history, precision, layout = 0, 0.0, [], "", ""
-    best: Weights | None = None  # with keep_best: the weights of the best validation so far
-    best_step = 0
+    state = RunState()
     checkpoint = run_dir / CHECKPOINT
     if checkpoint.is_file():
-        meta, best = _load_checkpoint(checkpoint, network, optimizer)
-        best_step = meta.get("best_step", 0)
-        if not _same_run(meta["config"], _resumable(config)):
+        stored_config, state = _load_checkpoint(checkpoint, network, optimizer)
+        if not _same_run(stored_config, _resumable(config)):
             raise ValueError(f"'{checkpoint}' belongs to a run with other settings; use another --run-dir or delete it")
-        step, elapsed, history = meta["step"], meta["elapsed"], meta["history"]
-        console.print(f"resuming from step {step} ({checkpoint})")
-        if config.precision == "auto":
-            # A resumed run keeps the precision and layout it measured.
-            precision, layout = meta.get("precision", "fp32"), meta.get("memory_format", "contiguous")
-    if not precision and ranks.leader:
+        console.print(f"resuming from step {state.step} ({checkpoint})")
+        if config.precision != "auto":
+            state.precision = state.memory_format = ""  # an explicit precision is measured again below
+        # else: a resumed run keeps the precision and layout it measured.
+    if not state.precision and ranks.leader:
         sample = data.source.batch(config.batch, torch.Generator().manual_seed(0))[0].to(device)
-        precision = training_precision(device, config.precision, network, sample)
+        state.precision = training_precision(device, config.precision, network, sample)
         # Only "auto" times the layout: an explicit precision asks for a run that timing cannot change.
         auto = config.precision == "auto"
-        layout = training_memory_format(device, precision, network, sample) if auto else "contiguous"
-    precision, layout = ranks.from_leader((precision, layout))  # every rank trains as rank 0 measured
-    memory_format = MEMORY_FORMATS[layout]
+        state.memory_format = training_memory_format(device, state.precision, network, sample) if auto else "contiguous"
+    # Every rank trains as rank 0 measured.
+    state.precision, state.memory_format = ranks.from_leader((state.precision, state.memory_format))
+    memory_format = MEMORY_FORMATS[state.memory_format]
     network = network.to(memory_format=memory_format)  # in place: the optimizer keeps its parameters
-    described = precision + (" (channels last)" if layout == "channels_last" else "")
+    described = state.precision + (" (channels last)" if state.memory_format == "channels_last" else "")
     processes = f" x {ranks.world} processes" if ranks.world > 1 else ""
     console.print(f"training in {described} on {_device_name(device)}{processes}")
     model = ranks.wrap(network, device)  # what the steps run through; `network` is the weights
 
     def record_validation() -> float:
-        nonlocal best, best_step
         score = validate(network, data.validation, device, data.noisy_references, config.loss == "hdr")
-        history.append([step, round(score, 3), round(elapsed, 1)])
-        if config.keep_best and (best is None or score > _score_at(history, best_step)):
-            best, best_step = _cpu_copy(network), step
+        state.record(score, network, config.keep_best)
         return score
 
     def save() -> None:
-        meta = {"config": _resumable(config), "step": step, "elapsed": elapsed, "history": history, "precision": precision}
-        meta["memory_format"] = layout
-        if config.keep_best:
-            meta["best_step"] = best_step
         run_dir.mkdir(parents=True, exist_ok=True)
-        _save_checkpoint(checkpoint, network, optimizer, meta, best)
+        _save_checkpoint(checkpoint, network, optimizer, config, state)
 
-    if config.keep_best and not history and ranks.leader:
+    if config.keep_best and not state.history and ranks.leader:
         score = record_validation()  # the starting point is a candidate too
         console.print(f"step 0: validation PSNR {score:.2f} dB")
 
-    started = time.monotonic() - elapsed
-    last_loss, last_psnr = float("nan"), history[-1][1] if history else float("nan")
+    started = time.monotonic() - state.elapsed
+    last_loss, last_psnr = float("nan"), state.history[-1][1] if state.history else float("nan")
     columns = [
         TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(),
         TextColumn("loss {task.fields[loss]:.5f}  val {task.fields[psnr]:.2f} dB"),
         TimeElapsedColumn(), TimeRemainingColumn(),
     ]  # fmt: skip
     with Progress(*columns, console=console, disable=not show_progress) as progress:
-        bar = progress.add_task("train", total=config.steps, completed=step, loss=last_loss, psnr=last_psnr)
-        while step < config.steps:
+        bar = progress.add_task("train", total=config.steps, completed=state.step, loss=last_loss, psnr=last_psnr)
+        while state.step < config.steps:
             if config.minutes and ranks.any(time.monotonic() - started > config.minutes * 60, device):
                 break
-            generator = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
+            generator = torch.Generator().manual_seed(config.seed * 1_000_003 + state.step)
             inp, target = (ranks.share(t) for t in data.source.batch(config.batch, generator))
             for group in optimizer.param_groups:
-                group["lr"] = learning_rate(config, step)
+                group["lr"] = learning_rate(config, state.step)
             if config.task == "upscale":
                 network.select_scale(target.shape[-1] // inp.shape[-1])
             target = target[:, : network.out_channels]  # pairs carry their auxiliary buffers too
@@ -496,44 +519,44 @@ def _train(config: TrainConfig, console: Console, show_progress: bool, ranks: Ra
                 # Each crop exposed on its own: the network learns every brightness range.
                 inp, scale = network_input(inp, network.out_channels)
                 target = target * scale
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=state.precision == "bf16"):
                 output = model(inp.to(device, memory_format=memory_format))
-            done = step / config.steps  # how far through the run, for annealed losses
+            done = state.step / config.steps  # how far through the run, for annealed losses
             if config.minutes:
                 done = max(done, (time.monotonic() - started) / (config.minutes * 60))
             loss = loss_fn(output.float(), target.to(device), done)
             if ranks.any(not torch.isfinite(loss), device):
                 # Stop before the update: the checkpoint on disk is the last good state.
-                last_saved = step // config.checkpoint_every * config.checkpoint_every
+                last_saved = state.step // config.checkpoint_every * config.checkpoint_every
                 saved = f"the checkpoint of step {last_saved} is kept" if last_saved else "no checkpoint was written"
                 value = loss.item() if not torch.isfinite(loss) else "not finite in another process"
-                raise ValueError(f"the training loss became {value} at step {step + 1}; {saved} (try a lower --lr)")
+                raise ValueError(f"the training loss became {value} at step {state.step + 1}; {saved} (try a lower --lr)")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if config.loss == "hdr":
                 torch.nn.utils.clip_grad_norm_(network.parameters(), HDR_MAX_GRAD_NORM)
             optimizer.step()
-            step += 1
-            elapsed = time.monotonic() - started
+            state.step += 1
+            state.elapsed = time.monotonic() - started
             last_loss = loss.item()
             if not ranks.leader:
                 continue
-            if step % config.val_every == 0 or step == config.steps:
+            if state.step % config.val_every == 0 or state.step == config.steps:
                 last_psnr = record_validation()
-                progress.console.print(f"step {step}: loss {last_loss:.5f}, validation PSNR {last_psnr:.2f} dB, {elapsed:.0f} s")
-            if step % config.checkpoint_every == 0:
+                progress.console.print(
+                    f"step {state.step}: loss {last_loss:.5f}, validation PSNR {last_psnr:.2f} dB, {state.elapsed:.0f} s"
+                )
+            if state.step % config.checkpoint_every == 0:
                 save()
-            progress.update(bar, completed=step, loss=last_loss, psnr=last_psnr)
+            progress.update(bar, completed=state.step, loss=last_loss, psnr=last_psnr)
     if not ranks.leader:
         return ranks.from_leader(None)
-    if not history or history[-1][0] != step:
+    if not state.history or state.history[-1][0] != state.step:
         record_validation()
     save()
-    exported_step = None
-    if best is not None:
-        network.load_state_dict(best)
-        exported_step = best_step
-    info = _export_info(config, network, base_info, data, step, elapsed, history, device, precision, exported_step)
+    if state.best is not None:
+        network.load_state_dict(state.best)
+    info = _export_info(config, network, base_info, data, state, device)
     save_model_file(out, network.cpu().eval(), info)
     return ranks.from_leader(info)
 
@@ -558,17 +581,11 @@ def _resumable(config: TrainConfig) -> dict[str, Any]:
 
 
 def _export_info(
-    config: TrainConfig,
-    network: Restorer,
-    base: ModelInfo | None,
-    data: Data,
-    step: int,
-    elapsed: float,
-    history: list[list[float]],
-    device: torch.device,
-    precision: str,
-    exported_step: int | None,  # the step of the weights exported when not the last
+    config: TrainConfig, network: Restorer, base: ModelInfo | None, data: Data, state: RunState, device: torch.device
 ) -> ModelInfo:
+    """The exported file's metadata; with kept best weights, `state.best_step` is the step exported."""
+    step, elapsed, history = state.step, state.elapsed, state.history
+    exported_step = state.best_step if state.best is not None else None
     noise = "none" if config.task == "upscale" else ("pairs" if config.pairs else config.noise)
     if config.pairs and base is not None:
         noise = f"pairs (started from {base.name})"
@@ -597,7 +614,7 @@ def _export_info(
             "lr": config.lr,
             "wall_seconds": round(elapsed, 1),
             "device": _device_name(device),
-            "precision": precision,
+            "precision": state.precision,
             "val_psnr": history[-1][1] if exported_step is None else _score_at(history, exported_step),
             "val_curve": history,
             **({} if exported_step is None else {"exported_step": exported_step}),
