@@ -457,6 +457,7 @@ def _train(config: TrainConfig, console: Console, show_progress: bool, ranks: Ra
     network = network.to(device).train()
     optimizer = torch.optim.Adam(network.parameters(), lr=config.lr)
     loss_fn = LOSSES[config.loss]
+    hdr = takes_hdr_input(config, base_info)
 
     state = RunState()
     checkpoint = run_dir / CHECKPOINT
@@ -484,7 +485,7 @@ def _train(config: TrainConfig, console: Console, show_progress: bool, ranks: Ra
     model = ranks.wrap(network, device)  # what the steps run through; `network` is the weights
 
     def record_validation() -> float:
-        score = validate(network, data.validation, device, data.noisy_references, config.loss == "hdr")
+        score = validate(network, data.validation, device, data.noisy_references, hdr)
         state.record(score, network, config.keep_best)
         return score
 
@@ -515,7 +516,7 @@ def _train(config: TrainConfig, console: Console, show_progress: bool, ranks: Ra
             if config.task == "upscale":
                 network.select_scale(target.shape[-1] // inp.shape[-1])
             target = target[:, : network.out_channels]  # pairs carry their auxiliary buffers too
-            if config.loss == "hdr":
+            if hdr:
                 # Each crop exposed on its own: the network learns every brightness range.
                 inp, scale = network_input(inp, network.out_channels)
                 target = target * scale
@@ -533,7 +534,7 @@ def _train(config: TrainConfig, console: Console, show_progress: bool, ranks: Ra
                 raise ValueError(f"the training loss became {value} at step {state.step + 1}; {saved} (try a lower --lr)")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            if config.loss == "hdr":
+            if hdr:
                 torch.nn.utils.clip_grad_norm_(network.parameters(), HDR_MAX_GRAD_NORM)
             optimizer.step()
             state.step += 1
@@ -559,6 +560,13 @@ def _train(config: TrainConfig, console: Console, show_progress: bool, ranks: Ra
     info = _export_info(config, network, base_info, data, state, device)
     save_model_file(out, network.cpu().eval(), info)
     return ranks.from_leader(info)
+
+
+def takes_hdr_input(config: TrainConfig, base: ModelInfo | None) -> bool:
+    """Whether the network trains on exposed, tone-mapped linear input (restore.hdr): with the HDR
+    loss, or when the model it starts from takes such input, whatever the loss (a finetune of
+    n2n-mc with an L1 loss must feed it what it was trained on)."""
+    return config.loss == "hdr" or (base is not None and base.input_transform == "hdr")
 
 
 def _same_run(stored: dict[str, Any], current: dict[str, Any]) -> bool:
@@ -598,8 +606,8 @@ def _export_info(
         noise=noise,
         channels=network.out_channels,
         value_range=[0.0, 1.0],
-        transfer="linear" if config.loss == "hdr" else "srgb",
-        input_transform="hdr" if config.loss == "hdr" else "none",
+        transfer="linear" if takes_hdr_input(config, base) else "srgb",
+        input_transform="hdr" if takes_hdr_input(config, base) else "none",
         aux=aux_buffers_of(network),
         description=config.description,
         training={

@@ -161,3 +161,24 @@ def test_the_bundled_render_denoisers_clean_the_cornell_box(tmp_path, shared_dat
     noisy = torch.from_numpy(read_image(cbox / "noisy_4spp_a.exr").pixels)
     gain = psnr_tone_mapped(torch.from_numpy(denoised.pixels), reference) - psnr_tone_mapped(noisy, reference)
     assert gain > 3  # dB; bench/mc_benchmark.py has the measured numbers
+
+
+def test_finetuning_an_hdr_model_with_the_l1_loss_feeds_it_the_input_it_expects(tmp_path, hdr_model, monkeypatch):
+    # The input contract is the model's (its metadata says "hdr"), not the loss's.
+    write_renders(tmp_path)
+    exposed = []
+    real_network_input = restore.training.network_input
+
+    def spy(x: torch.Tensor, colours: int) -> tuple[torch.Tensor, torch.Tensor]:
+        exposed.append(x.shape[0])
+        return real_network_input(x, colours)
+
+    monkeypatch.setattr(restore.training, "network_input", spy)
+    config = TrainConfig(
+        out=str(tmp_path / "ft.safetensors"), pairs=[str(tmp_path / "a"), str(tmp_path / "b")], init=hdr_model,
+        loss="l1", steps=2, batch=2, patch=32, val_count=1, val_every=1, checkpoint_every=1, device="cpu", precision="fp32",
+    )  # fmt: skip
+    info = train(config, show_progress=False)
+    # Each step's batch (2 crops), then the validation pair, exposed and tone-mapped first.
+    assert exposed == [2, 1, 2, 1]
+    assert info.input_transform == "hdr" and info.transfer == "linear"
