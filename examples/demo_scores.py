@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from restore.api import colour_denoiser
 from restore.imageio import read_image
 from restore.metrics import psnr
 from restore.resize import imresize
@@ -29,7 +30,8 @@ def main() -> None:
     bicubic = imresize(pixels(HERE / "demo-small.png"), scale=2).round().clamp(0, 255)
     rows = {
         "`demo-noisy.png`": pixels(HERE / "demo-noisy.png"),
-        "`demo-noisy.denoised.png` (n2n-gaussian)": pixels(HERE / "out" / "demo-noisy.denoised.png"),
+        # `make demo` denoises with the default for colour images.
+        f"`demo-noisy.denoised.png` ({colour_denoiser()})": pixels(HERE / "out" / "demo-noisy.denoised.png"),
         "`demo-small.png` upscaled by bicubic": bicubic,
         "`demo-small.x2.png` (edsr-x2)": pixels(HERE / "out" / "demo-small.x2.png"),
     }

@@ -256,7 +256,9 @@ def test_globs_take_every_match_while_folders_skip_previous_outputs(tmp_path, ti
 
 def test_shell_completion_is_offered_for_bash():
     command = Path(sys.executable).parent / "restore"  # completion is named after the command typed
-    result = subprocess.run([str(command), "--show-completion", "bash"], capture_output=True, text=True, timeout=60)
+    # Typer guesses the shell from the parent process (here Python); this makes it take the name given.
+    env = {**os.environ, "_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION": "1"}
+    result = subprocess.run([str(command), "--show-completion", "bash"], capture_output=True, text=True, timeout=60, env=env)
     assert result.returncode == 0 and "_restore_completion()" in result.stdout
 
 
