@@ -56,7 +56,9 @@ def test_a_killed_folder_run_rerun_with_skip_existing_ends_with_the_bytes_of_an_
     whole = sorted(p.name for p in (tmp_path / "whole").glob("*.png"))
     assert sorted(p.name for p in out.glob("*.png")) == whole and len(whole) == 200
     assert all((out / name).read_bytes() == (tmp_path / "whole" / name).read_bytes() for name in whole)
-    assert not list(out.glob(".*"))  # the kill left no half-written file under an output's name
+    # A SIGKILL mid-write can leave the hidden temporary of that write (nothing runs to delete it),
+    # never a half-written file under an output's name: every visible output matched above.
+    assert all(p.name.startswith(".img") and p.name.endswith(".tmp") for p in out.glob(".*"))
 
 
 def test_shards_cover_every_input_exactly_once_taking_turns_along_the_sorted_list(tmp_path):
