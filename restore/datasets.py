@@ -241,6 +241,15 @@ def match_pairs(folder_a: str | Path, folder_b: str | Path) -> list[tuple[Path, 
     return [(a_files[name], b_files[name]) for name in sorted(a_files)]
 
 
+def center_crop(image: torch.Tensor, size: int, multiple: int = 1) -> torch.Tensor:
+    """The central crop of at most size x size pixels of a (... x) H x W image, its sides rounded
+    down to `multiple` (an upscaler's HR crop must stay a multiple of the scale)."""
+    h, w = image.shape[-2:]
+    ch, cw = min(h, size) // multiple * multiple, min(w, size) // multiple * multiple
+    y, x = (h - ch) // 2, (w - cw) // 2
+    return image[..., y : y + ch, x : x + cw]
+
+
 def real_pairs(folder: str) -> list[tuple[Path, Path]]:
     """The (noisy, clean) files of a folder of NAME_noisy.EXT / NAME_clean.EXT pairs, sorted by name."""
     noisy_files = [p for p in image_files(folder) if p.stem.endswith("_noisy")]

@@ -9,15 +9,10 @@ import torch
 from PIL import Image as PILImage
 from PIL import ImageDraw
 
+from restore.datasets import center_crop
+
 GAP = 6  # pixels between panels
 LABEL_HEIGHT = 16
-
-
-def center_crop(image: torch.Tensor, size: int) -> torch.Tensor:
-    """The central size x size crop of a C x H x W (or 1 x C x H x W) image, or all of a smaller one."""
-    h, w = image.shape[-2:]
-    top, left = max(0, (h - size) // 2), max(0, (w - size) // 2)
-    return image[..., top : top + size, left : left + size]
 
 
 def comparison_strip(panels: Sequence[tuple[str, torch.Tensor]], crop: int = 256) -> np.ndarray:

@@ -31,6 +31,7 @@ from restore.datasets import (
     NoisySource,
     PairSource,
     PooledDigitSource,
+    center_crop,
     downscale,
     image_files,
     is_mnist_folder,
@@ -169,13 +170,6 @@ class Data:
     noisy_references: bool = False
 
 
-def _center_crop(image: torch.Tensor, size: int, multiple: int = 1) -> torch.Tensor:
-    h, w = image.shape[-2:]
-    ch, cw = min(h, size) // multiple * multiple, min(w, size) // multiple * multiple
-    y, x = (h - ch) // 2, (w - cw) // 2
-    return image[..., y : y + ch, x : x + cw]
-
-
 def prepare_data(
     config: TrainConfig,
     channels: int | None = None,
@@ -206,7 +200,7 @@ def prepare_data(
                 for (a, b), (pa, pb) in zip(loaded, pairs, strict=True)
             ]
         train, val = loaded[: len(loaded) - config.val_count], loaded[len(loaded) - config.val_count :]
-        validation = [(_center_crop(a, val_crop)[None], _center_crop(b, val_crop)[None]) for a, b in val]
+        validation = [(center_crop(a, val_crop)[None], center_crop(b, val_crop)[None]) for a, b in val]
         described = f"{len(train)} noisy pairs from {config.pairs[0]} and {config.pairs[1]}"
         return Data(PairSource(train, config.patch), validation, described, noisy_references=True)
 
@@ -240,7 +234,7 @@ def prepare_data(
         validation = []
         for hr in val:
             for scale in scales:
-                crop = _center_crop(hr, val_crop * scale, scale)[None]
+                crop = center_crop(hr, val_crop * scale, scale)[None]
                 validation.append((downscale(crop, scale), crop))
         if len(scales) == 1:
             return Data(DownscaleSource(train, scales[0], config.patch), validation, described)
@@ -252,7 +246,7 @@ def prepare_data(
         return Data(NoisySource(train, noise, config.patch, config.clean_targets), validation, described)
     validation = []
     for i, clean in enumerate(val):
-        clean = _center_crop(clean, val_crop)[None]
+        clean = center_crop(clean, val_crop)[None]
         noisy = noise.apply(clean, torch.Generator().manual_seed(1000 + i))
         validation.append((noisy, clean))
     return Data(NoisySource(train, noise, config.patch, config.clean_targets), validation, described)
