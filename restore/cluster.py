@@ -77,12 +77,12 @@ def run_on_ray(
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False
     context.print_on_execution_start = False
+    resources = ray.cluster_resources()
     if not workers:
-        resources = ray.cluster_resources()
         have = resources.get("GPU", 0.0) / gpus_per_worker if gpus_per_worker else resources.get("CPU", 1.0)
         workers = max(1, int(have))
     workers = min(workers, len(jobs))
-    cpus = max(1, int(ray.cluster_resources().get("CPU", 1.0)) // workers) if not gpus_per_worker else 1
+    cpus = max(1, int(resources.get("CPU", 1.0)) // workers) if not gpus_per_worker else 1
     dataset = ray.data.from_items([{"source": str(job.source), "target": str(job.target)} for job in jobs])
     restored = dataset.map_batches(
         _worker_class(model_for, options, cpus),
