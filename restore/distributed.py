@@ -83,8 +83,11 @@ def joined(device: torch.device) -> Iterator[tuple[Ranks, torch.device]]:
     started_here = not dist.is_initialized()
     if started_here:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    try:
-        yield Ranks(dist.get_rank(), dist.get_world_size()), device
-    finally:
-        if started_here:
-            dist.destroy_process_group()
+    yield Ranks(dist.get_rank(), dist.get_world_size()), device
+    # Only after success: a rank that failed may have left a peer inside a collective, where a
+    # barrier would hang; torchrun stops the others then. Gloo sends are asynchronous, so the
+    # barrier keeps a rank from closing its connections while a peer still receives the last
+    # broadcast (that aborted the peer once in CI: "terminate called without an active exception").
+    if started_here:
+        dist.barrier()
+        dist.destroy_process_group()
