@@ -71,6 +71,8 @@ class Image:
     transfer: str  # "srgb" (integer formats, values in [0, 1]) or "linear" (float formats, as stored)
     icc_profile: bytes | None = None
     format: str = ""  # a name in FORMATS: "png", "jpeg", "webp", "avif", "tiff", "exr", "pfm" or "hdr"
+    exif: bytes | None = None  # the file's EXIF block as read; written back with Orientation 1 (pixels are upright)
+    dpi: tuple[float, float] | None = None  # print resolution (x, y) in pixels per inch, where the file gives one
 
     def __post_init__(self) -> None:
         self.pixels = np.asarray(self.pixels, dtype=np.float32)
@@ -152,7 +154,14 @@ def _quantise(values: np.ndarray, depth: str) -> np.ndarray:
     return values.astype(dtype)
 
 
-def _from_samples(samples: np.ndarray, colour: int, icc: bytes | None, fmt: str) -> Image:
+def _from_samples(
+    samples: np.ndarray,
+    colour: int,
+    icc: bytes | None,
+    fmt: str,
+    exif: bytes | None = None,
+    dpi: tuple[float, float] | None = None,
+) -> Image:
     """Build an Image from H x W x N samples: `colour` channels, then an optional alpha.
 
     The sample dtype alone decides bit_depth and transfer, never the values.
@@ -166,9 +175,8 @@ def _from_samples(samples: np.ndarray, colour: int, icc: bytes | None, fmt: str)
     if depth in ("u8", "u16"):
         values /= np.float32(np.iinfo(_DTYPES[depth]).max)
     alpha = np.ascontiguousarray(values[..., colour:]) if samples.shape[2] > colour else None
-    return Image(
-        np.ascontiguousarray(values[..., :colour]), alpha, depth, "srgb" if depth in ("u8", "u16") else "linear", icc or None, fmt
-    )
+    transfer = "srgb" if depth in ("u8", "u16") else "linear"
+    return Image(np.ascontiguousarray(values[..., :colour]), alpha, depth, transfer, icc or None, fmt, exif or None, dpi)
 
 
 def _orient(a: np.ndarray, orientation: int) -> np.ndarray:
@@ -265,7 +273,11 @@ def _read_png(data: bytes) -> Image:
         exif = PILImage.Exif()
         exif.load(meta[b"eXIf"])
         samples = _orient(samples, int(exif.get(ExifTags.Base.Orientation, 1)))
-    return _from_samples(samples, 1 if colour_type in (0, 4) else 3, icc, "png")
+    dpi = None
+    if len(meta.get(b"pHYs", b"")) == 9:  # pixels per unit x, y; unit 1 = metre (0: aspect ratio only)
+        x, y, unit = struct.unpack(">IIB", meta[b"pHYs"])
+        dpi = (x * _INCH, y * _INCH) if unit == 1 and x and y else None
+    return _from_samples(samples, 1 if colour_type in (0, 4) else 3, icc, "png", meta.get(b"eXIf"), dpi)
 
 
 def _read_pillow(data: bytes, fmt: str) -> Image:
@@ -276,6 +288,8 @@ def _read_pillow(data: bytes, fmt: str) -> Image:
             raise ValueError(f"holds {frames} frames; restore reads single images (split the animation first)")
         opened.load()
         icc = opened.info.get("icc_profile")
+        exif = opened.info.get("exif")
+        dpi = _pillow_dpi(opened.info.get("dpi"))
         im = ImageOps.exif_transpose(opened)
     if im.mode == "CMYK":
         icc = None  # that profile describes CMYK values, which the RGB conversion replaces
@@ -288,7 +302,18 @@ def _read_pillow(data: bytes, fmt: str) -> Image:
     samples = np.asarray(im.convert(target) if im.mode != target else im)
     if samples.ndim == 2:
         samples = samples[..., None]
-    return _from_samples(samples, 1 if gray else 3, icc, fmt)
+    return _from_samples(samples, 1 if gray else 3, icc, fmt, exif, dpi)
+
+
+_INCH = 0.0254  # metres
+
+
+def _pillow_dpi(dpi: object) -> tuple[float, float] | None:
+    """Pillow's info["dpi"] as two positive floats, or None (absent, zero or malformed)."""
+    if not isinstance(dpi, tuple) or len(dpi) != 2:
+        return None
+    x, y = (float(v) for v in dpi)
+    return (x, y) if x > 0 and y > 0 else None
 
 
 def _read_tiff(data: bytes) -> Image:
@@ -301,6 +326,7 @@ def _read_tiff(data: bytes) -> Image:
         samples, axes = page.asarray(), page.axes
         icc_tag, orientation_tag = page.tags.get(34675), page.tags.get(274)
         photometric = int(page.photometric)
+        dpi = _tiff_dpi(page.tags)
     if photometric not in (1, 2):  # MINISBLACK, RGB
         raise ValueError(f"unsupported TIFF photometric interpretation {photometric} (only gray and RGB)")
     if axes == "YX":
@@ -311,7 +337,20 @@ def _read_tiff(data: bytes) -> Image:
         raise ValueError(f"unsupported TIFF layout {axes!r}")
     samples = _orient(samples, int(orientation_tag.value) if orientation_tag else 1)
     icc = bytes(icc_tag.value) if icc_tag else None
-    return _from_samples(samples, 1 if photometric == 1 else 3, icc, "tiff")
+    return _from_samples(samples, 1 if photometric == 1 else 3, icc, "tiff", dpi=dpi)
+
+
+def _tiff_dpi(tags: tifffile.TiffTags) -> tuple[float, float] | None:
+    """XResolution / YResolution in pixels per inch (unit 2 = inch, 3 = centimetre), or None."""
+    x, y, unit = tags.get(282), tags.get(283), tags.get(296)
+    per_inch = {2: 1.0, 3: 2.54}.get(int(unit.value) if unit else 2)
+    if x is None or y is None or per_inch is None:
+        return None
+    try:
+        values = [num / den * per_inch for num, den in (x.value, y.value)]
+    except (TypeError, ValueError, ZeroDivisionError):
+        return None
+    return (values[0], values[1]) if values[0] > 0 and values[1] > 0 else None
 
 
 def _read_exr(data: bytes) -> Image:
@@ -443,7 +482,26 @@ def read_image(path: str | os.PathLike[str]) -> Image:
 # ---------------------------------------------------------------------------- writers
 
 
-def _write_pillow(tmp: str, samples: np.ndarray, icc: bytes | None, fmt: str) -> None:
+def _exif_to_write(exif: bytes | None, width: int, height: int) -> bytes | None:
+    """The EXIF block for an output: Orientation 1 (restore's pixels are already upright) and the
+    Exif IFD's pixel dimensions those of the written image; None if there is none or it is unreadable."""
+    if not exif:
+        return None
+    tags = PILImage.Exif()
+    try:
+        tags.load(exif)
+    except Exception:  # a damaged block is dropped rather than copied
+        return None
+    if ExifTags.Base.Orientation in tags:
+        tags[ExifTags.Base.Orientation] = 1
+    sizes = tags.get_ifd(ExifTags.IFD.Exif)
+    for tag, value in ((ExifTags.Base.ExifImageWidth, width), (ExifTags.Base.ExifImageHeight, height)):
+        if tag in sizes:
+            sizes[tag] = value
+    return tags.tobytes()
+
+
+def _write_pillow(tmp: str, samples: np.ndarray, image: Image, fmt: str) -> None:
     """8-bit PNG, JPEG, WebP and AVIF. JPEG and AVIF: quality 95 without chroma subsampling;
     WebP: lossless, keeping the colour under fully transparent pixels (exact)."""
     options: dict[str, object] = {
@@ -451,33 +509,47 @@ def _write_pillow(tmp: str, samples: np.ndarray, icc: bytes | None, fmt: str) ->
         "webp": {"lossless": True, "exact": True},
         "avif": {"quality": 95, "subsampling": "4:4:4"},
     }.get(fmt, {})
-    if icc:
-        options["icc_profile"] = icc
+    if image.icc_profile:
+        options["icc_profile"] = image.icc_profile
+    exif = _exif_to_write(image.exif, samples.shape[1], samples.shape[0])
+    if exif:
+        options["exif"] = exif
+    if image.dpi and fmt in ("png", "jpeg"):  # WebP and AVIF have no field for it
+        options["dpi"] = image.dpi
     PILImage.fromarray(samples[..., 0] if samples.shape[2] == 1 else samples).save(tmp, format=fmt.upper(), **options)
 
 
-def _write_png(tmp: str, samples: np.ndarray, icc: bytes | None) -> None:
+def _write_png(tmp: str, samples: np.ndarray, image: Image) -> None:
     if samples.dtype == np.uint8:
-        _write_pillow(tmp, samples, icc, "png")
+        _write_pillow(tmp, samples, image, "png")
         return
     height, width, n = samples.shape
     if n == 2:  # no gray+alpha in kornia_rs: write the same bytes as 8-bit RGBA, retag the header
         kio.write_image_png_u8(tmp, samples.astype(">u2").view(np.uint8).reshape(height, width, 4), "rgba")
     else:
         kio.write_image_png_u16(tmp, np.ascontiguousarray(samples), _KORNIA_PNG_MODES[n])
-    if n != 2 and not icc:
+    # kornia_rs writes no metadata: iCCP, pHYs and eXIf go in by hand, right after IHDR (before IDAT).
+    extra = []
+    if image.icc_profile:
+        extra.append((b"iCCP", b"ICC Profile\0\0" + zlib.compress(image.icc_profile)))
+    if image.dpi:
+        extra.append((b"pHYs", struct.pack(">IIB", *(round(v / _INCH) for v in image.dpi), 1)))
+    exif = _exif_to_write(image.exif, width, height)
+    if exif:
+        extra.append((b"eXIf", exif.removeprefix(b"Exif\0\0")))
+    if n != 2 and not extra:
         return
     with open(tmp, "rb") as f:
         chunks = _png_chunks(f.read())
     if n == 2:
         chunks[0] = (b"IHDR", _retag_ihdr(chunks[0][1], 16, 4))
-    if icc:  # kornia_rs cannot write iCCP; it must come before PLTE/IDAT, so right after IHDR
-        chunks.insert(1, (b"iCCP", b"ICC Profile\0\0" + zlib.compress(icc)))
+    chunks[1:1] = extra
     with open(tmp, "wb") as f:
         f.write(_png_bytes(chunks))
 
 
-def _write_tiff(tmp: str, samples: np.ndarray, icc: bytes | None) -> None:
+def _write_tiff(tmp: str, samples: np.ndarray, image: Image) -> None:
+    # The DPI is written; EXIF is not (tifffile cannot write an EXIF sub-IFD).
     n = samples.shape[2]
     # zlib and the horizontal predictor work without imagecodecs; the float predictor does not.
     # A trailing axis of 1 would be read as 1-pixel-wide pages, so gray goes in as 2-D.
@@ -488,19 +560,21 @@ def _write_tiff(tmp: str, samples: np.ndarray, icc: bytes | None) -> None:
         extrasamples=["unassalpha"] if n in (2, 4) else None,
         compression="zlib",
         predictor=samples.dtype.kind == "u",
-        iccprofile=icc,
+        iccprofile=image.icc_profile,
+        resolution=image.dpi,
+        resolutionunit="INCH" if image.dpi else None,
         metadata=None,
     )
 
 
-def _write_exr(tmp: str, samples: np.ndarray, icc: bytes | None) -> None:
-    # OpenEXR has no ICC profile field; the profile is not written.
+def _write_exr(tmp: str, samples: np.ndarray, image: Image) -> None:
+    # OpenEXR has no ICC profile, EXIF or DPI field; they are not written.
     names = {1: "Y", 2: "YA", 3: "RGB", 4: "RGBA"}[samples.shape[2]]
     channels = {c: np.ascontiguousarray(samples[..., i]) for i, c in enumerate(names)}
     OpenEXR.File({"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}, channels).write(tmp)
 
 
-def _write_pfm(tmp: str, samples: np.ndarray, icc: bytes | None) -> None:
+def _write_pfm(tmp: str, samples: np.ndarray, image: Image) -> None:
     height, width, n = samples.shape
     with open(tmp, "wb") as f:
         # Negative scale = little endian; rows go bottom to top.
@@ -517,7 +591,7 @@ class ImageFormat:
     suffixes: tuple[str, ...]
     matches: Callable[[bytes], bool]  # does a file's start say it is this format?
     read: Callable[[bytes], Image]
-    write: Callable[[str, np.ndarray, bytes | None], None] | None  # None: read-only here
+    write: Callable[[str, np.ndarray, Image], None] | None  # (temp file, samples, image for its metadata); None: read-only
     depths: tuple[str, ...] = ()  # sample types it can write, narrowest first (_output_depth relies on it)
     alpha: bool = False
 
@@ -641,7 +715,8 @@ def write_image(path: str | os.PathLike[str], image: Image, bit_depth: str | Non
     Integer outputs hold sRGB values and EXR/PFM linear ones; the sRGB transfer function
     converts when the image's transfer differs. Float TIFF keeps the image's transfer as is.
     Formats without alpha (JPEG, PFM) refuse an image that has one rather than drop it; the
-    ICC profile is written where the format has a place for it (not EXR, PFM). An existing
+    ICC profile, EXIF (PNG, JPEG, WebP, AVIF) and DPI (PNG, JPEG, TIFF) are written where the
+    format has a place for them; EXIF with Orientation 1 and the written size. An existing
     file is replaced only with `overwrite=True`; on failure no file is left behind.
     """
     name = os.fspath(path)
@@ -672,7 +747,7 @@ def write_image(path: str | os.PathLike[str], image: Image, bit_depth: str | Non
     planes = [pixels] if image.alpha is None else [pixels, np.asarray(image.alpha, dtype=np.float32)]
     samples = _quantise(np.concatenate(planes, axis=-1), depth)
     try:
-        atomic_write(name, overwrite, lambda tmp: encode(tmp, samples, image.icc_profile))
+        atomic_write(name, overwrite, lambda tmp: encode(tmp, samples, image))
     except ImageError:
         raise
     except Exception as err:

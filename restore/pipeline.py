@@ -7,7 +7,7 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -85,14 +85,11 @@ def restore_image(
     if alpha is not None and alpha.shape[:2] != result.shape[:2]:
         resized = imresize(torch.from_numpy(alpha).permute(2, 0, 1)[None], size=result.shape[:2])
         alpha = resized[0].permute(1, 2, 0).clamp(0, 1).numpy()
-    return Image(
-        pixels=np.ascontiguousarray(result, dtype=np.float32),
-        alpha=alpha,
-        bit_depth=image.bit_depth,
-        transfer=image.transfer,
-        icc_profile=image.icc_profile,
-        format=image.format,
-    )
+    # Everything else the file held goes through; the print resolution scales with the pixels,
+    # so an upscaled photo prints at the size the original did, only sharper.
+    scale = result.shape[1] / image.width
+    dpi = (image.dpi[0] * scale, image.dpi[1] * scale) if image.dpi else None
+    return replace(image, pixels=np.ascontiguousarray(result, dtype=np.float32), alpha=alpha, dpi=dpi)
 
 
 ModelChoice = Model | Callable[[Image, bool], Model]

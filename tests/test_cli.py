@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import ExifTags
+from PIL import Image as PILImage
 
 from conftest import assert_one_line_error, run, smooth_image, write_png
 from restore.imageio import read_image
@@ -48,6 +50,19 @@ def test_upscale_x2_doubles_the_size_and_resizes_alpha(tmp_path, tiny_models):
     big = read_image(tmp_path / "small.x2.png")
     assert big.pixels.shape == (42, 34, 3) and big.alpha.shape == (42, 34, 1)
     assert np.all(big.alpha > 0.99)
+
+
+def test_upscale_keeps_the_camera_exif_and_the_print_size(tmp_path, tiny_models):
+    exif = PILImage.Exif()
+    exif[ExifTags.Base.Model] = "Canon EOS 5D Mark II"
+    pixels = np.round(smooth_image(21, 17) * 255).astype(np.uint8)
+    PILImage.fromarray(pixels).save(tmp_path / "shot.jpg", exif=exif.tobytes(), dpi=(300, 300), quality=95)
+    result = run("upscale", str(tmp_path / "shot.jpg"), "--x2", "--model", str(tiny_models["upscaler"]))
+    assert result.returncode == 0, result.stderr
+    big = read_image(tmp_path / "shot.x2.jpg")
+    assert big.dpi == (600, 600)  # twice the pixels per inch: the same print size
+    with PILImage.open(tmp_path / "shot.x2.jpg") as im:
+        assert im.getexif()[ExifTags.Base.Model] == "Canon EOS 5D Mark II"
 
 
 def test_upscale_outscale_and_ensemble(tmp_path, tiny_models):

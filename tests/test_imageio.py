@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
+from PIL import ExifTags
 from PIL import Image as PILImage
 from PIL import ImageCms
 from PIL import features as PILFeatures
@@ -295,6 +296,50 @@ def test_16_bit_png_orientation_matches_pillow(tmp_path: Path, orientation: int)
     eight, sixteen = read_image(tmp_path / "8.png"), read_image(tmp_path / "16.png")
     assert (eight.bit_depth, sixteen.bit_depth) == ("u8", "u16")
     assert_same(sixteen, eight)
+
+
+def camera_exif(orientation: int = 1) -> bytes:
+    """An EXIF block as a camera writes one: make, ISO, orientation and the pixel size."""
+    exif = PILImage.Exif()
+    exif[ExifTags.Base.Make], exif[ExifTags.Base.Orientation] = "Canon", orientation
+    details = exif.get_ifd(ExifTags.IFD.Exif)
+    details[ExifTags.Base.ISOSpeedRatings], details[ExifTags.Base.ExifImageWidth] = 3200, W
+    details[ExifTags.Base.ExifImageHeight] = H
+    return exif.tobytes()
+
+
+def exif_of(path: Path) -> tuple[dict[int, object], dict[int, object]]:
+    with PILImage.open(path) as im:
+        exif = im.getexif()
+        return dict(exif), dict(exif.get_ifd(ExifTags.IFD.Exif))
+
+
+@pytest.mark.parametrize("name, depth", [("a.png", "u8"), ("a.png", "u16"), ("a.jpg", "u8"), ("a.webp", "u8")])
+def test_exif_goes_through_with_the_camera_details_and_an_upright_orientation(tmp_path: Path, name: str, depth: str) -> None:
+    PILImage.fromarray(np.zeros((H, W, 3), np.uint8)).save(tmp_path / "in.jpg", exif=camera_exif(orientation=6))
+    image = read_image(tmp_path / "in.jpg")  # rotated upright on reading: W rows, H columns
+    image.bit_depth = depth
+    write_image(tmp_path / name, image)
+    tags, details = exif_of(tmp_path / name)
+    assert tags[ExifTags.Base.Make] == "Canon" and details[ExifTags.Base.ISOSpeedRatings] == 3200
+    assert tags[ExifTags.Base.Orientation] == 1  # viewers must not rotate the upright pixels again
+    assert (details[ExifTags.Base.ExifImageWidth], details[ExifTags.Base.ExifImageHeight]) == (H, W)
+    assert read_image(tmp_path / name).exif is not None
+
+
+@pytest.mark.parametrize("name, depth", [("a.png", "u8"), ("a.png", "u16"), ("a.jpg", "u8"), ("a.tif", "u8"), ("a.tif", "f32")])
+def test_dpi_goes_through(tmp_path: Path, name: str, depth: str) -> None:
+    image = make("rgb", depth)
+    image.dpi = (300.0, 150.0)
+    write_image(tmp_path / name, image)
+    assert read_image(tmp_path / name).dpi == pytest.approx((300.0, 150.0), rel=1e-4)  # PNG stores whole dots per metre
+
+
+def test_a_damaged_exif_block_is_dropped_not_copied(tmp_path: Path) -> None:
+    image = make("rgb")
+    image.exif = b"Exif\0\0garbage"
+    write_image(tmp_path / "a.jpg", image)
+    assert read_image(tmp_path / "a.jpg").exif is None
 
 
 # ---------------------------------------------------------------------------- bit depth and transfer
