@@ -66,23 +66,45 @@ class FileResult:
         return json.dumps(record, ensure_ascii=False)
 
 
-def expand_inputs(inputs: Sequence[str], recursive: bool) -> list[tuple[Path, Path]]:
-    """Arguments (files, folders, globs) -> (file, base folder) pairs; the base keeps folder structure.
+@dataclass(frozen=True)
+class Inputs:
+    """What a run's arguments name: (file, base folder) pairs, the base keeping folder structure,
+    and the files in named folders passed over because their names look like restore's outputs
+    or a render's buffers (`x.denoised.png`, `x.x2.png`, `x.albedo.exr`) while no image `x`
+    lies beside them: the user's own files, perhaps, so the CLI names them."""
+
+    files: list[tuple[Path, Path]]
+    passed_over: list[Path]  # only those without their image beside them: a rerun's own outputs go unmentioned
+
+
+def _source_stem(path: Path) -> str | None:
+    """The stem of the image that `path` was made from or belongs to ("x" for x.denoised.png,
+    x.x2.png or x.albedo.exr), or None for an image of its own."""
+    if is_aux_buffer(path):
+        return Path(path.stem).stem
+    match = OUTPUT_NAME.search(path.stem)
+    return path.stem[: match.start()] if match else None
+
+
+def expand_inputs(inputs: Sequence[str], recursive: bool) -> Inputs:
+    """Arguments (files, folders, globs) -> the files to restore, and the folder files passed over.
 
     Folders and globs are sorted, so every machine given the same arguments sees the same list.
+    A file named on its own (or by a glob) is never passed over, whatever its name.
     """
     found: list[tuple[Path, Path]] = []
+    passed_over: list[Path] = []
     for arg in inputs:
         path = Path(arg)
         if path.is_dir():
             pattern = "**/*" if recursive else "*"
-            files = sorted(
-                p
-                for p in path.glob(pattern)
-                if p.is_file() and p.suffix.lower() in READ_FORMATS and not OUTPUT_NAME.search(p.stem) and not is_aux_buffer(p)
-            )
+            images = sorted(p for p in path.glob(pattern) if p.is_file() and p.suffix.lower() in READ_FORMATS)
+            made_from = {p: _source_stem(p) for p in images}
+            files = [p for p in images if made_from[p] is None]
+            stems = {(p.parent, p.stem) for p in files}
+            passed_over += [p for p in images if made_from[p] is not None and (p.parent, made_from[p]) not in stems]
             if not files:
-                raise ImageError(f"no images in folder '{path}'")
+                raise ImageError(f"no images in folder '{path}'" + (" besides outputs and buffers" if images else ""))
             found += [(f, path) for f in files]
         elif path.is_file():
             found.append((path, path.parent))
@@ -95,7 +117,7 @@ def expand_inputs(inputs: Sequence[str], recursive: bool) -> list[tuple[Path, Pa
             raise ImageError(f"cannot read '{arg}': not a regular file")
         else:
             raise ImageError(f"no such file: '{arg}'")
-    return found
+    return Inputs(found, passed_over)
 
 
 def plan_outputs(found: Sequence[tuple[Path, Path]], output: str | None, tag: str) -> list[Job]:

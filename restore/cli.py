@@ -52,9 +52,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, markup=False, soft_wrap=True)  # file names may hold [brackets]
 # Tables in a pipe or a log get a wide page instead of the 80 columns rich assumes there.
-out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
+out = Console(highlight=False, markup=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 
 
 def _show_version(value: bool) -> None:
@@ -122,9 +122,15 @@ def _process(
     if folder_run.skip_existing and options.overwrite:
         raise UsageError("--skip-existing keeps existing outputs and --overwrite replaces them: give one")
     index, count = parse_shard(folder_run.shard)
-    planned = take_shard(plan_outputs(expand_inputs(inputs, folder_run.recursive), output, tag), index, count)
+    found = expand_inputs(inputs, folder_run.recursive)
+    planned = take_shard(plan_outputs(found.files, output, tag), index, count)
     jobs, skipped = check_targets(planned, options.overwrite, folder_run.skip_existing)
     quiet = folder_run.quiet
+    if found.passed_over and not quiet:
+        names = ", ".join(p.name for p in found.passed_over[:3]) + (", ..." if len(found.passed_over) > 3 else "")
+        err.print(
+            f"passing over {len(found.passed_over)} file(s) named like outputs or buffers ({names}); name them to restore them"
+        )
     failures = 0
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
     # Bars only on a terminal: in a log they would print nothing useful.
@@ -259,7 +265,7 @@ def denoise(
         repair_nonfinite=repair_nonfinite,
         aux_files={name: path for name, path in (("albedo", albedo), ("normal", normal)) if path is not None},
     )
-    if options.aux_files and len(expand_inputs(inputs, recursive)) > 1:
+    if options.aux_files and len(expand_inputs(inputs, recursive).files) > 1:
         raise UsageError("--albedo / --normal go with one image; for several, put NAME.albedo.EXT beside each")
 
     folder_run = FolderRun(recursive, quiet, skip_existing, shard, manifest, engine, workers, gpus_per_worker)

@@ -435,7 +435,7 @@ def train(config: TrainConfig, console: Console | None = None, show_progress: bo
             raise ValueError(f"--batch {config.batch} does not split evenly over {ranks.world} processes")
         if not ranks.leader:
             console, show_progress = Console(quiet=True), False
-        return _train(config, console or Console(stderr=True), show_progress, ranks, device)
+        return _train(config, console or Console(stderr=True, markup=False), show_progress, ranks, device)
 
 
 def _train(config: TrainConfig, console: Console, show_progress: bool, ranks: Ranks, device: torch.device) -> ModelInfo:

@@ -63,7 +63,7 @@ def test_a_killed_folder_run_rerun_with_skip_existing_ends_with_the_bytes_of_an_
 
 def test_shards_cover_every_input_exactly_once_taking_turns_along_the_sorted_list(tmp_path):
     src = image_folder(tmp_path / "in", 10, size=4)
-    jobs = plan_outputs(expand_inputs([str(src)], recursive=False), str(tmp_path / "out"), ".x2")
+    jobs = plan_outputs(expand_inputs([str(src)], recursive=False).files, str(tmp_path / "out"), ".x2")
     shards = [take_shard(jobs, i, 3) for i in range(3)]
     assert sorted(job.source.name for shard in shards for job in shard) == sorted(job.source.name for job in jobs)
     assert [job.source.name for job in shards[1]] == ["img001.png", "img004.png", "img007.png"]
@@ -142,3 +142,23 @@ def test_the_ray_engine_writes_the_bytes_of_the_local_engine(tmp_path, tiny_mode
     for name in ("eight.png", "sixteen.png", "alpha.png"):
         assert (tmp_path / "ray" / name).read_bytes() == (tmp_path / "local" / name).read_bytes()
     assert sorted(line["status"] for line in manifest_lines(manifest)) == ["written"] * 3
+
+
+def test_a_folder_run_names_the_files_it_passes_over_unless_they_belong_to_an_image_beside_them(tmp_path, tiny_models):
+    folder = tmp_path / "in"
+    for name in ["a.png", "a.denoised.png", "b.x2.png", "c.albedo.png", "d.png", "d.albedo.png"]:
+        write_png(folder / name, smooth_image(12, 12))
+    found = expand_inputs([str(folder)], recursive=False)
+    assert [f.name for f, _ in found.files] == ["a.png", "d.png"]
+    assert [p.name for p in found.passed_over] == ["b.x2.png", "c.albedo.png"]  # no b.png, no c.png
+    result = run("upscale", str(folder), "-o", str(tmp_path / "out"), "--model", str(tiny_models["upscaler"]))
+    assert result.returncode == 0, result.stderr
+    assert "passing over 2 file(s) named like outputs or buffers (b.x2.png, c.albedo.png)" in result.stderr
+    named = run("upscale", str(folder / "b.x2.png"), "-o", str(tmp_path / "b"), "--model", str(tiny_models["upscaler"]))
+    assert named.returncode == 0 and (tmp_path / "b" / "b.x2.png").is_file()  # named on its own, it is restored
+
+
+def test_a_file_name_with_brackets_is_printed_as_it_is(tmp_path, tiny_models):
+    src = write_png(tmp_path / "[b]shot.png", smooth_image(12, 12))
+    result = run("upscale", str(src), "--model", str(tiny_models["upscaler"]))
+    assert result.returncode == 0 and "[b]shot.png ->" in result.stdout + result.stderr
