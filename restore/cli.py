@@ -39,7 +39,7 @@ from restore.cluster import run_on_ray
 from restore.device import TRAINING_PRECISIONS
 from restore.distributed import leader_process
 from restore.evaluation import evaluate_folder
-from restore.imageio import ImageError
+from restore.imageio import MAX_PIXELS, ImageError
 from restore.modelfile import ModelFileError, read_info
 from restore.pipeline import DenoiserFor, ModelChoice, RunOptions, UpscalerFor
 from restore.training import LOSSES, TrainConfig
@@ -88,19 +88,31 @@ class BitDepth(str, Enum):
     f32 = "f32"
 
 
+def _parse_amount(text: str, option: str, units: dict[str, int], example: str) -> int:
+    """A positive whole amount with an optional unit suffix ('2G', '1.5M', '4096'), else a usage error."""
+    t = text.strip().upper()
+    try:
+        amount = int(float(t[:-1]) * units[t[-1]]) if t and t[-1] in units else int(t)
+    except (ValueError, OverflowError):
+        raise UsageError(f"{option} '{text}': expected an amount like {example}") from None
+    if amount <= 0:
+        raise UsageError(f"{option} '{text}': must be positive")
+    return amount
+
+
 def _parse_memory(text: str | None) -> int | None:
-    """'2G', '512M', '1.5GB' or bytes -> bytes."""
+    """'2G', '512M', '1.5GB' or bytes -> bytes (binary units)."""
     if text is None:
         return None
     units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-    t = text.strip().upper().removesuffix("B").removesuffix("I")
-    try:
-        size = int(float(t[:-1]) * units[t[-1]]) if t and t[-1] in units else int(t)
-    except (ValueError, OverflowError):
-        raise UsageError(f"--max-memory '{text}': expected a size like 2G or 512M") from None
-    if size <= 0:
-        raise UsageError(f"--max-memory '{text}': the budget must be positive")
-    return size
+    return _parse_amount(text.strip().upper().removesuffix("B").removesuffix("I"), "--max-memory", units, "2G or 512M")
+
+
+def _parse_pixels(text: str | None) -> int:
+    """'400M' -> 400,000,000 pixels (K, M, G are powers of 1000); None -> the default limit."""
+    if text is None:
+        return MAX_PIXELS
+    return _parse_amount(text, "--max-pixels", {"K": 10**3, "M": 10**6, "G": 10**9}, "400M or 250000000")
 
 
 def _process(
@@ -217,14 +229,27 @@ RepairOpt = Annotated[bool, typer.Option("--repair-nonfinite", help="Replace NaN
 EnsembleOpt = Annotated[bool, typer.Option("--ensemble", help="Average the 8 flips and rotations (8x slower, a little better).")]
 
 
+MaxPixelsOpt = Annotated[
+    str | None, typer.Option("--max-pixels", help="Refuse images claiming more pixels, e.g. 400M [default: 179M].")
+]
+
+
 def _options(
-    device: str, precision: Precision, tile: int | None, max_memory: str | None, bit_depth: BitDepth | None, overwrite: bool
+    device: str,
+    precision: Precision,
+    tile: int | None,
+    max_memory: str | None,
+    bit_depth: BitDepth | None,
+    overwrite: bool,
+    max_pixels: str | None,
 ) -> RunOptions:
     if tile is not None and tile < MIN_TILE:
         # A tile's work is its core plus the network's margin on every side (160 px for the
         # U-Net): a 1-pixel core ran for 20 minutes on a small photo.
         raise UsageError(f"--tile must be at least {MIN_TILE} pixels (smaller tiles are almost all overlap)")
-    return RunOptions(device, precision.value, tile, _parse_memory(max_memory), bit_depth.value if bit_depth else None, overwrite)
+    depth = bit_depth.value if bit_depth else None
+    options = RunOptions(device, precision.value, tile, _parse_memory(max_memory), depth, overwrite)
+    return replace(options, max_pixels=_parse_pixels(max_pixels))
 
 
 @app.command()
@@ -239,6 +264,7 @@ def denoise(
     precision: PrecisionOpt = Precision.auto,
     tile: TileOpt = None,
     max_memory: MemoryOpt = None,
+    max_pixels: MaxPixelsOpt = None,
     bit_depth: BitDepthOpt = None,
     recursive: RecursiveOpt = False,
     overwrite: OverwriteOpt = False,
@@ -260,7 +286,7 @@ def denoise(
     NAME.normal.EXT (or --albedo / --normal) come with them, n2n-gray for gray images, else n2n-photo.
     """
     options = replace(
-        _options(device, precision, tile, max_memory, bit_depth, overwrite),
+        _options(device, precision, tile, max_memory, bit_depth, overwrite, max_pixels),
         ensemble=ensemble,
         repair_nonfinite=repair_nonfinite,
         aux_files={name: path for name, path in (("albedo", albedo), ("normal", normal)) if path is not None},
@@ -290,6 +316,7 @@ def upscale(
     precision: PrecisionOpt = Precision.auto,
     tile: TileOpt = None,
     max_memory: MemoryOpt = None,
+    max_pixels: MaxPixelsOpt = None,
     bit_depth: BitDepthOpt = None,
     recursive: RecursiveOpt = False,
     overwrite: OverwriteOpt = False,
@@ -312,7 +339,7 @@ def upscale(
         raise UsageError("--outscale must be a positive number")
     factor = chosen[0] if chosen else network_scale_for(outscale)
     options = replace(
-        _options(device, precision, tile, max_memory, bit_depth, overwrite),
+        _options(device, precision, tile, max_memory, bit_depth, overwrite, max_pixels),
         ensemble=ensemble,
         outscale=outscale,
         repair_nonfinite=repair_nonfinite,

@@ -21,8 +21,10 @@ import re
 import secrets
 import stat
 import struct
+import threading
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from types import MappingProxyType
 
@@ -245,11 +247,6 @@ def _read_png(data: bytes) -> Image:
     width, height, depth, colour_type = struct.unpack(">IIBB", chunks[0][1][:10])
     if depth != 16:
         return _read_pillow(data, "png")
-    # Pillow refuses decompression bombs for 8 bits; the 16-bit decoder gets the same limit,
-    # checked on the header before anything is decoded (a 2 KB file can claim 100000 x 100000).
-    limit = 2 * (PILImage.MAX_IMAGE_PIXELS or 0)
-    if limit and width * height > limit:
-        raise ValueError(f"claims {width} x {height} pixels, more than the {limit:,}-pixel limit (a decompression bomb?)")
     if colour_type == 4:
         # kornia_rs has no 16-bit gray+alpha mode. A GA16 scanline has the same bytes and the
         # same 4-byte filter unit as an 8-bit RGBA one, so decode it as that and reread the bytes.
@@ -280,9 +277,32 @@ def _read_png(data: bytes) -> Image:
     return _from_samples(samples, 1 if colour_type in (0, 4) else 3, icc, "png", meta.get(b"eXIf"), dpi)
 
 
+# Pillow's own decompression-bomb check would overrule a raised max_pixels; read_image checks
+# every format's header itself, so Pillow's is switched off while restore opens a file, under
+# a lock (the limit is Pillow's process-wide setting) and only for that call.
+_PILLOW_LIMIT_LOCK = threading.Lock()
+
+
+@contextmanager
+def _pillow_open(data: bytes, fmt: str) -> Iterator[PILImage.Image]:
+    with _PILLOW_LIMIT_LOCK:
+        saved, PILImage.MAX_IMAGE_PIXELS = PILImage.MAX_IMAGE_PIXELS, None
+        try:
+            opened = PILImage.open(io.BytesIO(data), formats=[fmt.upper()])
+        finally:
+            PILImage.MAX_IMAGE_PIXELS = saved
+    with opened:
+        yield opened
+
+
+def _pillow_size(data: bytes, fmt: str) -> tuple[int, int]:
+    with _pillow_open(data, fmt) as opened:  # reads the header only
+        return opened.size
+
+
 def _read_pillow(data: bytes, fmt: str) -> Image:
     """8-bit PNG, JPEG, WebP and AVIF through Pillow, with EXIF orientation applied."""
-    with PILImage.open(io.BytesIO(data), formats=[fmt.upper()]) as opened:
+    with _pillow_open(data, fmt) as opened:
         frames = getattr(opened, "n_frames", 1)
         if frames > 1:  # animated WebP (or APNG): one frame written back would lose the rest
             raise ValueError(f"holds {frames} frames; restore reads single images (split the animation first)")
@@ -376,10 +396,43 @@ def _read_exr(data: bytes) -> Image:
     return _from_samples(samples, 3 if names[0] == "R" else 1, None, "exr")
 
 
-def _read_pfm(data: bytes) -> Image:
+def _png_size(data: bytes) -> tuple[int, int]:
+    if data[12:16] != b"IHDR":
+        raise ValueError("PNG has no valid IHDR header")
+    return struct.unpack(">II", data[16:24])
+
+
+def _tiff_size(data: bytes) -> tuple[int, int]:
+    with tifffile.TiffFile(io.BytesIO(data)) as tif:  # parses the tags, not the strips
+        if not tif.pages:
+            raise ValueError("TIFF holds no image")
+        page = tif.pages[0]
+        return int(page.imagewidth), int(page.imagelength)
+
+
+def _exr_size(data: bytes) -> tuple[int, int]:
+    try:
+        part = OpenEXR.File(io.BytesIO(data), header_only=True).parts[0]
+        low, high = part.header["dataWindow"]
+    except (RuntimeError, IndexError, KeyError) as err:
+        raise ValueError("damaged or truncated OpenEXR data") from err
+    return int(high[0]) - int(low[0]) + 1, int(high[1]) - int(low[1]) + 1
+
+
+def _pfm_header(data: bytes) -> re.Match[bytes]:
     header = re.match(rb"(P[Ff])\s+(\d+)\s+(\d+)\s+([-+0-9.eE]+)\s", data)
     if header is None:
         raise ValueError("damaged PFM header")
+    return header
+
+
+def _pfm_size(data: bytes) -> tuple[int, int]:
+    header = _pfm_header(data)
+    return int(header[2]), int(header[3])
+
+
+def _read_pfm(data: bytes) -> Image:
+    header = _pfm_header(data)
     colour = 3 if header[1] == b"PF" else 1
     width, height, scale = int(header[2]), int(header[3]), float(header[4])
     count = width * height * colour
@@ -391,7 +444,8 @@ def _read_pfm(data: bytes) -> Image:
     return _from_samples(rows[::-1].astype(np.float32), colour, None, "pfm")  # stored bottom row first
 
 
-def _read_hdr(data: bytes) -> Image:
+def _hdr_header(data: bytes) -> tuple[re.Match[bytes], int]:
+    """The resolution line of a Radiance file (signs and axes) and where its scanlines start."""
     end = data.find(b"\n\n")
     if end < 0:
         raise ValueError("damaged Radiance header")
@@ -402,8 +456,19 @@ def _read_hdr(data: bytes) -> Image:
     size = re.fullmatch(rb"([-+])([XY]) (\d+) ([-+])([XY]) (\d+)", line)
     if size is None or size[2] == size[5]:
         raise ValueError("damaged Radiance resolution line")
+    return size, line_end + 1
+
+
+def _hdr_size(data: bytes) -> tuple[int, int]:
+    size, _ = _hdr_header(data)
     outer, inner = int(size[3]), int(size[6])
-    rgbe = _rgbe_scanlines(data, line_end + 1, outer, inner)
+    return (inner, outer) if size[2] == b"Y" else (outer, inner)
+
+
+def _read_hdr(data: bytes) -> Image:
+    size, start = _hdr_header(data)
+    outer, inner = int(size[3]), int(size[6])
+    rgbe = _rgbe_scanlines(data, start, outer, inner)
     # "-Y" runs top to bottom and "+X" left to right; other signs mean flipped axes.
     for axis, (sign, name) in enumerate([(size[1], size[2]), (size[4], size[5])]):
         if (name == b"Y") == (sign == b"+"):
@@ -445,11 +510,19 @@ def _rgbe_scanlines(data: bytes, pos: int, count: int, width: int) -> np.ndarray
     return out
 
 
-def read_image(path: str | os.PathLike[str]) -> Image:
+MAX_PIXELS = 2 * 89_478_485
+"""The default decoded-size limit, in pixels: the size at which Pillow refuses a decompression
+bomb (about 179 megapixels, 2.9 GB of 4-channel float samples). Every format's header is
+checked against it before anything is decoded; read_image's `max_pixels` raises it."""
+
+
+def read_image(path: str | os.PathLike[str], max_pixels: int = MAX_PIXELS) -> Image:
     """Read an image file into an :class:`Image`, losing nothing the format holds.
 
     The suffix must be a known image suffix; the file's content decides the decoder. EXIF
-    (or TIFF) orientation is applied. Raises ImageError with a one-line message on failure.
+    (or TIFF) orientation is applied. A header claiming more than `max_pixels` pixels is refused
+    before decoding (a 2 KB PNG can claim 100000 x 100000). Raises ImageError with a one-line
+    message on failure.
     """
     name = os.fspath(path)
     format_of(name)
@@ -470,6 +543,12 @@ def read_image(path: str | os.PathLike[str]) -> Image:
         known = "/".join(f.label for f in FORMATS)
         raise ImageError(f"cannot read '{name}': not a {known} image (unrecognised data)")
     try:
+        width, height = found.size(data)
+        if width * height > max_pixels:
+            raise ValueError(
+                f"claims {width} x {height} pixels, more than the {max_pixels:,}-pixel limit"
+                " (a decompression bomb? raise it with --max-pixels, or max_pixels in the library)"
+            )
         image = found.read(data)
     except Exception as err:
         raise ImageError(f"cannot read '{name}': {_one_line(err)}") from err
@@ -590,6 +669,7 @@ class ImageFormat:
     label: str
     suffixes: tuple[str, ...]
     matches: Callable[[bytes], bool]  # does a file's start say it is this format?
+    size: Callable[[bytes], tuple[int, int]]  # (width, height) from the header, before any decoding
     read: Callable[[bytes], Image]
     write: Callable[[str, np.ndarray, Image], None] | None  # (temp file, samples, image for its metadata); None: read-only
     depths: tuple[str, ...] = ()  # sample types it can write, narrowest first (_output_depth relies on it)
@@ -602,29 +682,33 @@ FORMATS: tuple[ImageFormat, ...] = tuple(
     f
     for f in (
         ImageFormat(
-            "png", "PNG", (".png",), lambda d: d.startswith(_PNG_SIGNATURE), _read_png, _write_png, ("u8", "u16"), True
+            "png", "PNG", (".png",), lambda d: d.startswith(_PNG_SIGNATURE), _png_size, _read_png, _write_png, ("u8", "u16"),
+            True,
         ),
         ImageFormat(
-            "jpeg", "JPEG", (".jpg", ".jpeg"), lambda d: d.startswith(b"\xff\xd8\xff"),
+            "jpeg", "JPEG", (".jpg", ".jpeg"), lambda d: d.startswith(b"\xff\xd8\xff"), lambda d: _pillow_size(d, "jpeg"),
             lambda d: _read_pillow(d, "jpeg"), lambda t, s, i: _write_pillow(t, s, i, "jpeg"), ("u8",),
         ),
         ImageFormat(
-            "webp", "WebP", (".webp",), lambda d: d[:4] == b"RIFF" and d[8:12] == b"WEBP",
+            "webp", "WebP", (".webp",), lambda d: d[:4] == b"RIFF" and d[8:12] == b"WEBP", lambda d: _pillow_size(d, "webp"),
             lambda d: _read_pillow(d, "webp"), lambda t, s, i: _write_pillow(t, s, i, "webp"), ("u8",), True,
         ),
         ImageFormat(
-            "avif", "AVIF", (".avif",), lambda d: d[4:12] in (b"ftypavif", b"ftypavis"),
+            "avif", "AVIF", (".avif",), lambda d: d[4:12] in (b"ftypavif", b"ftypavis"), lambda d: _pillow_size(d, "avif"),
             lambda d: _read_pillow(d, "avif"), lambda t, s, i: _write_pillow(t, s, i, "avif"), ("u8",), True,
         ) if _AVIF else None,
         ImageFormat(
-            "tiff", "TIFF", (".tif", ".tiff"), lambda d: d[:4] in (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+"),
+            "tiff", "TIFF", (".tif", ".tiff"), lambda d: d[:4] in (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+"), _tiff_size,
             _read_tiff, _write_tiff, ("u8", "u16", "f32"), True,
         ),
         ImageFormat(
-            "exr", "OpenEXR", (".exr",), lambda d: d.startswith(b"v/1\x01"), _read_exr, _write_exr, ("f16", "f32"), True
+            "exr", "OpenEXR", (".exr",), lambda d: d.startswith(b"v/1\x01"), _exr_size, _read_exr, _write_exr, ("f16", "f32"),
+            True,
         ),
-        ImageFormat("pfm", "PFM", (".pfm",), lambda d: re.match(rb"P[Ff]\s", d) is not None, _read_pfm, _write_pfm, ("f32",)),
-        ImageFormat("hdr", "Radiance HDR", (".hdr",), lambda d: d.startswith(b"#?"), _read_hdr, None),
+        ImageFormat(
+            "pfm", "PFM", (".pfm",), lambda d: re.match(rb"P[Ff]\s", d) is not None, _pfm_size, _read_pfm, _write_pfm, ("f32",)
+        ),
+        ImageFormat("hdr", "Radiance HDR", (".hdr",), lambda d: d.startswith(b"#?"), _hdr_size, _read_hdr, None),
     )
     if f is not None
 )  # fmt: skip

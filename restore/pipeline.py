@@ -15,7 +15,7 @@ import torch
 
 from restore.api import Model, default_denoiser, denoiser, run_model, upscaler_for
 from restore.datasets import AUX_BUFFERS, aux_path, load_aux
-from restore.imageio import Image, ImageError, read_image, srgb_decode, srgb_encode, write_image
+from restore.imageio import MAX_PIXELS, Image, ImageError, read_image, srgb_decode, srgb_encode, write_image
 from restore.nonfinite import count_nonfinite, repair_nonfinite
 from restore.resize import imresize
 from restore.tiling import TileCallback
@@ -33,6 +33,7 @@ class RunOptions:
     outscale: float | None = None  # resize the output to this factor of the input size
     repair_nonfinite: bool = False  # replace NaN / Inf input values instead of refusing the image
     aux_files: dict[str, Path] = field(default_factory=dict)  # e.g. {"albedo": path}; default: beside the image
+    max_pixels: int = MAX_PIXELS  # decoded-size limit: a header claiming more is refused before decoding
 
 
 def precision_for(bit_depth: str, precision: str) -> str:
@@ -131,7 +132,7 @@ def restore_file(
     `model` is a Model, or a function of the image and of whether its albedo and normal buffers
     exist to one (gray images, HDR renders and renders with buffers may take other models).
     """
-    image = read_image(source)
+    image = read_image(source, options.max_pixels)
     found = [name in options.aux_files or aux_path(source, name).is_file() for name in AUX_BUFFERS]
     has_aux = all(found)
     if options.aux_files and not has_aux:

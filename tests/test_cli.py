@@ -162,7 +162,9 @@ def test_bad_option_is_a_usage_error_with_exit_code_2(photo):
 @pytest.mark.parametrize(
     ("args", "fragment"),
     [
-        (["denoise", "{photo}", "--max-memory", "-1G"], "--max-memory '-1G': the budget must be positive"),
+        (["denoise", "{photo}", "--max-memory", "-1G"], "--max-memory '-1G': must be positive"),
+        (["upscale", "{photo}", "--max-pixels", "0"], "--max-pixels '0': must be positive"),
+        (["denoise", "{photo}", "--max-pixels", "lots"], "--max-pixels 'lots': expected an amount like 400M"),
         (["upscale", "{photo}", "--scale", "0"], "--scale 0: an upscaler's factor is 2 or more"),
         (["denoise", "{photo}", "--tile", "1"], "--tile must be at least 16 pixels"),
         (["train", "{folder}", "-o", "{folder}/m.safetensors", "--batch", "0"], "--batch must be at least 1, got 0"),
@@ -191,6 +193,13 @@ def test_several_inputs_and_an_output_file_name_is_a_usage_error(tmp_path, photo
     result = run("denoise", str(photo), str(second), "-o", str(tmp_path / "two.png"), "--model", str(tiny_models["denoiser"]))
     assert_one_line_error(result, "names a file, but 2 inputs need an output folder", code=2)
     assert not (tmp_path / "two.png").exists()
+
+
+def test_max_pixels_refuses_a_larger_image_by_its_header(photo, tiny_models):
+    result = run("denoise", str(photo), "--max-pixels", "2K", "--model", str(tiny_models["denoiser"]))
+    assert_one_line_error(result, "claims 67 x 45 pixels, more than the 2,000-pixel limit")
+    assert not photo.with_name("photo.denoised.png").exists()
+    assert run("denoise", str(photo), "--max-pixels", "4K", "--model", str(tiny_models["denoiser"])).returncode == 0
 
 
 def test_a_png_bomb_in_a_folder_fails_alone_and_the_good_file_is_written(tmp_path, tiny_models):

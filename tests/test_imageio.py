@@ -502,6 +502,59 @@ def test_a_16_bit_png_bomb_is_refused_from_its_header(tmp_path: Path) -> None:
     one_line_error(info, "bomb.png")
 
 
+def bomb_of(kind: str, path: Path) -> Path:
+    """A small file of format `kind` whose header claims far more pixels than it holds."""
+    if kind == "png16":
+        return sixteen_bit_png_bomb(path)
+    if kind == "pfm":
+        path.write_bytes(b"PF\n100000 100000\n-1.0\n" + bytes(64))
+    elif kind == "hdr":
+        path.write_bytes(b"#?RADIANCE\nFORMAT=32-bit_rle_rgbe\n\n-Y 100000 +X 100000\n" + bytes(64))
+    elif kind == "jpeg":  # a real 8 x 8 JPEG whose start-of-frame says 65000 x 65000
+        PILImage.fromarray(np.zeros((8, 8, 3), np.uint8)).save(path, "JPEG")
+        data = bytearray(path.read_bytes())
+        sof = data.index(b"\xff\xc0")
+        data[sof + 5 : sof + 9] = struct.pack(">HH", 65000, 65000)
+        path.write_bytes(bytes(data))
+    elif kind == "tiff":  # one strip of 16 bytes, tags claiming 100000 x 100000 16-bit RGB
+        tags = [(256, 4, 100_000), (257, 4, 100_000), (258, 3, 16), (259, 3, 1), (262, 3, 2), (273, 4, 8), (277, 3, 3),
+                (278, 4, 100_000), (279, 4, 16)]  # fmt: skip
+        ifd = struct.pack("<H", len(tags)) + b"".join(struct.pack("<HHII", tag, kind_, 1, v) for tag, kind_, v in tags)
+        path.write_bytes(b"II*\0" + struct.pack("<I", 24) + bytes(16) + ifd + b"\0\0\0\0")
+    elif kind == "exr":  # a 2 x 2 EXR whose data window is stretched to 100000 x 100000
+        write_image(path, Image(np.zeros((2, 2, 3), np.float32), None, "f32", "linear"))
+        data = bytearray(path.read_bytes())
+        window = data.index(b"dataWindow\0box2i\0") + len(b"dataWindow\0box2i\0") + 4
+        data[window + 8 : window + 16] = struct.pack("<ii", 99_999, 99_999)
+        path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.mark.parametrize("kind, name", [("png16", "b.png"), ("jpeg", "b.jpg"), ("tiff", "b.tif"), ("exr", "b.exr"),
+                                        ("pfm", "b.pfm"), ("hdr", "b.hdr")])  # fmt: skip
+def test_every_format_refuses_a_header_claiming_too_many_pixels_before_decoding(tmp_path: Path, kind: str, name: str) -> None:
+    bomb = bomb_of(kind, tmp_path / name)
+    assert bomb.stat().st_size < 2000
+    with pytest.raises(ImageError, match=r"claims \d+ x \d+ pixels, more than the 178,956,970-pixel limit") as info:
+        read_image(bomb)
+    one_line_error(info, name)
+
+
+def test_the_pixel_limit_can_be_lowered_and_raised(tmp_path: Path) -> None:
+    write_image(tmp_path / "a.png", make("rgb"))
+    with pytest.raises(ImageError, match=f"claims {W} x {H} pixels"):
+        read_image(tmp_path / "a.png", max_pixels=W * H - 1)
+    assert read_image(tmp_path / "a.png", max_pixels=W * H).width == W
+    PILImage.fromarray(np.zeros((2, 3), np.uint8)).save(tmp_path / "b.png")
+    limit = PILImage.MAX_IMAGE_PIXELS
+    try:  # a raised limit overrules Pillow's own bomb check, which is restored after reading
+        PILImage.MAX_IMAGE_PIXELS = 2
+        assert read_image(tmp_path / "b.png", max_pixels=10).width == 3
+        assert PILImage.MAX_IMAGE_PIXELS == 2
+    finally:
+        PILImage.MAX_IMAGE_PIXELS = limit
+
+
 def test_a_pipe_is_refused_instead_of_read_forever(tmp_path: Path) -> None:
     fifo = tmp_path / "pipe.png"
     os.mkfifo(fifo)
