@@ -32,9 +32,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from restore.api import load, run_model  # noqa: E402
-from restore.datasets import image_files  # noqa: E402
 from restore.device import cpu_name, resolve_precision  # noqa: E402
-from restore.imageio import read_image  # noqa: E402
+from restore.io.datasets import image_files  # noqa: E402
+from restore.io.images import read_image  # noqa: E402
 from restore.metrics import psnr, ssim  # noqa: E402
 from restore.noise import GaussianNoise, PoissonNoise, parse_noise  # noqa: E402
 from restore.zoo import bundled_models  # noqa: E402

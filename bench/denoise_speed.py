@@ -26,7 +26,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from restore.device import cpu_name, cpu_precisions  # noqa: E402
-from restore.imageio import Image, write_image  # noqa: E402
+from restore.io.images import Image, write_image  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "denoise-speed.md"
 

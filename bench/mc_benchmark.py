@@ -37,10 +37,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from restore.api import Model, load, run_model  # noqa: E402
-from restore.datasets import aux_path  # noqa: E402
 from restore.device import cpu_name, cpu_precisions  # noqa: E402
 from restore.hdr import psnr_tone_mapped, tone_map  # noqa: E402
-from restore.imageio import read_image  # noqa: E402
+from restore.io.datasets import aux_path  # noqa: E402
+from restore.io.images import read_image  # noqa: E402
 from restore.metrics import noisy_reference_psnr  # noqa: E402
 from restore.zoo import bundled_models  # noqa: E402
 

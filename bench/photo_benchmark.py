@@ -7,7 +7,7 @@ Writes bench/results/photo.md from a score cache, bench/results/photo-scores.jso
 Rows:
 - real: the 62 PolyU camera pairs of ../shared/data/realnoise/val (JPEG, 5 cameras, ISO
   800-6400; the clean image is the mean of many shots). The input is the noisy file as stored.
-  real-select / real-unseen: its two halves (restore.datasets.split_real_pairs); a run of
+  real-select / real-unseen: its two halves (restore.io.datasets.split_real_pairs); a run of
   `restore train --val-pairs` picks its checkpoint on real-select, so real-unseen is its
   unbiased score.
 - kodak8-25, kodak8-50: Kodak24 with Gaussian noise of sigma 25 / 50 (seed = image index),
@@ -40,8 +40,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from restore.api import load, run_model  # noqa: E402
-from restore.datasets import image_files, real_pairs, split_real_pairs  # noqa: E402
 from restore.evaluation import read_batch  # noqa: E402
+from restore.io.datasets import image_files, real_pairs, split_real_pairs  # noqa: E402
 from restore.metrics import psnr  # noqa: E402
 from restore.noise import GaussianNoise, estimate_sigma  # noqa: E402
 
@@ -172,7 +172,7 @@ def write_table(results: dict[str, dict[str, float | str]], out: Path) -> None:
         "The 62 PolyU pairs of `../shared/data/realnoise/val` (5 cameras, ISO 800-6400, JPEG; the clean image is the",
         "mean of many shots). `restore eval MODEL ../shared/data/realnoise/val --pairs` reproduces a model's row.",
         "",
-        "The last two columns score the halves of `restore.datasets.split_real_pairs`: a run trained with",
+        "The last two columns score the halves of `restore.io.datasets.split_real_pairs`: a run trained with",
         "`--val-pairs` picked its checkpoint on the selection half, so the unseen half is its unbiased score.",
         "",
         "| method | PSNR (dB) | gain over the input | pairs made worse | least gain (pair) | selection half | unseen half |",

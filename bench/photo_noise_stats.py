@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from restore.datasets import load_images, real_pairs  # noqa: E402
+from restore.io.datasets import load_images, real_pairs  # noqa: E402
 from restore.noise import estimate_sigma, parse_noise  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "realnoise" / "val"

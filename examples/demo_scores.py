@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from restore.api import colour_denoiser
-from restore.imageio import read_image
+from restore.io.images import read_image
 from restore.metrics import psnr
 from restore.resize import imresize
 

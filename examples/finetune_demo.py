@@ -27,8 +27,8 @@ from pathlib import Path
 import torch
 
 import restore
-from restore.datasets import image_files
-from restore.imageio import Image, read_image, write_image
+from restore.io.datasets import image_files
+from restore.io.images import Image, read_image, write_image
 from restore.metrics import psnr
 from restore.noise import parse_noise
 

@@ -16,7 +16,7 @@ import torch
 from PIL import Image as PILImage
 from PIL import ImageDraw
 
-from restore.imageio import Image, write_image
+from restore.io.images import Image, write_image
 from restore.resize import imresize
 
 HERE = Path(__file__).resolve().parent

@@ -21,14 +21,18 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import restore  # noqa: E402
-from restore.datasets import center_crop, downscale, real_pairs  # noqa: E402
 from restore.evaluation import read_batch  # noqa: E402
 from restore.hdr import tone_map  # noqa: E402
-from restore.imageio import Image, write_image  # noqa: E402
+from restore.io.datasets import real_pairs  # noqa: E402
+from restore.io.images import Image, write_image  # noqa: E402
 from restore.metrics import psnr  # noqa: E402
 from restore.noise import GaussianNoise  # noqa: E402
 from restore.pictures import comparison_strip  # noqa: E402
-from restore.resize import imresize  # noqa: E402
+from restore.resize import (  # noqa: E402
+    center_crop,
+    downscale,
+    imresize,  # noqa: E402
+)
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 OUT = Path(__file__).resolve().parent / "pictures"

@@ -37,10 +37,10 @@ from torch import nn
 
 from restore.archs import create
 from restore.archs.mnist import SDAE_HIDDEN, MLPAutoencoder
-from restore.datasets import load_mnist
+from restore.io.datasets import load_mnist
 from restore.modelfile import load_model_file
 from restore.noise import parse_noise
-from restore.sdae import Schedule, decode_codes, encode_digits, finetune, reconstruct, train_sdae
+from restore.training.sdae import Schedule, decode_codes, encode_digits, finetune, reconstruct, train_sdae
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO / "examples" / "results"

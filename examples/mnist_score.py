@@ -13,7 +13,7 @@ import argparse
 from mnist_table import CORRUPTIONS, DEFAULT_DATA, corruption_rows, mnist_folder
 
 import restore
-from restore.datasets import load_mnist
+from restore.io.datasets import load_mnist
 
 
 def main() -> None:

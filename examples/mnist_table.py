@@ -37,10 +37,11 @@ import torch.nn.functional as F
 from rich.console import Console
 
 from restore.archs.mnist import SDAE_HIDDEN, MLPAutoencoder
-from restore.datasets import is_mnist_folder, load_mnist
+from restore.io.datasets import is_mnist_folder, load_mnist
 from restore.modelfile import ModelInfo, load_model_file, save_model_file
 from restore.noise import NoiseModel, parse_noise
-from restore.sdae import (
+from restore.training.loop import TrainConfig, train
+from restore.training.sdae import (
     ReconstructionErrors,
     Schedule,
     classifier_accuracy,
@@ -52,7 +53,6 @@ from restore.sdae import (
     train_code_classifier,
     train_sdae,
 )
-from restore.training import TrainConfig, train
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data"
@@ -355,7 +355,7 @@ def markdown(rows: list[Row], corruptions: list[tuple[str, float, float]], setti
         "## Corruptions",
         "",
         f"One denoiser, the library's `mnist_dae` (784-512-256-64, tied), trained with "
-        f"`restore.training.train` on `{MIX}` ({b.denoiser_steps} steps of {b.denoiser_batch} digits, clean "
+        f"`restore.training.loop.train` on `{MIX}` ({b.denoiser_steps} steps of {b.denoiser_batch} digits, clean "
         "targets, MNIST train minus its last 5,000 digits); each corruption scored on the test digits.",
         "",
         "| corruption | MSE of the corrupted digit ‖x − y‖² | MSE of the denoised digit ‖x − D(y)‖² |",

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from mnist_table import DEFAULT_DATA, mnist_folder
 
 import restore
-from restore.datasets import load_mnist
+from restore.io.datasets import load_mnist
 
 
 def main() -> None:

@@ -61,28 +61,45 @@ def _as_model(model: Model | str | os.PathLike[str]) -> Model:
     return model if isinstance(model, Model) else load(model)
 
 
+TASK_NOUNS = {"denoise": "a denoiser", "upscale": "an upscaler"}
+
+
+def check_image_like(image: object) -> None:
+    """Raise TypeError / ValueError for what no image layout reads, before any model is chosen or loaded:
+    numpy H x W or H x W x C, torch H x W, C x H x W or N x C x H x W, with pixels."""
+    if isinstance(image, np.ndarray):
+        layouts = "numpy images are H x W or H x W x C"
+        if image.ndim not in (2, 3):
+            raise ValueError(f"{layouts}, got shape {image.shape}")
+    elif isinstance(image, torch.Tensor):
+        layouts = "tensors are H x W, C x H x W or N x C x H x W"
+        if image.dim() not in (2, 3, 4):
+            raise ValueError(f"{layouts}, got shape {tuple(image.shape)}")
+    else:
+        raise TypeError(f"expected a torch.Tensor or numpy.ndarray image, got {type(image).__name__}")
+    if 0 in image.shape:
+        raise ValueError(f"the image has no pixels ({layouts}, got shape {tuple(image.shape)})")
+
+
 def _to_batch(image: ImageLike) -> tuple[torch.Tensor, str]:
     """Any supported layout -> (N x C x H x W float32 CPU tensor, layout tag)."""
+    check_image_like(image)
     if isinstance(image, np.ndarray):
         array = np.asarray(image, dtype=np.float32)
         if array.ndim == 2:
             return torch.from_numpy(array.copy())[None, None], "np-hw"
-        if array.ndim == 3:
-            return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))[None], "np-hwc"
-        raise ValueError(f"numpy images are H x W or H x W x C, got shape {array.shape}")
-    if isinstance(image, torch.Tensor):
-        tensor = image.detach().to("cpu", torch.float32)
-        if tensor.dim() == 3:
-            return tensor[None], "chw"
-        if tensor.dim() == 4:
-            return tensor, "nchw"
-        raise ValueError(f"tensors are C x H x W or N x C x H x W, got shape {tuple(tensor.shape)}")
-    raise TypeError(f"expected a torch.Tensor or numpy.ndarray, got {type(image).__name__}")
+        return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))[None], "np-hwc"
+    tensor = image.detach().to("cpu", torch.float32)
+    if tensor.dim() == 2:
+        return tensor[None, None], "hw"
+    return (tensor[None], "chw") if tensor.dim() == 3 else (tensor, "nchw")
 
 
 def _from_batch(batch: torch.Tensor, layout: str) -> torch.Tensor | np.ndarray:
     if layout == "np-hw":
         return batch[0, 0].numpy()
+    if layout == "hw":
+        return batch[0, 0]
     if layout == "np-hwc":
         return batch[0].permute(1, 2, 0).contiguous().numpy()
     return batch[0] if layout == "chw" else batch
@@ -126,7 +143,8 @@ def run_model(
     if bad:
         # One NaN would spread over its whole tile through the convolutions: say so instead.
         verb = "pixels are" if bad != 1 else "pixel is"
-        raise ValueError(f"{bad} {verb} NaN or infinite (restore.nonfinite.repair_nonfinite replaces them by their neighbours)")
+        fix = "restore.io.nonfinite.repair_nonfinite replaces them by their neighbours"
+        raise ValueError(f"{bad} {verb} NaN or infinite ({fix})")
     network = model.network
     channels = batch.shape[1]
     colour_channels = network.in_channels - 3 * len(model.info.aux)
@@ -197,7 +215,7 @@ def is_gray(image: ImageLike) -> bool:
     """True for one-channel images and for colour images whose channels are all equal."""
     if isinstance(image, np.ndarray):  # compared in place: no float copy of a large image
         return image.ndim == 2 or _same_channels(torch.from_numpy(np.ascontiguousarray(image)), dim=-1)
-    return _same_channels(image, dim=-3)
+    return image.dim() == 2 or _same_channels(image, dim=-3)
 
 
 def default_denoiser(image: ImageLike, *, linear: bool = False, aux: bool = False) -> str:
@@ -236,6 +254,7 @@ def denoise(
     Without a model, gray images (one channel, or equal channels) get `n2n-gray` and colour
     images `n2n-photo`. `ensemble` averages the 8 flips and rotations (8x the time).
     """
+    check_image_like(image)
     chosen = model if model is not None else default_denoiser(image)
     return run_model(
         denoiser(chosen),
@@ -253,7 +272,7 @@ def denoiser(model: Model | str | os.PathLike[str] = DEFAULT_DENOISER) -> Model:
     """The given model (name, path or Model), checked to be a denoiser."""
     loaded = _as_model(model)
     if loaded.info.task != "denoise":
-        raise ModelFileError(f"model '{loaded.name}' is a {loaded.info.task} model, not a denoiser")
+        raise ModelFileError(f"model '{loaded.name}' is {TASK_NOUNS.get(loaded.info.task, 'no denoiser')}, not a denoiser")
     return loaded
 
 
@@ -264,11 +283,13 @@ def upscaler_for(scale: int, model: Model | str | os.PathLike[str] | None = None
         available = sorted(s for s, name in DEFAULT_UPSCALERS.items() if name in bundled)
         if DEFAULT_UPSCALERS.get(scale) not in bundled:
             offered = ", ".join(f"x{s}" for s in available) or "none"
-            raise ModelFileError(f"no bundled x{scale} upscaler (bundled: {offered}); give one with --model")
+            raise ModelFileError(
+                f"no bundled x{scale} upscaler (bundled: {offered}); give one (--model, or model= in the library)"
+            )
         model = DEFAULT_UPSCALERS[scale]
     loaded = _as_model(model)
     if loaded.info.task != "upscale":
-        raise ModelFileError(f"model '{loaded.name}' is a {loaded.info.task} model, not an upscaler")
+        raise ModelFileError(f"model '{loaded.name}' is {TASK_NOUNS.get(loaded.info.task, 'no upscaler')}, not an upscaler")
     if scale not in loaded.network.scales:
         raise ValueError(f"model '{loaded.name}' upscales x{'/x'.join(map(str, loaded.network.scales))}, not x{scale}")
     loaded.network.select_scale(scale)
@@ -293,6 +314,7 @@ def upscale(
     `ensemble` averages the 8 flips and rotations (EDSR's "+"); `outscale` resizes the result
     to any factor of the input size.
     """
+    check_image_like(image)
     loaded = upscaler_for(scale, model)
     return run_model(
         loaded,

@@ -24,7 +24,8 @@ from rich.table import Table
 
 from restore import __version__
 from restore.api import RENDER_DENOISER, colour_denoiser, load
-from restore.batch import (
+from restore.device import TRAINING_PRECISIONS
+from restore.engines.batch import (
     FileResult,
     PlanError,
     check_targets,
@@ -35,16 +36,20 @@ from restore.batch import (
     run_job,
     take_shard,
 )
-from restore.cluster import run_on_ray
-from restore.device import TRAINING_PRECISIONS
-from restore.distributed import leader_process
+from restore.engines.cluster import run_on_ray
 from restore.evaluation import evaluate_folder
-from restore.imageio import MAX_PIXELS, ImageError
+from restore.io.images import MAX_PIXELS, ImageError
 from restore.modelfile import ModelFileError, read_info
 from restore.pipeline import DenoiserFor, ModelChoice, RunOptions, UpscalerFor
-from restore.training import LOSSES, TrainConfig
-from restore.training import train as run_training
+from restore.training.distributed import leader_process
+from restore.training.loop import LOSSES, TrainConfig
+from restore.training.loop import train as run_training
 from restore.zoo import bundled_models
+
+try:  # recent typer vendors click (its exceptions are what the parser raises); older typer uses click itself
+    from typer._click import exceptions as click_errors
+except ImportError:  # pragma: no cover - depends on the installed typer
+    from click import exceptions as click_errors  # type: ignore[no-redef]
 
 app = typer.Typer(
     help="Restore degraded images: denoise, upscale, and train or finetune the networks that do it.",
@@ -195,7 +200,7 @@ class FolderRun:
     skip_existing: bool = False
     shard: str | None = None
     manifest: str | None = None
-    engine: str = "local"  # or "ray": restore.cluster
+    engine: str = "local"  # or "ray": restore.engines.cluster
     workers: int = 0  # Ray workers (0: one per CPU or per gpus_per_worker GPUs)
     gpus_per_worker: float = 0.0
 
@@ -548,7 +553,7 @@ def import_command(
     if Path(output).suffix != ".safetensors":
         raise UsageError("-o must name a .safetensors file")
     try:
-        from restore.importer import import_model
+        from restore.interop.importer import import_model
     except ImportError:
         raise UsageError("restore import needs spandrel: pip install 'restore-images[spandrel]'") from None
     info = import_model(community_model, output, name=name, overwrite=overwrite)
@@ -566,7 +571,7 @@ def export_model(
 ) -> None:
     """Export a model as ONNX: dynamic batch, height and width; pad to the grid it prints, outside."""
     try:
-        from restore.export import export_onnx
+        from restore.interop.export import export_onnx
     except ImportError:
         raise UsageError("restore export needs ONNX: pip install 'restore-images[onnx]'") from None
     metadata = export_onnx(model, onnx_file, scale=scale, overwrite=overwrite)
@@ -628,9 +633,22 @@ def print_error(message: str) -> None:
 
 def main() -> None:
     """Console-script entry point: run the app, turning every error into one line."""
-    # Typer's standalone mode handles its own usage errors (exit 2); ours arrive here.
     try:
-        app()
+        # Not standalone: click's own usage errors come here too, to be one line like ours.
+        code = app(standalone_mode=False)
+    except click_errors.NoArgsIsHelpError as e:
+        print(e.format_message(), file=sys.stderr)  # `restore` alone: the help, as asked for
+        sys.exit(2)
+    except click_errors.UsageError as e:
+        where = e.ctx.command_path if e.ctx is not None else "restore"
+        print_error(f"{e.format_message()} (see '{where} --help')")
+        sys.exit(2)
+    except click_errors.ClickException as e:
+        print_error(e.format_message())
+        sys.exit(e.exit_code)
+    except typer.Abort:  # end of input at a prompt
+        err.print("interrupted")
+        sys.exit(130)
     except (UsageError, PlanError) as e:
         print_error(str(e))
         sys.exit(2)
@@ -647,3 +665,5 @@ def main() -> None:
             raise
         print_error(f"{type(e).__name__}: {e} (RESTORE_DEBUG=1 shows the traceback)")
         sys.exit(1)
+    if isinstance(code, int) and code:  # typer.Exit(N) returns N outside standalone mode
+        sys.exit(code)

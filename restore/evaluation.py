@@ -25,12 +25,12 @@ import torch
 from rich.console import Console
 
 from restore.api import Model, denoiser, run_model, upscaler_for
-from restore.datasets import downscale, image_files, real_pairs
-from restore.imageio import Image, read_image, write_image
+from restore.io.datasets import image_files, real_pairs
+from restore.io.images import Image, read_image, write_image
 from restore.metrics import psnr, psnr_y, ssim, ssim_y
 from restore.noise import parse_noise
 from restore.pictures import comparison_strip
-from restore.resize import imresize, modcrop
+from restore.resize import downscale, imresize, matlab_uint8, modcrop
 
 
 @dataclass
@@ -50,7 +50,8 @@ class Report:
 
 
 def _to_255(x: torch.Tensor) -> torch.Tensor:
-    return (x * 255).clamp(0, 255).round()
+    """An output on [0, 1] as the 8-bit levels a saved image holds, rounded as MATLAB's uint8()."""
+    return matlab_uint8(x * 255)
 
 
 def evaluate_folder(
@@ -104,7 +105,7 @@ def evaluate_folder(
             hr = modcrop(clean, scale)
             lr = downscale(hr, scale)
             restored = _to_255(run_model(loaded, lr, device=device, precision=precision, ensemble=ensemble))
-            shown = imresize(lr * 255, scale=scale).clamp(0, 255).round()
+            shown = matlab_uint8(imresize(lr * 255, scale=scale))
             ref = (hr * 255).round()
             ours.append((psnr_y(restored, ref, scale), ssim_y(restored, ref, scale)))
             base.append((psnr_y(shown, ref, scale), ssim_y(shown, ref, scale)))

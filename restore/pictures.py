@@ -9,7 +9,7 @@ import torch
 from PIL import Image as PILImage
 from PIL import ImageDraw
 
-from restore.datasets import center_crop
+from restore.resize import center_crop
 
 GAP = 6  # pixels between panels
 LABEL_HEIGHT = 16

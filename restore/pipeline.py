@@ -14,9 +14,9 @@ import numpy as np
 import torch
 
 from restore.api import Model, default_denoiser, denoiser, run_model, upscaler_for
-from restore.datasets import AUX_BUFFERS, aux_path, load_aux
-from restore.imageio import MAX_PIXELS, Image, ImageError, read_image, srgb_decode, srgb_encode, write_image
-from restore.nonfinite import count_nonfinite, repair_nonfinite
+from restore.io.datasets import AUX_BUFFERS, aux_path, load_aux
+from restore.io.images import MAX_PIXELS, Image, ImageError, read_image, srgb_decode, srgb_encode, write_image
+from restore.io.nonfinite import count_nonfinite, repair_nonfinite
 from restore.resize import imresize
 from restore.tiling import TileCallback
 

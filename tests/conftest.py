@@ -39,7 +39,7 @@ def assert_one_line_error(result: subprocess.CompletedProcess[str], fragment: st
 
 def write_png(path: Path, pixels: np.ndarray, bit_depth: str = "u8", alpha: np.ndarray | None = None) -> Path:
     """Write float pixels (H x W x C in [0, 1]) as a PNG through restore's own writer."""
-    from restore.imageio import Image, write_image
+    from restore.io.images import Image, write_image
 
     path.parent.mkdir(parents=True, exist_ok=True)
     write_image(path, Image(pixels=pixels, alpha=alpha, bit_depth=bit_depth, transfer="srgb"))

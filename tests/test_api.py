@@ -11,8 +11,8 @@ import torch
 import restore
 from conftest import smooth_image, write_png
 from restore.evaluation import evaluate_folder
-from restore.imageio import read_image
-from restore.nonfinite import repair_nonfinite
+from restore.io.images import read_image
+from restore.io.nonfinite import repair_nonfinite
 
 
 def test_denoise_keeps_the_callers_type_and_layout(tiny_models):
@@ -101,9 +101,40 @@ def test_a_nan_pixel_is_refused_by_the_library_not_spread_over_the_image(tiny_mo
     assert torch.isfinite(restore.denoise(repaired, tiny_models["denoiser"])).all()
 
 
-def test_a_denoiser_is_not_an_upscaler(tiny_models):
-    with pytest.raises(restore.modelfile.ModelFileError, match="not an upscaler"):
+def test_a_denoiser_is_not_an_upscaler_and_the_reverse(tiny_models):
+    with pytest.raises(restore.modelfile.ModelFileError, match="'tiny-denoiser' is a denoiser, not an upscaler"):
         restore.upscale(torch.rand(3, 8, 8), scale=2, model=tiny_models["denoiser"])
+    with pytest.raises(restore.modelfile.ModelFileError, match="'tiny-upscaler' is an upscaler, not a denoiser"):
+        restore.denoise(torch.rand(3, 8, 8), tiny_models["upscaler"])
+
+
+def test_a_2_d_tensor_is_a_gray_image_like_a_2_d_array(tiny_models):
+    gray = torch.rand(20, 30)
+    out = restore.denoise(gray, tiny_models["denoiser"])
+    assert isinstance(out, torch.Tensor) and out.shape == (20, 30)
+    np.testing.assert_allclose(out.numpy(), restore.denoise(gray.numpy(), tiny_models["denoiser"]), atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("image", "error", "message"),
+    [
+        ([[0.5, 0.5]], TypeError, "expected a torch.Tensor or numpy.ndarray image, got list"),
+        (
+            np.zeros((0, 0, 3), np.float32),
+            ValueError,
+            r"no pixels \(numpy images are H x W or H x W x C, got shape \(0, 0, 3\)\)",
+        ),
+        (torch.zeros(3, 0, 8), ValueError, r"the image has no pixels"),
+        (torch.zeros(8), ValueError, r"tensors are H x W, C x H x W or N x C x H x W, got shape \(8,\)"),
+        (np.zeros((1, 2, 8, 8)), ValueError, r"numpy images are H x W or H x W x C, got shape \(1, 2, 8, 8\)"),
+    ],
+)
+def test_what_no_layout_reads_is_refused_in_one_line_before_a_model_is_chosen_or_loaded(image, error, message, monkeypatch):
+    monkeypatch.setattr(restore.api, "_as_model", lambda *args: pytest.fail("a model was loaded for an impossible image"))
+    for call in (lambda: restore.denoise(image), lambda: restore.upscale(image, 2)):
+        with pytest.raises(error, match=message) as info:
+            call()
+        assert "\n" not in str(info.value)
 
 
 def test_eval_reports_the_model_next_to_the_noisy_baseline(tmp_path, tiny_models):

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from conftest import assert_one_line_error, run, smooth_image, write_png
-from restore.batch import expand_inputs, parse_shard, plan_outputs, take_shard
+from restore.engines.batch import expand_inputs, parse_shard, plan_outputs, take_shard
 
 
 def image_folder(folder: Path, count: int, size: int = 24) -> Path:

@@ -1,4 +1,4 @@
-"""Tests of restore.camera and the ``photo:`` noise family: photos as a camera delivers them."""
+"""Tests of restore.noise.camera and the ``photo:`` noise family: photos as a camera delivers them."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import dataclasses
 import pytest
 import torch
 
-from restore.camera import (
+from restore.noise import PhotoNoise, noisy_pair, parse_noise
+from restore.noise.camera import (
     bayer_masks,
     demosaic_bilinear,
     draw_settings,
@@ -19,7 +20,6 @@ from restore.camera import (
     to_raw,
     tone_curve,
 )
-from restore.noise import PhotoNoise, noisy_pair, parse_noise
 
 
 def _gen(seed: int) -> torch.Generator:

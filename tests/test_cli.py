@@ -13,7 +13,7 @@ from PIL import ExifTags
 from PIL import Image as PILImage
 
 from conftest import assert_one_line_error, run, smooth_image, write_png
-from restore.imageio import read_image
+from restore.io.images import read_image
 
 
 @pytest.fixture
@@ -154,9 +154,12 @@ def test_unwritable_output_folder(photo, tmp_path, tiny_models):
     assert_one_line_error(result, "cannot write")
 
 
-def test_bad_option_is_a_usage_error_with_exit_code_2(photo):
-    result = run("denoise", str(photo), "--tile", "zero")
-    assert result.returncode == 2 and "Traceback" not in result.stderr
+def test_the_parsers_own_usage_errors_are_one_line_with_exit_code_2(photo):
+    assert_one_line_error(run("denoise", str(photo), "--tile", "zero"), "Invalid value for '--tile'", code=2)
+    assert_one_line_error(run("denoise", str(photo), "--bogus"), "No such option: --bogus (see '", code=2)
+    assert_one_line_error(run("frobnicate"), "No such command 'frobnicate'. (see '", code=2)
+    alone = run()
+    assert alone.returncode == 2 and "Usage: " in alone.stderr and "Commands" in alone.stderr  # `restore` alone shows the help
 
 
 @pytest.mark.parametrize(

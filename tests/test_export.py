@@ -11,7 +11,7 @@ import torch
 import restore
 from conftest import assert_one_line_error, run
 from restore.archs.unet import reflect_pad_to_multiple
-from restore.export import export_onnx
+from restore.interop.export import export_onnx
 
 
 def run_onnx(path, image: torch.Tensor, multiple: int, scale: int) -> np.ndarray:

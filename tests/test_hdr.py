@@ -10,9 +10,9 @@ import restore
 from conftest import assert_one_line_error, run, smooth_image
 from restore.archs import create
 from restore.hdr import exposure, luminance, psnr_tone_mapped, tone_map
-from restore.imageio import Image, read_image, write_image
+from restore.io.images import Image, read_image, write_image
 from restore.modelfile import ModelInfo, save_model_file
-from restore.training import TrainConfig, train
+from restore.training.loop import TrainConfig, train
 
 
 def test_tone_map_is_the_papers_formula_and_clips_negatives():
@@ -167,13 +167,13 @@ def test_finetuning_an_hdr_model_with_the_l1_loss_feeds_it_the_input_it_expects(
     # The input contract is the model's (its metadata says "hdr"), not the loss's.
     write_renders(tmp_path)
     exposed = []
-    real_network_input = restore.training.network_input
+    real_network_input = restore.training.loop.network_input
 
     def spy(x: torch.Tensor, colours: int) -> tuple[torch.Tensor, torch.Tensor]:
         exposed.append(x.shape[0])
         return real_network_input(x, colours)
 
-    monkeypatch.setattr(restore.training, "network_input", spy)
+    monkeypatch.setattr(restore.training.loop, "network_input", spy)
     config = TrainConfig(
         out=str(tmp_path / "ft.safetensors"), pairs=[str(tmp_path / "a"), str(tmp_path / "b")], init=hdr_model,
         loss="l1", steps=2, batch=2, patch=32, val_count=1, val_every=1, checkpoint_every=1, device="cpu", precision="fp32",

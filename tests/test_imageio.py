@@ -1,4 +1,4 @@
-"""restore.imageio: every format round-trips without losing samples, alpha or ICC profile."""
+"""restore.io.images: every format round-trips without losing samples, alpha or ICC profile."""
 
 from __future__ import annotations
 
@@ -11,13 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
-from PIL import ExifTags
+from PIL import ExifTags, ImageCms
 from PIL import Image as PILImage
-from PIL import ImageCms
 from PIL import features as PILFeatures
 
-from restore import imageio
-from restore.imageio import READ_FORMATS, WRITE_FORMATS, Image, ImageError, atomic_write, format_of, read_image, write_image
+from restore.io import images as image_formats
+from restore.io.images import READ_FORMATS, WRITE_FORMATS, Image, ImageError, atomic_write, format_of, read_image, write_image
 
 H, W = 29, 37
 LAYOUTS = {"gray": (1, False), "gray+alpha": (1, True), "rgb": (3, False), "rgba": (3, True)}
@@ -490,7 +489,7 @@ def sixteen_bit_png_bomb(path: Path, side: int = 100_000) -> Path:
     """A 16-bit RGB PNG of a few hundred bytes whose header claims side x side pixels."""
     ihdr = struct.pack(">IIBBBBB", side, side, 16, 2, 0, 0, 0)
     idat = zlib.compress(b"\0" * 4096)
-    path.write_bytes(imageio._png_bytes([(b"IHDR", ihdr), (b"IDAT", idat), (b"IEND", b"")]))
+    path.write_bytes(image_formats._png_bytes([(b"IHDR", ihdr), (b"IDAT", idat), (b"IEND", b"")]))
     return path
 
 
@@ -619,7 +618,7 @@ def test_failed_write_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyP
         Path(path).write_bytes(b"half an image")
         raise RuntimeError("disk on fire\nsecond line")
 
-    monkeypatch.setattr(imageio.tifffile, "imwrite", broken_encoder)
+    monkeypatch.setattr(image_formats.tifffile, "imwrite", broken_encoder)
     with pytest.raises(ImageError, match="disk on fire second line") as info:
         write_image(tmp_path / "out.tif", make("rgb"))
     one_line_error(info, "out.tif")

@@ -17,8 +17,8 @@ from spandrel.architectures.DRUNet import DRUNet
 import restore
 from conftest import assert_one_line_error, run, smooth_image, write_png
 from restore.api import run_model
-from restore.imageio import read_image
-from restore.importer import import_model
+from restore.interop.importer import import_model
+from restore.io.images import read_image
 from restore.modelfile import ModelFileError
 
 

@@ -13,10 +13,10 @@ import pytest
 import torch
 
 from restore.archs import create
-from restore.corruptions import BlockMask, GaussianBlur, MixedCorruption, PixelErasure
-from restore.datasets import load_mnist
+from restore.io.datasets import load_mnist
 from restore.noise import GaussianNoise, parse_noise
-from restore.sdae import (
+from restore.noise.corruptions import BlockMask, GaussianBlur, MixedCorruption, PixelErasure
+from restore.training.sdae import (
     Schedule,
     classifier_accuracy,
     finetune,

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from conftest import assert_one_line_error, run, smooth_image
-from restore.imageio import Image, read_image, write_image
-from restore.nonfinite import count_nonfinite, repair_nonfinite
+from restore.io.images import Image, read_image, write_image
+from restore.io.nonfinite import count_nonfinite, repair_nonfinite
 
 
 def test_count_is_per_pixel_not_per_value():

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from conftest import REPO
-from restore.datasets import match_pairs
-from restore.imageio import read_image
+from restore.io.datasets import match_pairs
+from restore.io.images import read_image
 
 pytest.importorskip("mitsuba")
 if not glob.glob("/usr/lib/*/libLLVM-1[6-9].so") + glob.glob("/usr/lib/llvm-1[6-9]/lib/libLLVM*.so"):

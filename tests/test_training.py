@@ -18,9 +18,9 @@ from safetensors import safe_open
 
 import restore
 from conftest import smooth_image, write_png
-from restore.datasets import split_real_pairs
+from restore.io.datasets import split_real_pairs
 from restore.modelfile import read_info
-from restore.training import TrainConfig, annealed_l0_loss, build_network, hdr_loss, learning_rate, prepare_data, train
+from restore.training.loop import TrainConfig, annealed_l0_loss, build_network, hdr_loss, learning_rate, prepare_data, train
 
 
 @pytest.fixture
@@ -167,7 +167,7 @@ def finetune_config(tmp_path: Path, pairs: tuple[Path, Path], init: Path, **over
 def scripted_validation(monkeypatch, scores: list[float]) -> None:
     """Make validation return these scores in turn, so that which step is best is known."""
     remaining = iter(scores)
-    monkeypatch.setattr("restore.training.validate", lambda *args, **kwargs: next(remaining))
+    monkeypatch.setattr("restore.training.loop.validate", lambda *args, **kwargs: next(remaining))
 
 
 def weights(path: Path) -> dict[str, torch.Tensor]:
@@ -280,7 +280,7 @@ def test_a_loss_that_becomes_nan_stops_the_run_and_keeps_the_last_good_checkpoin
         calls.append(1)
         return torch.nn.functional.mse_loss(output, target) * (float("nan") if len(calls) == 4 else 1.0)
 
-    monkeypatch.setitem(restore.training.LOSSES, "l2", failing_at_the_fourth_step)
+    monkeypatch.setitem(restore.training.loop.LOSSES, "l2", failing_at_the_fourth_step)
     with pytest.raises(ValueError, match="loss became nan at step 4; the checkpoint of step 2 is kept"):
         train(config, show_progress=False)
     assert not Path(config.out).exists()
@@ -408,8 +408,8 @@ def test_a_bf16_run_records_its_precision_and_a_resumed_auto_run_keeps_it(tmp_pa
 
 
 def test_an_auto_run_trains_in_the_layout_it_measured_and_a_resumed_run_keeps_it(tmp_path, photos, monkeypatch):
-    monkeypatch.setattr("restore.training.training_precision", lambda *args: "fp32")
-    monkeypatch.setattr("restore.training.training_memory_format", lambda *args: "channels_last")
+    monkeypatch.setattr("restore.training.loop.training_precision", lambda *args: "fp32")
+    monkeypatch.setattr("restore.training.loop.training_memory_format", lambda *args: "channels_last")
     config = tiny_config(tmp_path, photos, steps=2, precision="auto")
     log = io.StringIO()
     train(config, console=Console(file=log), show_progress=False)
@@ -417,7 +417,7 @@ def test_an_auto_run_trains_in_the_layout_it_measured_and_a_resumed_run_keeps_it
     with safe_open(str(tmp_path / "m.run" / "checkpoint.safetensors"), framework="pt") as f:
         assert json.loads(f.metadata()["memory_format"]) == "channels_last"
     assert restore.load(tmp_path / "m.safetensors").network(torch.rand(1, 3, 32, 32)).shape == (1, 3, 32, 32)
-    monkeypatch.setattr("restore.training.training_memory_format", lambda *args: pytest.fail("a resumed run timed again"))
+    monkeypatch.setattr("restore.training.loop.training_memory_format", lambda *args: pytest.fail("a resumed run timed again"))
     config.steps, config.overwrite = 3, True
     train(config, console=Console(file=log), show_progress=False)
     assert log.getvalue().count("training in fp32 (channels last)") == 2

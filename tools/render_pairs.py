@@ -54,7 +54,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from restore.imageio import Image, write_image  # noqa: E402
+from restore.io.images import Image, write_image  # noqa: E402
 
 METALS = ("Au", "Cu", "Al", "Ag", "Cr")
 SHAPES = ("sphere", "cube", "cylinder")

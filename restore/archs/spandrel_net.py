@@ -25,7 +25,7 @@ class SpandrelConfig:
     in_channels: int = 3
     out_channels: int = 3
     size_multiple: int = 1  # spandrel pads the bottom and right edges up to it (mirrored)
-    receptive_margin: int = 0  # measured at import (restore.importer)
+    receptive_margin: int = 0  # measured at import (restore.interop.importer)
     tileable: bool = True  # False: spandrel advises against tiling, or the field has no bound
     floats_per_pixel: int = 256
 

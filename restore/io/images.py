@@ -742,7 +742,7 @@ def atomic_write(name: str, overwrite: bool, encode: Callable[[str], None]) -> N
     replaced and keeps the permissions of the one it replaces.
     """
     if not overwrite and os.path.lexists(name):
-        raise ImageError(f"cannot write '{name}': file exists (pass overwrite=True to replace it)")
+        raise ImageError(f"cannot write '{name}': file exists (--overwrite, or overwrite=True in the library, replaces it)")
     folder, base = os.path.split(os.path.abspath(name))
     tmp = os.path.join(folder, f".{base}.{secrets.token_hex(4)}.tmp")
     try:

@@ -2,7 +2,7 @@
 
 A plan is the list of (source, target) jobs: the inputs expanded (files, folders, globs), the
 outputs named, one machine's shard taken, finished files skipped. Outputs are written
-atomically (restore.imageio), so an output that exists is a finished one: a killed run rerun
+atomically (restore.io.images), so an output that exists is a finished one: a killed run rerun
 with `skip_existing` does only the rest. Each file's outcome can go to a JSON Lines manifest.
 """
 
@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import IO
 
 from restore.api import resolved_precision
-from restore.datasets import is_aux_buffer
 from restore.device import PRECISIONS
-from restore.imageio import READ_FORMATS, WRITE_FORMATS, ImageError
+from restore.io.datasets import is_aux_buffer
+from restore.io.images import READ_FORMATS, WRITE_FORMATS, ImageError
 from restore.pipeline import ModelChoice, RunOptions, precision_for, restore_file, writable_folder
 from restore.tiling import TileCallback
 

@@ -18,7 +18,7 @@ import onnx  # the optional extra restore-images[onnx]
 import torch
 
 from restore.api import Model, load
-from restore.imageio import atomic_write
+from restore.io.images import atomic_write
 
 MAX_SIDE = 16384  # the largest height or width the exported graph accepts
 

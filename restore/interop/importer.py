@@ -75,7 +75,7 @@ def import_model(
     """Write the restore model file `out` for a community model file; return its metadata."""
     source, out = Path(source), Path(out)
     if out.exists() and not overwrite:
-        raise FileExistsError(f"'{out}' exists: pass --overwrite to replace it")
+        raise FileExistsError(f"'{out}' exists (--overwrite, or overwrite=True in the library, replaces it)")
     try:
         descriptor = describe(read_community_weights(source))
     except ValueError as err:

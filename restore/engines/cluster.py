@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from restore.batch import FileResult, Job, run_job
+from restore.engines.batch import FileResult, Job, run_job
 from restore.pipeline import ModelChoice, RunOptions
 
 

@@ -23,16 +23,10 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from restore.archs import Restorer, build, create
-from restore.datasets import (
+from restore.device import MEMORY_FORMATS, resolve_device, training_memory_format, training_precision
+from restore.hdr import network_input, tone_map
+from restore.io.datasets import (
     AUX_BUFFERS,
-    DigitSource,
-    DownscaleSource,
-    MultiScaleSource,
-    NoisySource,
-    PairSource,
-    PooledDigitSource,
-    center_crop,
-    downscale,
     image_files,
     is_mnist_folder,
     load_aux,
@@ -42,12 +36,12 @@ from restore.datasets import (
     real_pairs,
     split_real_pairs,
 )
-from restore.device import MEMORY_FORMATS, resolve_device, training_memory_format, training_precision
-from restore.distributed import Ranks, joined
-from restore.hdr import network_input, tone_map
 from restore.metrics import noisy_reference_psnr, psnr
 from restore.modelfile import ModelInfo, load_model_file, save_model_file
 from restore.noise import parse_noise
+from restore.resize import center_crop, downscale
+from restore.training.distributed import Ranks, joined
+from restore.training.sources import DigitSource, DownscaleSource, MultiScaleSource, NoisySource, PairSource, PooledDigitSource
 
 CHECKPOINT = "checkpoint.safetensors"
 
@@ -427,7 +421,7 @@ def _load_checkpoint(path: Path, network: Restorer, optimizer: torch.optim.Optim
 def train(config: TrainConfig, console: Console | None = None, show_progress: bool = True) -> ModelInfo:
     """Train (or resume) a run and export its model file; return the exported metadata.
 
-    Under torchrun each process trains on its share of every batch (see restore.distributed);
+    Under torchrun each process trains on its share of every batch (see restore.training.distributed);
     rank 0 alone prints, validates, checkpoints and exports, and every rank returns its metadata.
     """
     with joined(resolve_device(config.device)) as (ranks, device):
@@ -443,7 +437,7 @@ def _train(config: TrainConfig, console: Console, show_progress: bool, ranks: Ra
     if out.exists() and not config.overwrite:
         # Checked before any work: a finished run must not be lost to a mistyped -o, nor a
         # bundled model replaced by accident.
-        raise FileExistsError(f"'{out}' exists: pass --overwrite to replace it")
+        raise FileExistsError(f"'{out}' exists (--overwrite, or overwrite=True in the library, replaces it)")
     run_dir = Path(config.run_dir or out.with_suffix(".run"))  # made at the first checkpoint
     network, base_info = build_network(config)
     aux = aux_buffers_of(network)

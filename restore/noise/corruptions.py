@@ -1,6 +1,6 @@
 """Corruptions beyond additive noise, for the MNIST denoising autoencoders (lecture 7.3).
 
-They follow the contract of :mod:`restore.noise`: a frozen dataclass whose
+They follow the contract of :mod:`restore.noise.models`: a frozen dataclass whose
 ``apply(clean, generator)`` returns a corrupted copy of an N x C x H x W image batch on [0, 1],
 drawing only from ``generator``, and whose ``str()`` is the spec that
 :func:`restore.noise.parse_noise` reads back:
@@ -16,7 +16,7 @@ drawing only from ``generator``, and whose ``str()`` is the spec that
   listed models, chosen uniformly; any spec that ``parse_noise`` reads may be listed, except
   another ``mix``. Quote it in a shell, where ``|`` is a pipe.
 
-Additive Gaussian noise is :class:`restore.noise.GaussianNoise` (``gaussian:SIGMA``).
+Additive Gaussian noise is :class:`restore.noise.models.GaussianNoise` (``gaussian:SIGMA``).
 Erasure and masking touch every channel of a pixel alike.
 """
 
@@ -29,22 +29,9 @@ from dataclasses import dataclass
 import torch
 from kornia.filters import gaussian_blur2d
 
-from restore.noise import (
-    NoiseModel,
-    Param,
-    _check_image,
-    _check_param,
-    _draw,
-    _format_param,
-    _parse_param,
-    noisy_pair,
-    parse_noise,
-)
+from restore.noise.params import NoiseModel, Param, check_image, check_param, draw, format_param, noisy_pair
 
-__all__ = ["BlockMask", "GaussianBlur", "MixedCorruption", "PixelErasure", "parse_corruption"]
-
-FAMILIES = "erase:P, blur:SIGMA, block:SIZE or mix:SPEC|SPEC|..."
-"""The corruption specs, for error messages."""
+__all__ = ["BlockMask", "GaussianBlur", "MixedCorruption", "PixelErasure"]
 
 
 def _check_at_most(name: str, value: Param, maximum: float) -> None:
@@ -65,19 +52,19 @@ class PixelErasure:
     p: Param
 
     def __post_init__(self) -> None:
-        _check_param("erasure probability", self.p, 0.0, strict=False)
+        check_param("erasure probability", self.p, 0.0, strict=False)
         _check_at_most("erasure probability", self.p, 1.0)
 
     def apply(self, clean: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Return ``clean`` with a random fraction ``p`` of its pixels set to 0."""
-        _check_image(clean)
-        p = _draw(self.p, clean, generator)
+        check_image(clean)
+        p = draw(self.p, clean, generator)
         n, _, h, w = clean.shape
         u = torch.rand((n, 1, h, w), dtype=clean.dtype, generator=generator, device=generator.device)
         return clean * (u.to(clean.device) >= p)
 
     def __str__(self) -> str:
-        return f"erase:{_format_param(self.p)}"
+        return f"erase:{format_param(self.p)}"
 
 
 @dataclass(frozen=True)
@@ -92,7 +79,7 @@ class GaussianBlur:
     sigma: Param
 
     def __post_init__(self) -> None:
-        _check_param("blur sigma", self.sigma, 0.0, strict=True)
+        check_param("blur sigma", self.sigma, 0.0, strict=True)
 
     def kernel_size(self) -> int:
         """Odd kernel side covering +-3 sigma of the largest sigma (beyond that the weights are < 1.2 %)."""
@@ -101,15 +88,15 @@ class GaussianBlur:
 
     def apply(self, clean: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Return ``clean`` blurred; the area outside the image counts as black."""
-        _check_image(clean)
-        sigma = _draw(self.sigma, clean, generator)
+        check_image(clean)
+        sigma = draw(self.sigma, clean, generator)
         # kornia takes one (sigma_y, sigma_x) row per image, or a pair shared by the batch.
         sigmas = sigma.view(-1, 1).expand(-1, 2) if isinstance(sigma, torch.Tensor) else (sigma, sigma)
         size = self.kernel_size()
         return gaussian_blur2d(clean, (size, size), sigmas, border_type="constant")
 
     def __str__(self) -> str:
-        return f"blur:{_format_param(self.sigma)}"
+        return f"blur:{format_param(self.sigma)}"
 
 
 @dataclass(frozen=True)
@@ -124,14 +111,14 @@ class BlockMask:
     size: Param
 
     def __post_init__(self) -> None:
-        _check_param("block size", self.size, 1.0, strict=False)
+        check_param("block size", self.size, 1.0, strict=False)
         ends = self.size if isinstance(self.size, tuple) else (self.size,)
         if any(not float(end).is_integer() for end in ends):
             raise ValueError(f"block size must be a whole number of pixels, got {self.size}")
 
     def apply(self, clean: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Return ``clean`` with one block per image set to 0."""
-        _check_image(clean)
+        check_image(clean)
         n, _, h, w = clean.shape
         top = int(self.size[1] if isinstance(self.size, tuple) else self.size)
         if top > min(h, w):
@@ -152,7 +139,7 @@ class BlockMask:
         return clean * ~block.to(clean.device)
 
     def __str__(self) -> str:
-        return f"block:{_format_param(self.size)}"
+        return f"block:{format_param(self.size)}"
 
 
 @dataclass(frozen=True)
@@ -187,7 +174,7 @@ class MixedCorruption:
         corrupt: Callable[[NoiseModel, torch.Tensor], tuple[torch.Tensor, ...]],
     ) -> list[torch.Tensor]:
         """Draw a model per image and return what ``corrupt(model, its images)`` gives, put back in order."""
-        _check_image(clean)
+        check_image(clean)
         picks = torch.randint(0, len(self.choices), (clean.shape[0],), generator=generator, device=generator.device)
         picks = picks.to(clean.device)
         # Every choice gets its images as one batch, in the order of `choices`, so the draws
@@ -204,23 +191,3 @@ class MixedCorruption:
 
     def __str__(self) -> str:
         return "mix:" + "|".join(str(choice) for choice in self.choices)
-
-
-def parse_corruption(family: str, args: str, spec: str) -> NoiseModel | None:
-    """The corruption named by ``family`` with parameters ``args``, or None if it is no corruption.
-
-    ``spec`` is the whole spec, quoted in error messages. :func:`restore.noise.parse_noise`
-    calls this for the families it does not know itself.
-    """
-    if family == "erase":
-        return PixelErasure(_parse_param(args, spec))
-    if family == "blur":
-        return GaussianBlur(_parse_param(args, spec))
-    if family == "block":
-        return BlockMask(_parse_param(args, spec))
-    if family == "mix":
-        parts = [part.strip() for part in args.split("|")]
-        if not all(parts):
-            raise ValueError(f"empty entry in {spec!r} (expected mix:SPEC|SPEC|...)")
-        return MixedCorruption(tuple(parse_noise(part) for part in parts))
-    return None

@@ -1,0 +1,68 @@
+"""Spec strings to noise models: one table row per family, `name:PARAM[,PARAM]`, plus `mix`.
+
+Adding a noise family is one class (in models.py or corruptions.py) and one row here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from restore.noise.corruptions import BlockMask, GaussianBlur, MixedCorruption, PixelErasure
+from restore.noise.models import CorrelatedGaussianNoise, GaussianNoise, PhotoNoise, PoissonGaussianNoise, PoissonNoise
+from restore.noise.params import NoiseModel, parse_param
+
+
+@dataclass(frozen=True)
+class Family:
+    """A kind of noise or corruption a spec names: `name:PARAM,...`, each a number or a range LOW-HIGH."""
+
+    name: str
+    params: tuple[str, ...]  # the parameter names, in the order the spec and the constructor take them
+    build: Callable[..., NoiseModel]
+
+    @property
+    def usage(self) -> str:
+        return f"{self.name}:{','.join(self.params)}"
+
+
+FAMILIES: tuple[Family, ...] = (
+    Family("gaussian", ("SIGMA",), GaussianNoise),
+    Family("poisson", ("LAMBDA",), PoissonNoise),
+    Family("poisson-gaussian", ("LAMBDA", "READ"), PoissonGaussianNoise),
+    Family("correlated", ("SIGMA", "BLUR"), CorrelatedGaussianNoise),
+    Family("photo", ("SHOT", "QUALITY"), PhotoNoise),
+    Family("erase", ("P",), PixelErasure),
+    Family("blur", ("SIGMA",), GaussianBlur),
+    Family("block", ("SIZE",), BlockMask),
+)
+_BY_NAME = {family.name: family for family in FAMILIES}
+MIX_USAGE = "mix:SPEC|SPEC|..."
+
+
+def parse_noise(spec: str) -> NoiseModel:
+    """Build the noise model a spec string names; ``str()`` of the result gives the spec back.
+
+    Args:
+        spec: a row of FAMILIES, e.g. ``gaussian:25``, ``gaussian:0-50``,
+            ``poisson-gaussian:30,5`` or ``photo:0.0001-0.012,70-99``, or ``mix:SPEC|SPEC|...``
+            (each image gets one of the listed models; no nested mixes).
+
+    Raises:
+        ValueError: for an unknown family, a malformed or out-of-range parameter.
+    """
+    name, sep, args = spec.strip().partition(":")
+    name = name.strip().lower()
+    if sep and name == "mix":
+        parts = [part.strip() for part in args.split("|")]
+        if not all(parts):
+            raise ValueError(f"empty entry in {spec!r} (expected {MIX_USAGE})")
+        return MixedCorruption(tuple(parse_noise(part) for part in parts))
+    family = _BY_NAME.get(name)
+    if not sep or family is None:
+        known = ", ".join(f.usage for f in FAMILIES)
+        raise ValueError(f"unknown noise {spec!r} (expected {known} or {MIX_USAGE})")
+    values = args.split(",")
+    if len(values) != len(family.params):
+        raise ValueError(f"noise spec {spec!r} needs {len(family.params)} parameter(s): {family.usage}")
+    return family.build(*(parse_param(value, spec) for value in values))

@@ -1,0 +1,134 @@
+"""Training data: where (input, target) batches come from.
+
+Every source draws a batch from a torch.Generator seeded by the step number, so a run that
+resumes from a checkpoint sees exactly the batches it would have seen without the kill.
+
+- `NoisySource`: clean photos from a folder; input and target are two independent noise draws
+  (Noise2Noise), or the target is the clean crop (`clean_targets`).
+- `PairSource`: two folders of noisy shots of the same scenes, matched by file name.
+- `DownscaleSource`: HR crops and their bicubic (MATLAB imresize) LR versions, rounded to 8 bits;
+  `MultiScaleSource` mixes scales batch by batch (one network for x2, x3 and x4).
+- `DigitSource`, `PooledDigitSource`: MNIST digits (IDX files) with noise, or shrunk by 2 x 2
+  average pooling for the 14 -> 28 upscaler.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from restore.ensemble import TRANSFORMS, dihedral
+from restore.noise import NoiseModel, noisy_pair
+from restore.resize import downscale
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+def augment(crops: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """One random flip / 90-degree rotation of a stack of square crops (the same for the whole stack)."""
+    return dihedral(crops, int(torch.randint(0, TRANSFORMS, (1,), generator=generator).item()))
+
+
+def random_crops(
+    images: Sequence[torch.Tensor], count: int, size: int, generator: torch.Generator, partners: int = 1
+) -> torch.Tensor:
+    """`count` augmented size x size crops: count x partners x C x size x size.
+
+    `images` holds tuples-as-stacks: images[i] is partners x C x H x W (aligned shots of one
+    scene), cropped at the same place so pairs stay aligned.
+    """
+    out = []
+    for _ in range(count):
+        stack = images[torch.randint(0, len(images), (1,), generator=generator).item()]
+        h, w = stack.shape[-2:]
+        if h < size or w < size:
+            raise ValueError(f"an image of {w} x {h} is smaller than the {size} x {size} training patch")
+        y = torch.randint(0, h - size + 1, (1,), generator=generator).item()
+        x = torch.randint(0, w - size + 1, (1,), generator=generator).item()
+        out.append(augment(stack[..., y : y + size, x : x + size], generator))
+    return torch.stack(out).reshape(count, partners, *out[0].shape[-3:])
+
+
+class NoisySource:
+    """Clean images + a noise model -> (noisy input, independently noisy or clean target)."""
+
+    def __init__(self, images: Sequence[torch.Tensor], noise: NoiseModel, patch: int, clean_targets: bool) -> None:
+        self.images = [img[None] for img in images]
+        self.noise = noise
+        self.patch = patch
+        self.clean_targets = clean_targets
+
+    def batch(self, size: int, generator: torch.Generator) -> Batch:
+        clean = random_crops(self.images, size, self.patch, generator)[:, 0]
+        if self.clean_targets:
+            return self.noise.apply(clean, generator), clean
+        return noisy_pair(self.noise, clean, generator)
+
+
+class DigitSource:
+    """Whole 28 x 28 digits + a noise model (the digits are already the crops)."""
+
+    def __init__(self, digits: torch.Tensor, noise: NoiseModel, clean_targets: bool) -> None:
+        self.digits = digits
+        self.noise = noise
+        self.clean_targets = clean_targets
+
+    def batch(self, size: int, generator: torch.Generator) -> Batch:
+        index = torch.randint(0, len(self.digits), (size,), generator=generator)
+        clean = self.digits[index]
+        noisy = self.noise.apply(clean, generator).clamp(0, 1)
+        target = clean if self.clean_targets else self.noise.apply(clean, generator).clamp(0, 1)
+        return noisy, target
+
+
+class PooledDigitSource:
+    """The seed's 14 -> 28 task: digits shrunk by 2 x 2 average pooling as input, the digit as target."""
+
+    def __init__(self, digits: torch.Tensor) -> None:
+        self.digits = digits
+
+    def batch(self, size: int, generator: torch.Generator) -> Batch:
+        index = torch.randint(0, len(self.digits), (size,), generator=generator)
+        digits = self.digits[index]
+        return F.avg_pool2d(digits, 2), digits
+
+
+class PairSource:
+    """Aligned noisy pairs (A, B) of the same scenes; either shot is the input, the other the target."""
+
+    def __init__(self, pairs: Sequence[tuple[torch.Tensor, torch.Tensor]], patch: int) -> None:
+        self.stacks = [torch.stack([a, b]) for a, b in pairs]
+        self.patch = patch
+
+    def batch(self, size: int, generator: torch.Generator) -> Batch:
+        crops = random_crops(self.stacks, size, self.patch, generator, partners=2)
+        swap = torch.rand(size, generator=generator) < 0.5
+        first = torch.where(swap[:, None, None, None], crops[:, 1], crops[:, 0])
+        second = torch.where(swap[:, None, None, None], crops[:, 0], crops[:, 1])
+        return first, second
+
+
+class DownscaleSource:
+    """HR crops (lr_patch * scale) and their bicubic LR versions."""
+
+    def __init__(self, images: Sequence[torch.Tensor], scale: int, lr_patch: int) -> None:
+        self.images = [img[None] for img in images]
+        self.scale = scale
+        self.lr_patch = lr_patch
+
+    def batch(self, size: int, generator: torch.Generator) -> Batch:
+        hr = random_crops(self.images, size, self.lr_patch * self.scale, generator)[:, 0]
+        return downscale(hr, self.scale), hr
+
+
+class MultiScaleSource:
+    """MDSR's training data: each batch at one of several scales, drawn from the batch's generator."""
+
+    def __init__(self, images: Sequence[torch.Tensor], scales: Sequence[int], lr_patch: int) -> None:
+        self.sources = [DownscaleSource(images, scale, lr_patch) for scale in scales]
+
+    def batch(self, size: int, generator: torch.Generator) -> Batch:
+        source = self.sources[torch.randint(0, len(self.sources), (1,), generator=generator).item()]
+        return source.batch(size, generator)
