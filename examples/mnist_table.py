@@ -264,7 +264,7 @@ def save_autoencoder(path: Path, network: MLPAutoencoder, name: str, noise: Nois
         description="Tied stacked denoising autoencoder: greedy pretraining + fine-tuning (examples/mnist_table.py).",
         training={"data": f"MNIST train, first {settings.train_count} digits", "command": command_line()},
     )
-    save_model_file(path, network, info)
+    save_model_file(path, network, info, overwrite=True)  # this script regenerates its own results
 
 
 def train_mix_denoiser(data_folder: Path, settings: Settings, out: Path) -> MLPAutoencoder:

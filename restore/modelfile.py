@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import secrets
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +35,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from restore.archs import Restorer, build
+from restore.io.images import ImageError, atomic_write
 
 FORMAT = "restore-model"
 FORMAT_VERSION = "1"
@@ -121,6 +121,11 @@ def load_model_file(path: str | os.PathLike[str]) -> tuple[Restorer, ModelInfo]:
         network = build(info.architecture, info.config)
     except (ValueError, TypeError) as err:
         raise ModelFileError(f"'{path}': {_one_line(err)}") from None
+    upscales = max(network.scales) > 1
+    if upscales != (info.task == "upscale"):
+        # A file claiming the wrong task would be run as a denoiser and return a bigger image.
+        does = f"upscales x{'/x'.join(map(str, network.scales))}" if upscales else "keeps the image size"
+        raise ModelFileError(f"'{path}': its metadata says {info.task}, but its {info.architecture} network {does}")
     try:
         with safe_open(str(path), framework="pt") as f:
             state = {key: f.get_tensor(key) for key in f.keys()}
@@ -170,22 +175,23 @@ def _check_shapes_before_building(path: Path, info: ModelInfo) -> None:
         raise ModelFileError(f"'{path}': weights do not match the {info.architecture} config (first difference: {first})")
 
 
-def save_model_file(path: str | os.PathLike[str], network: Restorer, info: ModelInfo) -> None:
-    """Write network weights and metadata atomically (temp file, then rename)."""
+def save_model_file(path: str | os.PathLike[str], network: Restorer, info: ModelInfo, overwrite: bool = False) -> None:
+    """Write network weights and metadata as image outputs are written (restore.io.images.atomic_write):
+    a hidden temporary beside `path`, flushed to disk, then moved into place; an existing file is
+    replaced only with `overwrite` (and keeps its permissions), else ModelFileError."""
     path = Path(path)
     state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in network.state_dict().items()}
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    # Mode 0o666 lets the umask apply, as for any new file (mkstemp would make it private).
-    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
-    mode = os.stat(tmp).st_mode
-    try:
-        save_file(state, str(tmp), metadata=info.to_metadata())
+
+    def encode(tmp: str) -> None:
+        mode = os.stat(tmp).st_mode
+        save_file(state, tmp, metadata=info.to_metadata())
         os.chmod(tmp, mode)  # safetensors writes a fresh, private file in the temp file's place
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+
+    try:
+        atomic_write(str(path), overwrite, encode)
+    except ImageError as err:
+        raise ModelFileError(str(err).replace("cannot write", "cannot write model file", 1)) from None
 
 
 def _one_line(err: BaseException) -> str:

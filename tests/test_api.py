@@ -92,6 +92,7 @@ def test_outscale_resizes_the_network_output_to_any_factor(tiny_models):
         restore.upscale(image, scale=2, model=tiny_models["upscaler"], outscale=0)
 
 
+@pytest.mark.defect(8)
 def test_a_nan_pixel_is_refused_by_the_library_not_spread_over_the_image(tiny_models):
     image = torch.rand(3, 24, 24)
     image[1, 5, 5] = float("nan")
@@ -101,6 +102,7 @@ def test_a_nan_pixel_is_refused_by_the_library_not_spread_over_the_image(tiny_mo
     assert torch.isfinite(restore.denoise(repaired, tiny_models["denoiser"])).all()
 
 
+@pytest.mark.defect(10, 23)
 def test_a_denoiser_is_not_an_upscaler_and_the_reverse(tiny_models):
     with pytest.raises(restore.modelfile.ModelFileError, match="'tiny-denoiser' is a denoiser, not an upscaler"):
         restore.upscale(torch.rand(3, 8, 8), scale=2, model=tiny_models["denoiser"])
@@ -129,6 +131,7 @@ def test_a_2_d_tensor_is_a_gray_image_like_a_2_d_array(tiny_models):
         (np.zeros((1, 2, 8, 8)), ValueError, r"numpy images are H x W or H x W x C, got shape \(1, 2, 8, 8\)"),
     ],
 )
+@pytest.mark.defect(23)
 def test_what_no_layout_reads_is_refused_in_one_line_before_a_model_is_chosen_or_loaded(image, error, message, monkeypatch):
     monkeypatch.setattr(restore.api, "_as_model", lambda *args: pytest.fail("a model was loaded for an impossible image"))
     for call in (lambda: restore.denoise(image), lambda: restore.upscale(image, 2)):

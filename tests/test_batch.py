@@ -28,6 +28,7 @@ def manifest_lines(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
+@pytest.mark.defect(6)
 def test_a_killed_folder_run_rerun_with_skip_existing_ends_with_the_bytes_of_an_uninterrupted_run(tmp_path, tiny_models):
     src = image_folder(tmp_path / "in", 200)
     model = ["--model", str(tiny_models["upscaler"]), "--precision", "fp32", "--device", "cpu", "-q"]
@@ -144,6 +145,7 @@ def test_the_ray_engine_writes_the_bytes_of_the_local_engine(tmp_path, tiny_mode
     assert sorted(line["status"] for line in manifest_lines(manifest)) == ["written"] * 3
 
 
+@pytest.mark.defect(13)
 def test_a_folder_run_names_the_files_it_passes_over_unless_they_belong_to_an_image_beside_them(tmp_path, tiny_models):
     folder = tmp_path / "in"
     for name in ["a.png", "a.denoised.png", "b.x2.png", "c.albedo.png", "d.png", "d.albedo.png"]:

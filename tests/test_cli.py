@@ -52,6 +52,7 @@ def test_upscale_x2_doubles_the_size_and_resizes_alpha(tmp_path, tiny_models):
     assert np.all(big.alpha > 0.99)
 
 
+@pytest.mark.defect(12)
 def test_upscale_keeps_the_camera_exif_and_the_print_size(tmp_path, tiny_models):
     exif = PILImage.Exif()
     exif[ExifTags.Base.Model] = "Canon EOS 5D Mark II"
@@ -109,6 +110,7 @@ def test_missing_file(tmp_path):
     assert_one_line_error(run("denoise", str(tmp_path / "nope.png")), "no such file")
 
 
+@pytest.mark.defect(17)
 def test_a_named_pipe_is_named_as_such(tmp_path):
     os.mkfifo(tmp_path / "pipe.png")
     assert_one_line_error(run("denoise", str(tmp_path / "pipe.png")), "not a regular file")
@@ -154,6 +156,7 @@ def test_unwritable_output_folder(photo, tmp_path, tiny_models):
     assert_one_line_error(result, "cannot write")
 
 
+@pytest.mark.defect(23)
 def test_the_parsers_own_usage_errors_are_one_line_with_exit_code_2(photo):
     assert_one_line_error(run("denoise", str(photo), "--tile", "zero"), "Invalid value for '--tile'", code=2)
     assert_one_line_error(run("denoise", str(photo), "--bogus"), "No such option: --bogus (see '", code=2)
@@ -176,6 +179,7 @@ def test_the_parsers_own_usage_errors_are_one_line_with_exit_code_2(photo):
         (["eval", "n2n-gaussian", "{folder}", "--noise", "gaussian:25", "--limit", "-1"], "--limit must be 0"),
     ],
 )
+@pytest.mark.defect(18, 19)
 def test_impossible_option_values_are_usage_errors_before_any_work(photo, args, fragment):
     # Exit 2 and one line, before a model is loaded or a file read; nothing is written.
     before = sorted(photo.parent.iterdir())
@@ -184,6 +188,17 @@ def test_impossible_option_values_are_usage_errors_before_any_work(photo, args, 
     assert sorted(photo.parent.iterdir()) == before
 
 
+@pytest.mark.defect(1)
+def test_train_and_finetune_refuse_an_existing_output_before_any_work(tmp_path, photo):
+    model = tmp_path / "m.safetensors"
+    model.write_bytes(b"a finished run")
+    folder = str(photo.parent)
+    for args in (["train", folder, "-o", str(model)], ["finetune", folder, folder, "-o", str(model)]):
+        assert_one_line_error(run(*args), "exists (--overwrite, or overwrite=True in the library, replaces it)")
+        assert model.read_bytes() == b"a finished run"
+
+
+@pytest.mark.defect(10)
 def test_one_render_buffer_without_the_other_is_refused_not_ignored(photo, tiny_models):
     albedo = write_png(photo.with_name("albedo.png"), smooth_image(45, 67, seed=3))
     result = run("denoise", str(photo), "--albedo", str(albedo), "--model", str(tiny_models["denoiser"]))
@@ -191,6 +206,7 @@ def test_one_render_buffer_without_the_other_is_refused_not_ignored(photo, tiny_
     assert not photo.with_name("photo.denoised.png").exists()
 
 
+@pytest.mark.defect(20)
 def test_several_inputs_and_an_output_file_name_is_a_usage_error(tmp_path, photo, tiny_models):
     second = write_png(tmp_path / "second.png", smooth_image(20, 20))
     result = run("denoise", str(photo), str(second), "-o", str(tmp_path / "two.png"), "--model", str(tiny_models["denoiser"]))
@@ -198,6 +214,7 @@ def test_several_inputs_and_an_output_file_name_is_a_usage_error(tmp_path, photo
     assert not (tmp_path / "two.png").exists()
 
 
+@pytest.mark.defect(14)
 def test_max_pixels_refuses_a_larger_image_by_its_header(photo, tiny_models):
     result = run("denoise", str(photo), "--max-pixels", "2K", "--model", str(tiny_models["denoiser"]))
     assert_one_line_error(result, "claims 67 x 45 pixels, more than the 2,000-pixel limit")
@@ -205,6 +222,7 @@ def test_max_pixels_refuses_a_larger_image_by_its_header(photo, tiny_models):
     assert run("denoise", str(photo), "--max-pixels", "4K", "--model", str(tiny_models["denoiser"])).returncode == 0
 
 
+@pytest.mark.defect(14)
 def test_a_png_bomb_in_a_folder_fails_alone_and_the_good_file_is_written(tmp_path, tiny_models):
     from test_imageio import sixteen_bit_png_bomb
 
@@ -218,6 +236,7 @@ def test_a_png_bomb_in_a_folder_fails_alone_and_the_good_file_is_written(tmp_pat
     assert (tmp_path / "out" / "good.png").is_file() and not (tmp_path / "out" / "bomb.png").exists()
 
 
+@pytest.mark.defect(3)
 def test_two_inputs_that_would_share_one_output_are_refused_before_any_work(tmp_path, tiny_models):
     for shot in ("day1", "day2"):
         write_png(tmp_path / "shots" / shot / "a.png", smooth_image(20, 20))
@@ -227,12 +246,14 @@ def test_two_inputs_that_would_share_one_output_are_refused_before_any_work(tmp_
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.defect(21)
 def test_an_output_format_restore_cannot_write_is_refused_before_any_work(tmp_path):
     # A Radiance .hdr input would get a .denoised.hdr output, a format read but not written.
     (tmp_path / "render.hdr").write_bytes(b"#?RADIANCE\n")
     assert_one_line_error(run("denoise", str(tmp_path / "render.hdr")), "render.denoised.hdr': restore writes")
 
 
+@pytest.mark.defect(16)
 def test_a_folder_run_goes_on_past_bad_files_and_reports_at_the_end(tmp_path, tiny_models):
     folder = tmp_path / "in"
     write_png(folder / "good.png", smooth_image(20, 20))
@@ -289,6 +310,7 @@ def test_shell_completion_is_offered_for_bash():
     assert result.returncode == 0 and "_restore_completion()" in result.stdout
 
 
+@pytest.mark.defect(5)
 def test_a_clean_16_bit_ramp_keeps_its_levels_under_the_default_precision(tmp_path):
     # bf16 keeps 8 significant bits: "auto" must not pick it for a 16-bit file (it kept 915 levels).
     ramp = np.linspace(0.1, 0.9, 192 * 192, dtype=np.float32).reshape(192, 192, 1).repeat(3, axis=2)

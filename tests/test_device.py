@@ -72,6 +72,7 @@ def test_channels_last_is_kept_only_when_a_timed_run_is_clearly_faster(cache_in,
 
 
 @pytest.mark.parametrize("damage", ["[1, 2]", "not json", None])
+@pytest.mark.defect(22)
 def test_a_damaged_precision_cache_is_measured_again_not_trusted(tmp_path, cache_in, monkeypatch, damage):
     monkeypatch.setattr(device_module, "_time_memory_formats", lambda *args: {"contiguous": 1.0, "channels_last": 0.5})
     assert device_module.resolve_memory_format(CPU, torch.bfloat16, tiny_network(), "tiny") == torch.channels_last

@@ -4,6 +4,7 @@ traceback or panic, never writing a file on failure and never touching its input
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import io
 import sys
@@ -47,6 +48,7 @@ def read_or_refuse(data: bytes, suffix: str) -> None:
 
 @settings(FIXED, max_examples=500)
 @given(suffix=st.sampled_from(sorted(SIGNATURES)), body=st.binary(max_size=400))
+@pytest.mark.defect(14, 16, 23)
 def test_random_bytes_behind_a_format_signature_are_refused_in_one_line(suffix: str, body: bytes) -> None:
     read_or_refuse(SIGNATURES[suffix] + body, suffix)
 
@@ -81,6 +83,7 @@ VALID = valid_files()
     edits=st.lists(st.tuples(st.integers(0, 255), st.integers(0, 255)), min_size=1, max_size=4),
     keep=st.one_of(st.none(), st.integers(0, 400)),
 )
+@pytest.mark.defect(14, 16, 23)
 def test_damaged_headers_and_truncated_files_are_refused_in_one_line(
     kind: str, edits: list[tuple[int, int]], keep: int | None
 ) -> None:
@@ -128,6 +131,7 @@ def cli_input(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @settings(FIXED, max_examples=60)
 @given(command=st.sampled_from(["denoise", "upscale"]), data=st.data())
+@pytest.mark.defect(18, 19, 23)
 def test_random_option_values_end_in_exit_0_1_or_2_without_a_traceback_or_a_stray_file(
     command: str, data: st.DataObject, cli_input: Path, tiny_models: dict[str, Path]
 ) -> None:
@@ -144,3 +148,16 @@ def test_random_option_values_end_in_exit_0_1_or_2_without_a_traceback_or_a_stra
         assert target.is_file() == (code == 0), (code, printed)
         assert sorted(p.name for p in Path(folder).iterdir()) == (["out.png"] if code == 0 else [])
     assert cli_input.read_bytes() == before
+
+
+REPORTED_DEFECTS = range(1, 24)  # issue 21's bad-input report numbers its defects 1 to 23
+
+
+def test_every_reported_defect_has_a_marked_test():
+    """`pytest -m defect` is the report's corpus: each numbered defect is checked by a marked test."""
+    marked: set[int] = set()
+    for path in Path(__file__).parent.glob("test_*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and ast.unparse(node.func) == "pytest.mark.defect":
+                marked |= {int(ast.literal_eval(arg)) for arg in node.args}
+    assert sorted(set(REPORTED_DEFECTS) - marked) == []

@@ -314,6 +314,7 @@ def exif_of(path: Path) -> tuple[dict[int, object], dict[int, object]]:
 
 
 @pytest.mark.parametrize("name, depth", [("a.png", "u8"), ("a.png", "u16"), ("a.jpg", "u8"), ("a.webp", "u8")])
+@pytest.mark.defect(12)
 def test_exif_goes_through_with_the_camera_details_and_an_upright_orientation(tmp_path: Path, name: str, depth: str) -> None:
     PILImage.fromarray(np.zeros((H, W, 3), np.uint8)).save(tmp_path / "in.jpg", exif=camera_exif(orientation=6))
     image = read_image(tmp_path / "in.jpg")  # rotated upright on reading: W rows, H columns
@@ -327,6 +328,7 @@ def test_exif_goes_through_with_the_camera_details_and_an_upright_orientation(tm
 
 
 @pytest.mark.parametrize("name, depth", [("a.png", "u8"), ("a.png", "u16"), ("a.jpg", "u8"), ("a.tif", "u8"), ("a.tif", "f32")])
+@pytest.mark.defect(12)
 def test_dpi_goes_through(tmp_path: Path, name: str, depth: str) -> None:
     image = make("rgb", depth)
     image.dpi = (300.0, 150.0)
@@ -531,6 +533,7 @@ def bomb_of(kind: str, path: Path) -> Path:
 
 @pytest.mark.parametrize("kind, name", [("png16", "b.png"), ("jpeg", "b.jpg"), ("tiff", "b.tif"), ("exr", "b.exr"),
                                         ("pfm", "b.pfm"), ("hdr", "b.hdr")])  # fmt: skip
+@pytest.mark.defect(14)
 def test_every_format_refuses_a_header_claiming_too_many_pixels_before_decoding(tmp_path: Path, kind: str, name: str) -> None:
     bomb = bomb_of(kind, tmp_path / name)
     assert bomb.stat().st_size < 2000
@@ -554,6 +557,7 @@ def test_the_pixel_limit_can_be_lowered_and_raised(tmp_path: Path) -> None:
         PILImage.MAX_IMAGE_PIXELS = limit
 
 
+@pytest.mark.defect(17)
 def test_a_pipe_is_refused_instead_of_read_forever(tmp_path: Path) -> None:
     fifo = tmp_path / "pipe.png"
     os.mkfifo(fifo)
@@ -562,6 +566,7 @@ def test_a_pipe_is_refused_instead_of_read_forever(tmp_path: Path) -> None:
     one_line_error(info, "pipe.png")
 
 
+@pytest.mark.defect(11)
 def test_half_float_output_refuses_values_it_cannot_hold(tmp_path: Path) -> None:
     bright = Image(np.full((4, 4, 3), 70000.0, np.float32), None, "f32", "linear")
     with pytest.raises(ImageError, match="exceed half float's 65504 \\(use f32\\)") as info:
@@ -571,6 +576,7 @@ def test_half_float_output_refuses_values_it_cannot_hold(tmp_path: Path) -> None
     write_image(tmp_path / "sun.exr", bright, bit_depth="f32")  # f32 holds it
 
 
+@pytest.mark.defect(9)
 def test_multi_frame_files_are_refused_not_cut_to_their_first_frame(tmp_path: Path) -> None:
     frames = [PILImage.new("RGB", (8, 8), (i * 40, 0, 0)) for i in range(3)]
     frames[0].save(tmp_path / "anim.webp", save_all=True, append_images=frames[1:], lossless=True)
@@ -581,6 +587,7 @@ def test_multi_frame_files_are_refused_not_cut_to_their_first_frame(tmp_path: Pa
         one_line_error(info, name)
 
 
+@pytest.mark.defect(4)
 def test_overwriting_keeps_the_replaced_files_permissions(tmp_path: Path) -> None:
     target = tmp_path / "private.png"
     write_image(target, make("rgb"))
@@ -589,6 +596,7 @@ def test_overwriting_keeps_the_replaced_files_permissions(tmp_path: Path) -> Non
     assert stat.S_IMODE(os.stat(target).st_mode) == 0o600
 
 
+@pytest.mark.defect(2)
 def test_an_output_that_appears_while_encoding_is_not_replaced(tmp_path: Path) -> None:
     # Two runs writing one output: the check before encoding passed for both; the move must not.
     target = tmp_path / "race.png"
@@ -610,6 +618,7 @@ def test_unwritable_folder(tmp_path: Path, folder: str) -> None:
     one_line_error(info, "out.png")
 
 
+@pytest.mark.defect(6)
 def test_failed_write_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     temp_names = []
 

@@ -41,6 +41,7 @@ def test_a_model_file_rebuilds_the_same_network_from_the_file_alone(tmp_path, va
     assert info.training == {"steps": 2, "data": "synthetic"}
 
 
+@pytest.mark.defect(15)
 def test_metadata_asking_for_a_huge_network_is_refused_before_allocating_it(tmp_path):
     # 200 blocks of 20,000 features would be 1.46 trillion parameters (5.8 TB): checked on paper first.
     network = create("edsr_baseline_x2")
@@ -52,6 +53,7 @@ def test_metadata_asking_for_a_huge_network_is_refused_before_allocating_it(tmp_
         load_model_file(path)
 
 
+@pytest.mark.defect(7)
 def test_a_model_with_nan_or_infinite_weights_is_refused_at_load(tmp_path):
     # Such a network turns every image black (NaN); a run must not write that with success.
     network = create("mnist_upscaler").eval()
@@ -137,3 +139,34 @@ def test_a_saved_model_file_gets_the_usual_permissions_of_a_new_file(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask
+
+
+@pytest.mark.defect(2, 4)
+def test_a_model_file_is_replaced_only_when_asked_and_then_keeps_its_permissions(tmp_path):
+    path = tmp_path / "m.safetensors"
+    network = create("mnist_dae")
+    save_model_file(path, network, info_for(network))
+    before = path.read_bytes()
+    with pytest.raises(ModelFileError, match="file exists"):
+        save_model_file(path, network, info_for(network, name="other"))
+    assert path.read_bytes() == before
+    path.chmod(0o600)
+    save_model_file(path, network, info_for(network, name="other"), overwrite=True)
+    assert read_info(path).name == "other" and stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert [p.name for p in tmp_path.iterdir()] == ["m.safetensors"]  # no temporary left
+
+
+@pytest.mark.parametrize(
+    ("variant", "task", "says"),
+    [
+        ("edsr_baseline_x2", "denoise", "its metadata says denoise, but its edsr network upscales x2"),
+        ("mnist_dae", "upscale", "its metadata says upscale, but its mlp-autoencoder network keeps the image size"),
+    ],
+)
+@pytest.mark.defect(10)
+def test_metadata_whose_task_contradicts_the_network_is_refused(tmp_path, variant, task, says):
+    network = create(variant)
+    path = tmp_path / "m.safetensors"
+    save_model_file(path, network, info_for(network, task=task))
+    with pytest.raises(ModelFileError, match=says):
+        load_model_file(path)

@@ -70,13 +70,14 @@ def test_two_step_training_exports_a_loadable_model_with_its_summary(tmp_path, p
     assert out.shape == (3, 20, 30)
 
 
+@pytest.mark.defect(1)
 def test_resumed_training_matches_an_uninterrupted_run(tmp_path, photos):
     straight = tiny_config(tmp_path / "one", photos, steps=4)
     train(straight, show_progress=False)
     split = tiny_config(tmp_path / "two", photos, steps=2)
     train(split, show_progress=False)
     split.steps = 4
-    with pytest.raises(FileExistsError, match="pass --overwrite"):
+    with pytest.raises(FileExistsError, match=r"exists \(--overwrite, or overwrite=True in the library, replaces it\)"):
         train(split, show_progress=False)  # the finished run's file is not replaced by accident
     split.overwrite = True
     train(split, show_progress=False)  # picks up the checkpoint at step 2
@@ -272,6 +273,7 @@ def test_upscaler_training_and_x3_from_x2(tmp_path, photos):
     assert info.scales == [3] and info.training["from"] == "m"
 
 
+@pytest.mark.defect(7)
 def test_a_loss_that_becomes_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, photos, monkeypatch):
     config = tiny_config(tmp_path, photos, steps=6, checkpoint_every=2)
     calls = []
@@ -289,6 +291,7 @@ def test_a_loss_that_becomes_nan_stops_the_run_and_keeps_the_last_good_checkpoin
         assert all(torch.isfinite(f.get_tensor(key)).all() for key in f.keys())
 
 
+@pytest.mark.defect(13, 22)
 def test_identical_shots_are_no_pair_and_a_refused_run_leaves_nothing_behind(tmp_path, noisy_pairs, tiny_models):
     a, _ = noisy_pairs
     config = finetune_config(tmp_path, (a, a), tiny_models["denoiser"])

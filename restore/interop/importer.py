@@ -107,5 +107,5 @@ def import_model(
         description=f"{descriptor.architecture.id} ({descriptor.purpose}), imported from {source.name} through spandrel",
         training={"imported_from": source.name, "spandrel_architecture": descriptor.architecture.id, "tags": descriptor.tags},
     )
-    save_model_file(out, network.float().cpu().eval(), info)
+    save_model_file(out, network.float().cpu().eval(), info, overwrite=overwrite)
     return info

@@ -546,7 +546,7 @@ def _train(config: TrainConfig, console: Console, show_progress: bool, ranks: Ra
     if state.best is not None:
         network.load_state_dict(state.best)
     info = _export_info(config, network, base_info, data, state, device)
-    save_model_file(out, network.cpu().eval(), info)
+    save_model_file(out, network.cpu().eval(), info, overwrite=config.overwrite)
     return ranks.from_leader(info)
 
 
