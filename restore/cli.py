@@ -6,16 +6,18 @@ processed, 2: wrong usage); set RESTORE_DEBUG=1 to see tracebacks.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import math
 import os
 import shlex
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, replace
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -239,6 +241,33 @@ MaxPixelsOpt = Annotated[
 ]
 
 
+def with_folder_run(command: Callable[..., None]) -> Callable[..., None]:
+    """Give `command` the options of a folder run (FolderRun's fields, each a typer option), handed
+    to it as one `folder_run` value: they are written once here for denoise and upscale alike."""
+    options = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=option)
+        for name, option, default in (
+            ("recursive", RecursiveOpt, False),
+            ("skip_existing", SkipExistingOpt, False),
+            ("shard", ShardOpt, None),
+            ("manifest", ManifestOpt, None),
+            ("engine", EngineOpt, "local"),
+            ("workers", WorkersOpt, 0),
+            ("gpus_per_worker", GpusOpt, 0.0),
+            ("quiet", QuietOpt, False),
+        )
+    ]
+    own = [p for p in inspect.signature(command, eval_str=True).parameters.values() if p.name != "folder_run"]
+
+    @functools.wraps(command)
+    def with_options(**values: Any) -> None:
+        folder_run = FolderRun(**{p.name: values.pop(p.name) for p in options})
+        command(**values, folder_run=folder_run)
+
+    with_options.__signature__ = inspect.Signature([*own, *options])  # type: ignore[attr-defined]
+    return with_options
+
+
 def _options(
     device: str,
     precision: Precision,
@@ -258,6 +287,7 @@ def _options(
 
 
 @app.command()
+@with_folder_run
 def denoise(
     inputs: InputsArg,
     output: OutputOpt = None,
@@ -271,19 +301,13 @@ def denoise(
     max_memory: MemoryOpt = None,
     max_pixels: MaxPixelsOpt = None,
     bit_depth: BitDepthOpt = None,
-    recursive: RecursiveOpt = False,
     overwrite: OverwriteOpt = False,
-    skip_existing: SkipExistingOpt = False,
-    shard: ShardOpt = None,
-    manifest: ManifestOpt = None,
-    engine: EngineOpt = "local",
-    workers: WorkersOpt = 0,
-    gpus_per_worker: GpusOpt = 0.0,
-    quiet: QuietOpt = False,
     ensemble: EnsembleOpt = False,
     repair_nonfinite: RepairOpt = False,
     albedo: Annotated[Path | None, typer.Option("--albedo", help="Albedo buffer of a render (default: IN.albedo.EXT).")] = None,
     normal: Annotated[Path | None, typer.Option("--normal", help="Normal buffer of a render (default: IN.normal.EXT).")] = None,
+    *,
+    folder_run: FolderRun,
 ) -> None:
     """Denoise images. Writes IN.denoised.EXT unless -o is given.
 
@@ -296,14 +320,14 @@ def denoise(
         repair_nonfinite=repair_nonfinite,
         aux_files={name: path for name, path in (("albedo", albedo), ("normal", normal)) if path is not None},
     )
-    if options.aux_files and len(expand_inputs(inputs, recursive).files) > 1:
+    if options.aux_files and len(expand_inputs(inputs, folder_run.recursive).files) > 1:
         raise UsageError("--albedo / --normal go with one image; for several, put NAME.albedo.EXT beside each")
 
-    folder_run = FolderRun(recursive, quiet, skip_existing, shard, manifest, engine, workers, gpus_per_worker)
     _process(inputs, output, DenoiserFor(model), ".denoised", options, folder_run)
 
 
 @app.command()
+@with_folder_run
 def upscale(
     inputs: InputsArg,
     output: OutputOpt = None,
@@ -323,16 +347,10 @@ def upscale(
     max_memory: MemoryOpt = None,
     max_pixels: MaxPixelsOpt = None,
     bit_depth: BitDepthOpt = None,
-    recursive: RecursiveOpt = False,
     overwrite: OverwriteOpt = False,
-    skip_existing: SkipExistingOpt = False,
-    shard: ShardOpt = None,
-    manifest: ManifestOpt = None,
-    engine: EngineOpt = "local",
-    workers: WorkersOpt = 0,
-    gpus_per_worker: GpusOpt = 0.0,
-    quiet: QuietOpt = False,
     repair_nonfinite: RepairOpt = False,
+    *,
+    folder_run: FolderRun,
 ) -> None:
     """Upscale images x2, x3 or x4 with EDSR. Writes IN.xN.EXT unless -o is given."""
     chosen = [s for s, flag in ((2, x2), (3, x3), (4, x4)) if flag] + ([scale] if scale is not None else [])
@@ -351,7 +369,6 @@ def upscale(
     )
     tag = f".x{outscale:g}" if outscale is not None else f".x{factor}"
 
-    folder_run = FolderRun(recursive, quiet, skip_existing, shard, manifest, engine, workers, gpus_per_worker)
     _process(inputs, output, UpscalerFor(factor, model), tag, options, folder_run)
 
 
