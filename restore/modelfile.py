@@ -121,11 +121,9 @@ def load_model_file(path: str | os.PathLike[str]) -> tuple[Restorer, ModelInfo]:
         network = build(info.architecture, info.config)
     except (ValueError, TypeError) as err:
         raise ModelFileError(f"'{path}': {_one_line(err)}") from None
-    upscales = max(network.scales) > 1
-    if upscales != (info.task == "upscale"):
-        # A file claiming the wrong task would be run as a denoiser and return a bigger image.
-        does = f"upscales x{'/x'.join(map(str, network.scales))}" if upscales else "keeps the image size"
-        raise ModelFileError(f"'{path}': its metadata says {info.task}, but its {info.architecture} network {does}")
+    problem = _contradiction(info, network)
+    if problem:
+        raise ModelFileError(f"'{path}': {problem}")
     try:
         with safe_open(str(path), framework="pt") as f:
             state = {key: f.get_tensor(key) for key in f.keys()}
@@ -140,6 +138,24 @@ def load_model_file(path: str | os.PathLike[str]) -> tuple[Restorer, ModelInfo]:
     if broken:
         raise ModelFileError(f"'{path}': {broken} weights are NaN or infinite; the file is unusable")
     return network.eval(), info
+
+
+def _contradiction(info: ModelInfo, network: Restorer) -> str | None:
+    """Where the metadata says what the rebuilt network does not do, else None: task, scales,
+    colour channels and buffers are what callers go by (a file claiming the wrong task would be
+    run as a denoiser and return a bigger image)."""
+    upscales = max(network.scales) > 1
+    if upscales != (info.task == "upscale"):
+        does = f"upscales x{'/x'.join(map(str, network.scales))}" if upscales else "keeps the image size"
+        return f"its metadata says {info.task}, but its {info.architecture} network {does}"
+    if sorted(info.scales) != sorted(network.scales):
+        return f"its metadata says scales {sorted(info.scales)}, but its network has {sorted(network.scales)}"
+    if info.channels != network.out_channels:
+        return f"its metadata says {info.channels} channels, but its network outputs {network.out_channels}"
+    if network.in_channels < info.channels + 3 * len(info.aux):
+        buffers = f" and the {' and '.join(info.aux)} buffers" if info.aux else ""
+        return f"its network takes {network.in_channels} input channels, fewer than {info.channels} colour channels{buffers}"
+    return None
 
 
 MAX_PARAMETERS = 1_000_000_000

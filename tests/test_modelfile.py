@@ -170,3 +170,21 @@ def test_metadata_whose_task_contradicts_the_network_is_refused(tmp_path, varian
     save_model_file(path, network, info_for(network, task=task))
     with pytest.raises(ModelFileError, match=says):
         load_model_file(path)
+
+
+@pytest.mark.parametrize(
+    ("change", "says"),
+    [
+        ({"scales": [3]}, r"its metadata says scales \[3\], but its network has \[2\]"),
+        ({"channels": 1}, "its metadata says 1 channels, but its network outputs 3"),
+        ({"aux": ["albedo", "normal"]}, "its network takes 3 input channels, fewer than 3 colour channels and the albedo"),
+    ],
+)
+def test_metadata_that_the_network_contradicts_is_refused_so_what_is_written_is_read(tmp_path, change, says):
+    network = create("edsr_baseline_x2")
+    info = info_for(network, task="upscale")
+    for key, value in change.items():
+        setattr(info, key, value)
+    save_model_file(tmp_path / "m.safetensors", network, info)
+    with pytest.raises(ModelFileError, match=says):
+        load_model_file(tmp_path / "m.safetensors")
