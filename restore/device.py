@@ -20,6 +20,8 @@ from typing import TypeVar
 
 import torch
 
+from restore.io.images import ImageError, atomic_write
+
 NetworkT = TypeVar("NetworkT", bound=torch.nn.Module)
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -149,8 +151,9 @@ def _remembered(key: str, measure: Callable[[], str], answers: tuple[str, ...]) 
     known[cache_key] = measure()
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
-        cache.write_text(json.dumps(known, indent=1))
-    except OSError:
+        # Whole or not at all: processes measuring at once (a Ray pool, a test run) share the file.
+        atomic_write(str(cache), True, lambda tmp: Path(tmp).write_text(json.dumps(known, indent=1)))
+    except (OSError, ImageError):
         pass  # a read-only home only costs the probe again next time
     return known[cache_key]
 
