@@ -14,6 +14,7 @@ from PIL import Image as PILImage
 
 from conftest import assert_one_line_error, run, smooth_image, write_png
 from restore.io.images import read_image
+from restore.pipeline import precision_for
 
 
 @pytest.fixture
@@ -308,6 +309,14 @@ def test_shell_completion_is_offered_for_bash():
     env = {**os.environ, "_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION": "1"}
     result = subprocess.run([str(command), "--show-completion", "bash"], capture_output=True, text=True, timeout=60, env=env)
     assert result.returncode == 0 and "_restore_completion()" in result.stdout
+
+
+@pytest.mark.defect(5)
+@pytest.mark.parametrize("depth", ["u16", "f16", "f32"])
+def test_auto_precision_keeps_fp32_for_every_image_that_is_not_8_bit(depth):
+    assert precision_for(depth, "auto") == "fp32"
+    assert precision_for("u8", "auto") == "auto"  # 8 bits: bf16 where it is measured faster
+    assert precision_for(depth, "bf16") == "bf16"  # asked for explicitly
 
 
 @pytest.mark.defect(5)

@@ -517,6 +517,13 @@ def bomb_of(kind: str, path: Path) -> Path:
         sof = data.index(b"\xff\xc0")
         data[sof + 5 : sof + 9] = struct.pack(">HH", 65000, 65000)
         path.write_bytes(bytes(data))
+    elif kind == "webp":  # a real 8 x 8 lossless WebP whose VP8L header says 16384 x 16384
+        PILImage.fromarray(np.zeros((8, 8, 3), np.uint8)).save(path, "WEBP", lossless=True)
+        data = bytearray(path.read_bytes())
+        at = data.index(b"VP8L") + 9  # chunk tag, size, signature byte; then 14 bits each of width - 1, height - 1
+        bits = struct.unpack("<I", data[at : at + 4])[0] & ~0x0FFFFFFF | 16383 | 16383 << 14
+        data[at : at + 4] = struct.pack("<I", bits)
+        path.write_bytes(bytes(data))
     elif kind == "tiff":  # one strip of 16 bytes, tags claiming 100000 x 100000 16-bit RGB
         tags = [(256, 4, 100_000), (257, 4, 100_000), (258, 3, 16), (259, 3, 1), (262, 3, 2), (273, 4, 8), (277, 3, 3),
                 (278, 4, 100_000), (279, 4, 16)]  # fmt: skip
@@ -531,8 +538,10 @@ def bomb_of(kind: str, path: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("kind, name", [("png16", "b.png"), ("jpeg", "b.jpg"), ("tiff", "b.tif"), ("exr", "b.exr"),
-                                        ("pfm", "b.pfm"), ("hdr", "b.hdr")])  # fmt: skip
+BOMBS = ["png16:b.png", "jpeg:b.jpg", "webp:b.webp", "tiff:b.tif", "exr:b.exr", "pfm:b.pfm", "hdr:b.hdr"]
+
+
+@pytest.mark.parametrize("kind, name", [bomb.split(":") for bomb in BOMBS])
 @pytest.mark.defect(14)
 def test_every_format_refuses_a_header_claiming_too_many_pixels_before_decoding(tmp_path: Path, kind: str, name: str) -> None:
     bomb = bomb_of(kind, tmp_path / name)
