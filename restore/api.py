@@ -17,11 +17,12 @@ import numpy as np
 import torch
 
 from restore.archs import Restorer
+from restore.archs.unet import with_level_map
 from restore.device import on_device, resolve_device, resolve_memory_format, resolve_precision
 from restore.ensemble import TRANSFORMS, self_ensemble
 from restore.hdr import network_input
 from restore.modelfile import ModelFileError, ModelInfo, load_model_file
-from restore.resize import imresize
+from restore.resize import center_crop, imresize
 from restore.tiling import TileCallback, run_tiled
 from restore.zoo import bundled_models, bundled_path
 
@@ -127,6 +128,8 @@ def run_model(
     ensemble: bool = False,
     outscale: float | None = None,
     aux: ImageLike | None = None,
+    noise_level: float | None = None,
+    strength: float = 1.0,
 ) -> ImageLike:
     """Run a loaded model over an image (each image of a batch in turn), through the tiler.
 
@@ -137,7 +140,16 @@ def run_model(
     (input transform "hdr") get the auto-exposed, tone-mapped image and return linear values.
     Models with auxiliary inputs (`model.info.aux`, e.g. albedo and normal of a render) need
     `aux`: those buffers stacked as channels, in the layout of `image`.
+    A level-conditioned model (`model.network.takes_noise_level`) is told `noise_level` (sigma in
+    0-255 units) or, without it, the level its estimator reads off each image
+    (`estimate_noise_level`), times `strength`: below 1 keeps grain, above 1 removes more, and 0
+    returns the input. Other models have no such control and refuse a strength other than 1.
     """
+    conditioned = model.network.takes_noise_level
+    if not (math.isfinite(strength) and strength >= 0):
+        raise ValueError(f"strength must be a number >= 0, got {strength}")
+    if strength != 1 and not conditioned:
+        raise ValueError(f"model '{model.name}' has no strength control (it is not conditioned on a noise level)")
     batch, layout = _to_batch(image)
     bad = int((~torch.isfinite(batch)).any(dim=1).sum())
     if bad:
@@ -145,9 +157,11 @@ def run_model(
         verb = "pixels are" if bad != 1 else "pixel is"
         fix = "restore.io.nonfinite.repair_nonfinite replaces them by their neighbours"
         raise ValueError(f"{bad} {verb} NaN or infinite ({fix})")
+    if strength == 0:
+        return _from_batch(batch, layout)  # told "no noise": the input, exactly
     network = model.network
     channels = batch.shape[1]
-    colour_channels = network.in_channels - 3 * len(model.info.aux)
+    colour_channels = network.in_channels - 3 * len(model.info.aux) - int(conditioned)
     if channels not in (colour_channels, 1) and colour_channels != 1:
         raise ValueError(f"model '{model.name}' takes {colour_channels}-channel images, got {channels} channels")
     if model.info.aux:
@@ -162,7 +176,7 @@ def run_model(
         batch = torch.cat([batch, aux_batch], dim=1)
     if outscale is not None and not (math.isfinite(outscale) and outscale > 0):
         raise ValueError(f"outscale must be a positive number, got {outscale}")
-    gray_on_colour = channels == 1 and network.in_channels == 3
+    gray_on_colour = channels == 1 and colour_channels == 3
     dev = resolve_device(device)
     dtype = resolved_precision(model, device, precision)
     memory_format = resolve_memory_format(dev, dtype, network, _timing_key(model))
@@ -186,6 +200,10 @@ def run_model(
                 return first.expand(-1, x.shape[1], -1, -1).contiguous()
             return torch.cat([first, *(run_image(x[:, c : c + 1]) for c in range(1, x.shape[1]))], dim=1)
         x = x.expand(-1, 3, -1, -1) if gray_on_colour else x
+        if conditioned:
+            # One level for the whole image (per tile it would differ and leave seams).
+            level = noise_level / 255 if noise_level is not None else _estimated_level(model.network, x)
+            x = with_level_map(model.network, x, torch.tensor([level * strength]))
         y = self_ensemble(run_pass, x) if ensemble else run_pass(x, 0)
         return y.mean(dim=1, keepdim=True) if gray_on_colour else y
 
@@ -203,6 +221,25 @@ def run_model(
             y = y if size == tuple(y.shape[-2:]) else imresize(y, size=size)
         outputs.append(y)
     return _from_batch(torch.cat(outputs), layout)
+
+
+LEVEL_CROP = 512  # the level is read off the central crop of at most this side: bounded memory, same estimate
+
+
+def _estimated_level(network: Restorer, batch: torch.Tensor) -> float:
+    """What a level-conditioned network's estimator reads off the central crop of a 1 x C x H x W image."""
+    with torch.inference_mode():
+        return float(network.estimate_level(center_crop(batch.float(), LEVEL_CROP))[0])  # type: ignore[operator]
+
+
+def estimate_noise_level(model: Model, image: ImageLike) -> float | None:
+    """The noise level (sigma in 0-255 units) a level-conditioned model reads off `image` (the
+    first image of a batch), or None for models without a level estimator."""
+    if not model.network.takes_noise_level:
+        return None
+    batch, _ = _to_batch(image)
+    colour = batch[:1].expand(-1, 3, -1, -1) if batch.shape[1] == 1 else batch[:1]
+    return 255 * _estimated_level(model.network, colour)
 
 
 def _same_channels(x: torch.Tensor, dim: int) -> bool:
@@ -248,11 +285,15 @@ def denoise(
     max_memory: int | None = None,
     on_tile: TileCallback | None = None,
     ensemble: bool = False,
+    strength: float = 1.0,
+    noise_level: float | None = None,
 ) -> ImageLike:
     """Denoise an image (values in [0, 1] for photos) with a bundled model name, a path or a Model.
 
     Without a model, gray images (one channel, or equal channels) get `n2n-gray` and colour
     images `n2n-photo`. `ensemble` averages the 8 flips and rotations (8x the time).
+    A level-conditioned model takes `strength` (below 1 keeps grain, above removes more, 0
+    returns the input) and `noise_level` (sigma in 0-255 units; read off the image when None).
     """
     check_image_like(image)
     chosen = model if model is not None else default_denoiser(image)
@@ -265,6 +306,8 @@ def denoise(
         max_memory=max_memory,
         on_tile=on_tile,
         ensemble=ensemble,
+        strength=strength,
+        noise_level=noise_level,
     )
 
 

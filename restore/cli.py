@@ -184,8 +184,9 @@ def _process(
                 print_error(result.error)
             elif not quiet:
                 w, h = result.size
+                level = f", noise {result.noise_level:.1f}" if result.noise_level is not None else ""
                 progress.console.print(
-                    f"{result.job.source} -> {result.job.target}  ({w}x{h}, {result.model}, {result.seconds:.1f} s)"
+                    f"{result.job.source} -> {result.job.target}  ({w}x{h}, {result.model}{level}, {result.seconds:.1f} s)"
                 )
     if failures:
         if len(jobs) > 1:
@@ -303,6 +304,10 @@ def denoise(
     bit_depth: BitDepthOpt = None,
     overwrite: OverwriteOpt = False,
     ensemble: EnsembleOpt = False,
+    strength: Annotated[
+        float,
+        typer.Option("--strength", help="Level-conditioned models: below 1 keeps grain, above removes more, 0 changes nothing."),
+    ] = 1.0,
     repair_nonfinite: RepairOpt = False,
     albedo: Annotated[Path | None, typer.Option("--albedo", help="Albedo buffer of a render (default: IN.albedo.EXT).")] = None,
     normal: Annotated[Path | None, typer.Option("--normal", help="Normal buffer of a render (default: IN.normal.EXT).")] = None,
@@ -314,9 +319,12 @@ def denoise(
     Default model: n2n-mc for HDR renders (EXR, PFM, float TIFF), n2n-mc-aux when NAME.albedo.EXT and
     NAME.normal.EXT (or --albedo / --normal) come with them, n2n-gray for gray images, else n2n-photo.
     """
+    if not (math.isfinite(strength) and strength >= 0):
+        raise UsageError("--strength must be a number >= 0")
     options = replace(
         _options(device, precision, tile, max_memory, bit_depth, overwrite, max_pixels),
         ensemble=ensemble,
+        strength=strength,
         repair_nonfinite=repair_nonfinite,
         aux_files={name: path for name, path in (("albedo", albedo), ("normal", normal)) if path is not None},
     )

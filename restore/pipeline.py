@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from restore.api import Model, default_denoiser, denoiser, run_model, upscaler_for
+from restore.api import Model, default_denoiser, denoiser, estimate_noise_level, run_model, upscaler_for
 from restore.io.datasets import AUX_BUFFERS, aux_path, load_aux
 from restore.io.images import MAX_PIXELS, Image, ImageError, read_image, srgb_decode, srgb_encode, write_image
 from restore.io.nonfinite import count_nonfinite, repair_nonfinite
@@ -34,6 +34,17 @@ class RunOptions:
     repair_nonfinite: bool = False  # replace NaN / Inf input values instead of refusing the image
     aux_files: dict[str, Path] = field(default_factory=dict)  # e.g. {"albedo": path}; default: beside the image
     max_pixels: int = MAX_PIXELS  # decoded-size limit: a header claiming more is refused before decoding
+    strength: float = 1.0  # for level-conditioned denoisers: below 1 keeps grain, above removes more
+
+
+@dataclass(frozen=True)
+class Restored:
+    """A restored image, the model that made it, and the noise level (sigma, 0-255) that model
+    read off the input, for models conditioned on one (else None)."""
+
+    image: Image
+    model: Model
+    noise_level: float | None = None
 
 
 def precision_for(bit_depth: str, precision: str) -> str:
@@ -45,13 +56,15 @@ def precision_for(bit_depth: str, precision: str) -> str:
 
 def restore_image(
     image: Image, model: Model, options: RunOptions, on_tile: TileCallback | None = None, aux: np.ndarray | None = None
-) -> Image:
+) -> Restored:
     """Run `model` on a decoded image and return the result as an Image in the input's format.
 
     Pixels are converted to the transfer the model was trained on and back; alpha is passed
     through a denoiser and resized (bicubic) to the output size by an upscaler. NaN / Inf input
     raises ImageError unless `options.repair_nonfinite`; the output is always finite. `aux`
     holds the buffers a model with auxiliary inputs needs (H x W x 3 per buffer, stacked).
+    A level-conditioned model reads the noise level off the pixels it is given (reported in the
+    result) and is told it times `options.strength`.
     """
     pixels = image.pixels
     bad = count_nonfinite(pixels)
@@ -63,6 +76,7 @@ def restore_image(
         pixels = srgb_encode(np.clip(pixels, 0.0, 1.0))
     elif model.info.transfer == "linear" and image.transfer == "srgb":
         pixels = srgb_decode(pixels)
+    level = estimate_noise_level(model, pixels)
     result = run_model(
         model,
         pixels,
@@ -74,6 +88,8 @@ def restore_image(
         ensemble=options.ensemble,
         outscale=options.outscale,
         aux=aux,
+        noise_level=level,
+        strength=options.strength,
     )
     if model.info.transfer == "srgb":
         result = np.clip(result, 0.0, 1.0)
@@ -90,7 +106,8 @@ def restore_image(
     # so an upscaled photo prints at the size the original did, only sharper.
     scale = result.shape[1] / image.width
     dpi = (image.dpi[0] * scale, image.dpi[1] * scale) if image.dpi else None
-    return replace(image, pixels=np.ascontiguousarray(result, dtype=np.float32), alpha=alpha, dpi=dpi)
+    restored = replace(image, pixels=np.ascontiguousarray(result, dtype=np.float32), alpha=alpha, dpi=dpi)
+    return Restored(restored, model, level)
 
 
 ModelChoice = Model | Callable[[Image, bool], Model]
@@ -126,8 +143,8 @@ _loaded_upscaler = functools.cache(upscaler_for)
 
 def restore_file(
     source: Path, target: Path, model: ModelChoice, options: RunOptions, on_tile: TileCallback | None = None
-) -> tuple[Image, Model]:
-    """Read `source`, restore it, write `target` atomically; return the written image and the model used.
+) -> Restored:
+    """Read `source`, restore it, write `target` atomically; return the written image, the model used and its level.
 
     `model` is a Model, or a function of the image and of whether its albedo and normal buffers
     exist to one (gray images, HDR renders and renders with buffers may take other models).
@@ -147,8 +164,8 @@ def restore_file(
     except (ImageError, ValueError) as err:
         raise type(err)(f"'{source}': {err}") from None
     target.parent.mkdir(parents=True, exist_ok=True)
-    write_image(target, result, bit_depth=options.bit_depth, overwrite=options.overwrite)
-    return result, chosen
+    write_image(target, result.image, bit_depth=options.bit_depth, overwrite=options.overwrite)
+    return result
 
 
 def writable_folder(folder: Path) -> bool:

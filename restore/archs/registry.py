@@ -11,6 +11,7 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar
 
+import torch
 from torch import nn
 
 
@@ -25,6 +26,9 @@ class Restorer(nn.Module):
     # True when the weights define the network's shape (spandrel's networks): the file's
     # tensors are then not checked against a network built from the config alone.
     built_from_weights: ClassVar[bool] = False
+    # True when the input ends with a noise-level channel (FFDNet's noise map): the network
+    # then offers estimate_level(), and callers append the map (restore.api.run_model).
+    takes_noise_level: ClassVar[bool] = False
     config_class: ClassVar[type]
 
     def __init__(self, config: Any) -> None:
@@ -55,6 +59,11 @@ class Restorer(nn.Module):
         if scale not in self.scales:
             raise ValueError(f"{self.architecture} produces x{'/x'.join(map(str, self.scales))}, not x{scale}")
         self.scale = scale
+
+    def extra_loss(self) -> torch.Tensor | None:
+        """A loss the network computed in its last training forward besides the output's (a
+        level estimator's), added by the training loop; None for most networks."""
+        return None
 
     def config_dict(self) -> dict[str, Any]:
         """The config as plain JSON-able data, stored in model files."""

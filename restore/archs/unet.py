@@ -3,6 +3,11 @@
 Five 2x2 max-pools down to 1/32 resolution, nearest-neighbour upsampling back, skip
 concatenations at every level, leaky ReLU 0.1 everywhere but the last, linear convolution.
 For n = m = 3 it has 991,203 parameters.
+
+`LevelUNet` is the same U-Net told the noise level, as FFDNet is: one more input channel holding
+the level (sigma on the [0, 1] scale) everywhere, and a small estimator that reads the level off
+a noisy image when the caller gives none. Telling it a lower level keeps more grain; a higher
+one removes more.
 """
 
 from __future__ import annotations
@@ -126,3 +131,68 @@ def n2n_unet_gray() -> UNet:
 def n2n_unet_aux() -> UNet:
     """The U-Net for renders with albedo and normal buffers: 9 channels in (the paper's n = 9), 3 out."""
     return UNet(UNetConfig(in_channels=9, out_channels=3))
+
+
+@dataclass
+class LevelUNetConfig:
+    channels: int = 3
+    encoder_features: int = 48
+    decoder_features: int = 96
+    estimator_features: int = 32
+
+
+@register_architecture
+class LevelUNet(Restorer):
+    architecture = "unet-level"
+    config_class = LevelUNetConfig
+    takes_noise_level = True
+
+    def __init__(self, config: LevelUNetConfig) -> None:
+        super().__init__(config)
+        c, f = config.channels, config.estimator_features
+        self.denoiser = UNet(UNetConfig(c + 1, c, config.encoder_features, config.decoder_features))
+        # Five 3x3 convolutions (an 11-pixel window), a level per pixel, averaged over the image:
+        # the same estimate from a 64-pixel training crop and a 512-pixel crop of a photo.
+        layers: list[nn.Module] = []
+        for cin in (c, f, f, f):
+            layers += [_conv(cin, f), nn.LeakyReLU(0.1)]
+        self.estimator = nn.Sequential(*layers, _conv(f, 1), nn.Softplus())
+        self.in_channels, self.out_channels = c + 1, c
+        self.size_multiple = self.denoiser.size_multiple
+        self.receptive_margin = self.denoiser.receptive_margin
+        self.floats_per_pixel = self.denoiser.floats_per_pixel
+        self.last_level_loss: torch.Tensor | None = None
+
+    def estimate_level(self, noisy: torch.Tensor) -> torch.Tensor:
+        """The noise level (sigma on the [0, 1] scale) of each image of an N x C x H x W batch: N values."""
+        return self.estimator(noisy).float().mean(dim=(1, 2, 3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Denoise N x (C + 1) x H x W: the colour channels, then the level map."""
+        if self.training:
+            # The estimator learns from the level the training data was made with (the level
+            # channel of the training input); log scale, as levels span two orders of magnitude.
+            told = x[:, -1].float().mean(dim=(1, 2))
+            guessed = self.estimate_level(x[:, :-1])
+            self.last_level_loss = F.l1_loss(torch.log(guessed + 1e-4), torch.log(told + 1e-4))
+        return self.denoiser(x)
+
+    def extra_loss(self) -> torch.Tensor | None:
+        return self.last_level_loss
+
+
+@register_variant
+def n2n_unet_level(channels: int = 3) -> LevelUNet:
+    """The U-Net conditioned on a noise level, with its level estimator (about 30,000 more parameters)."""
+    return LevelUNet(LevelUNetConfig(channels=channels))
+
+
+def with_level_map(network: Restorer, x: torch.Tensor, level: torch.Tensor | None = None) -> torch.Tensor:
+    """`x` (N x C x H x W) with the level map appended for a network that takes one: `level` per
+    image (N values, sigma on the [0, 1] scale), estimated from `x` when None. Others get `x`."""
+    if not network.takes_noise_level:
+        return x
+    if level is None:
+        level = network.estimate_level(x)  # type: ignore[operator]
+    plane = level.to(x.dtype).view(-1, 1, 1, 1).expand(x.shape[0], 1, *x.shape[-2:])
+    return torch.cat([x, plane], dim=1)

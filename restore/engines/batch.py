@@ -52,6 +52,7 @@ class FileResult:
     seconds: float = 0.0
     error: str = ""
     size: tuple[int, int] = (0, 0)  # width, height of the written image
+    noise_level: float | None = None  # what a level-conditioned model read off the input (sigma, 0-255)
 
     def manifest_line(self) -> str:
         record = {
@@ -63,6 +64,8 @@ class FileResult:
             "seconds": round(self.seconds, 3),
             "error": self.error,
         }
+        if self.noise_level is not None:
+            record["noise_level"] = round(self.noise_level, 2)
         return json.dumps(record, ensure_ascii=False)
 
 
@@ -186,14 +189,16 @@ def run_job(job: Job, model: ModelChoice, options: RunOptions, on_tile: TileCall
     """Restore one file; a failure becomes a "failed" result carrying its one-line message."""
     start = time.perf_counter()
     try:
-        image, used = restore_file(job.source, job.target, model, options, on_tile)
+        restored = restore_file(job.source, job.target, model, options, on_tile)
     except Exception as e:  # noqa: BLE001 - one bad file must not end the run for the others
         message = str(e) if str(job.source) in str(e) else f"'{job.source}': {type(e).__name__}: {e}"
         return FileResult(job, "failed", seconds=time.perf_counter() - start, error=" ".join(message.split()))
+    image, used = restored.image, restored.model
     dtype = resolved_precision(used, options.device, precision_for(image.bit_depth, options.precision))
     precision = next(name for name, value in PRECISIONS.items() if value == dtype)
     height, width = image.pixels.shape[:2]
-    return FileResult(job, "written", used.name, precision, time.perf_counter() - start, size=(width, height))
+    seconds = time.perf_counter() - start
+    return FileResult(job, "written", used.name, precision, seconds, size=(width, height), noise_level=restored.noise_level)
 
 
 @contextmanager

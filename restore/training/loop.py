@@ -23,6 +23,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from restore.archs import Restorer, build, create
+from restore.archs.unet import with_level_map
 from restore.device import MEMORY_FORMATS, resolve_device, training_memory_format, training_precision
 from restore.hdr import network_input, tone_map
 from restore.io.datasets import (
@@ -170,12 +171,14 @@ def prepare_data(
     scales: Sequence[int] = (),
     aux: Sequence[str] = (),
     val_crop: int = 256,
+    level_channel: bool = False,
 ) -> Data:
     """Build the training source and the fixed validation set from the config.
 
     Photos are converted to the network's `channels` (gray networks train on colour photos made
     gray). An upscaler with several `scales` trains and validates on all of them. Pairs of
     renders carry their `aux` buffers (NAME.albedo.EXT ... beside each shot) as extra channels.
+    With `level_channel`, noisy training inputs end with the map of their noise level.
     """
     if config.pairs:
         pairs = match_pairs(*config.pairs)
@@ -196,11 +199,13 @@ def prepare_data(
         train, val = loaded[: len(loaded) - config.val_count], loaded[len(loaded) - config.val_count :]
         validation = [(center_crop(a, val_crop)[None], center_crop(b, val_crop)[None]) for a, b in val]
         described = f"{len(train)} noisy pairs from {config.pairs[0]} and {config.pairs[1]}"
-        return Data(PairSource(train, config.patch), validation, described, noisy_references=True)
+        return Data(PairSource(train, config.patch, level_channel), validation, described, noisy_references=True)
 
     if aux:
         raise ValueError("networks with albedo / normal inputs train on pairs of renders (restore train --pairs A B)")
     noise = parse_noise(config.noise) if config.task == "denoise" else None
+    if level_channel and (config.task != "denoise" or is_mnist_folder(config.data)):
+        raise ValueError("a level-conditioned network denoises photos: train it on a photo folder or on pairs")
     if is_mnist_folder(config.data):
         digits, _ = load_mnist(config.data, "train")
         train, held = digits[:-5000], digits[-5000:]
@@ -237,13 +242,13 @@ def prepare_data(
         selection, _ = split_real_pairs(real_pairs(config.val_pairs))
         validation = [tuple(image[None] for image in load_images([n, c], channels)) for n, c in selection]
         described += f"; validated on {len(selection)} real pairs of {config.val_pairs}"
-        return Data(NoisySource(train, noise, config.patch, config.clean_targets), validation, described)
+        return Data(NoisySource(train, noise, config.patch, config.clean_targets, level_channel), validation, described)
     validation = []
     for i, clean in enumerate(val):
         clean = center_crop(clean, val_crop)[None]
         noisy = noise.apply(clean, torch.Generator().manual_seed(1000 + i))
         validation.append((noisy, clean))
-    return Data(NoisySource(train, noise, config.patch, config.clean_targets), validation, described)
+    return Data(NoisySource(train, noise, config.patch, config.clean_targets, level_channel), validation, described)
 
 
 def _grid(digits: torch.Tensor, columns: int = 8) -> torch.Tensor:
@@ -336,7 +341,8 @@ def validate(
                 out = tone_map(network(exposed.to(device)).float().cpu() / scale)
                 inp, ref = tone_map(inp[:, :colours]), tone_map(ref[:, :colours])
             else:
-                out = network(inp.to(device)).float().cpu().clamp(0, 1)
+                # A level-conditioned network is told the level its own estimator reads, as at inference.
+                out = network(with_level_map(network, inp.to(device))).float().cpu().clamp(0, 1)
                 inp, ref = inp[:, :colours], ref[:, :colours]
             if noisy_references:
                 scores.append(noisy_reference_psnr(out, inp, ref))
@@ -441,7 +447,8 @@ def _train(config: TrainConfig, console: Console, show_progress: bool, ranks: Ra
     run_dir = Path(config.run_dir or out.with_suffix(".run"))  # made at the first checkpoint
     network, base_info = build_network(config)
     aux = aux_buffers_of(network)
-    data = prepare_data(config, network.in_channels - 3 * len(aux), network.scales, aux)
+    level = network.takes_noise_level  # its input ends with a level map (restore.archs.unet.LevelUNet)
+    data = prepare_data(config, network.in_channels - 3 * len(aux) - level, network.scales, aux, level_channel=level)
     network = network.to(device).train()
     optimizer = torch.optim.Adam(network.parameters(), lr=config.lr)
     loss_fn = LOSSES[config.loss]
@@ -514,6 +521,9 @@ def _train(config: TrainConfig, console: Console, show_progress: bool, ranks: Ra
             if config.minutes:
                 done = max(done, (time.monotonic() - started) / (config.minutes * 60))
             loss = loss_fn(output.float(), target.to(device), done)
+            extra = network.extra_loss()  # e.g. a level estimator's, computed in the forward above
+            if extra is not None:
+                loss = loss + extra
             if ranks.any(not torch.isfinite(loss), device):
                 # Stop before the update: the checkpoint on disk is the last good state.
                 last_saved = state.step // config.checkpoint_every * config.checkpoint_every

@@ -52,19 +52,32 @@ def random_crops(
 
 
 class NoisySource:
-    """Clean images + a noise model -> (noisy input, independently noisy or clean target)."""
+    """Clean images + a noise model -> (noisy input, independently noisy or clean target).
 
-    def __init__(self, images: Sequence[torch.Tensor], noise: NoiseModel, patch: int, clean_targets: bool) -> None:
+    With `level_channel` the input ends with a map of the level its noise was drawn at: the
+    RMS of (noisy - clean) over each crop, which a level-conditioned network (restore.archs.unet.
+    LevelUNet) is told and its estimator learns to read.
+    """
+
+    def __init__(
+        self, images: Sequence[torch.Tensor], noise: NoiseModel, patch: int, clean_targets: bool, level_channel: bool = False
+    ) -> None:
         self.images = [img[None] for img in images]
         self.noise = noise
         self.patch = patch
         self.clean_targets = clean_targets
+        self.level_channel = level_channel
 
     def batch(self, size: int, generator: torch.Generator) -> Batch:
         clean = random_crops(self.images, size, self.patch, generator)[:, 0]
         if self.clean_targets:
-            return self.noise.apply(clean, generator), clean
-        return noisy_pair(self.noise, clean, generator)
+            noisy, target = self.noise.apply(clean, generator), clean
+        else:
+            noisy, target = noisy_pair(self.noise, clean, generator)
+        if self.level_channel:
+            level = (noisy - clean).square().mean(dim=(1, 2, 3)).sqrt()
+            noisy = torch.cat([noisy, level.view(-1, 1, 1, 1).expand(-1, 1, *noisy.shape[-2:])], dim=1)
+        return noisy, target
 
 
 class DigitSource:
@@ -96,17 +109,25 @@ class PooledDigitSource:
 
 
 class PairSource:
-    """Aligned noisy pairs (A, B) of the same scenes; either shot is the input, the other the target."""
+    """Aligned noisy pairs (A, B) of the same scenes; either shot is the input, the other the target.
 
-    def __init__(self, pairs: Sequence[tuple[torch.Tensor, torch.Tensor]], patch: int) -> None:
+    With `level_channel` the input ends with a map of its noise level, read off the pair itself:
+    two independent shots differ by noise of twice the variance, so sigma = RMS(A - B) / sqrt 2.
+    """
+
+    def __init__(self, pairs: Sequence[tuple[torch.Tensor, torch.Tensor]], patch: int, level_channel: bool = False) -> None:
         self.stacks = [torch.stack([a, b]) for a, b in pairs]
         self.patch = patch
+        self.level_channel = level_channel
 
     def batch(self, size: int, generator: torch.Generator) -> Batch:
         crops = random_crops(self.stacks, size, self.patch, generator, partners=2)
         swap = torch.rand(size, generator=generator) < 0.5
         first = torch.where(swap[:, None, None, None], crops[:, 1], crops[:, 0])
         second = torch.where(swap[:, None, None, None], crops[:, 0], crops[:, 1])
+        if self.level_channel:
+            level = (first - second).square().mean(dim=(1, 2, 3)).sqrt() / 2**0.5
+            first = torch.cat([first, level.view(-1, 1, 1, 1).expand(-1, 1, *first.shape[-2:])], dim=1)
         return first, second
 
 

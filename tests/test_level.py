@@ -1,0 +1,97 @@
+"""Denoisers told the noise level (FFDNet's noise map) with an estimator that reads it off the
+image: how training makes their level channel, and what `--strength` does with it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import restore
+from conftest import assert_one_line_error, run, smooth_image, write_png
+from restore.api import estimate_noise_level, run_model
+from restore.archs import create
+from restore.noise import GaussianNoise
+from restore.training.loop import TrainConfig, train
+from restore.training.sources import NoisySource, PairSource
+
+
+@pytest.fixture
+def photos(tmp_path: Path) -> Path:
+    folder = tmp_path / "photos"
+    for i in range(5):
+        write_png(folder / f"{i}.png", smooth_image(48, 56, seed=i))
+    return folder
+
+
+def level_model(tmp_path: Path, photos: Path, steps: int) -> Path:
+    config = TrainConfig(
+        out=str(tmp_path / "level.safetensors"), data=str(photos), variant="n2n_unet_level", steps=steps, batch=8, patch=32,
+        val_count=2, val_every=steps, noise="gaussian:0-50", lr=1e-3, device="cpu", precision="fp32",
+    )  # fmt: skip
+    train(config, show_progress=False)
+    return Path(config.out)
+
+
+def test_training_inputs_carry_the_level_their_noise_was_drawn_at():
+    clean = [torch.from_numpy(smooth_image(40, 40, seed=i)).permute(2, 0, 1) for i in range(3)]
+    inputs, _ = NoisySource(clean, GaussianNoise(25), 32, clean_targets=False, level_channel=True).batch(64, torch.Generator())
+    assert inputs.shape == (64, 4, 32, 32)
+    assert torch.all(inputs[:, 3] == inputs[:, 3, :1, :1])  # one level per crop
+    assert inputs[:, 3].mean().item() == pytest.approx(25 / 255, rel=0.02)
+
+
+def test_a_pair_tells_its_own_level_without_a_clean_image():
+    clean = torch.from_numpy(smooth_image(64, 64)).permute(2, 0, 1)
+    noise = GaussianNoise(10)
+    shots = [tuple(noise.apply(clean[None], torch.Generator().manual_seed(2 * i + k))[0] for k in (0, 1)) for i in range(4)]
+    inputs, targets = PairSource(shots, 48, level_channel=True).batch(16, torch.Generator())
+    assert inputs.shape[1] == 4 and targets.shape[1] == 3
+    assert inputs[:, 3].mean().item() == pytest.approx(10 / 255, rel=0.05)  # RMS(A - B) / sqrt 2
+
+
+def test_the_estimator_learns_to_read_the_level_and_the_model_file_runs_through_the_cli(tmp_path, photos):
+    path = level_model(tmp_path, photos, steps=150)
+    model = restore.load(path)
+    assert model.network.takes_noise_level and model.info.channels == 3
+    clean = torch.from_numpy(smooth_image(96, 96, seed=9)).permute(2, 0, 1)
+    noisy = [GaussianNoise(sigma).apply(clean[None], torch.Generator().manual_seed(0))[0] for sigma in (5, 20, 45)]
+    levels = [estimate_noise_level(model, image) for image in noisy]
+    assert levels[0] < levels[1] < levels[2], levels  # more noise reads as more
+
+    noisy = write_png(
+        tmp_path / "noisy.png", np.clip(smooth_image(40, 40) + np.random.default_rng(0).normal(0, 0.1, (40, 40, 3)), 0, 1)
+    )
+    result = run("denoise", str(noisy), "--model", str(path), "--strength", "0.5")
+    assert result.returncode == 0, result.stderr
+    assert ", noise " in result.stdout + result.stderr  # the estimate is printed beside the model
+
+
+def test_strength_zero_returns_the_input_and_a_level_is_applied_to_the_whole_image_not_per_tile():
+    torch.manual_seed(0)
+    network = create("n2n_unet_level").eval()
+    model = restore.api.Model(
+        network, restore.modelfile.ModelInfo("lvl", network.architecture, network.config_dict(), "denoise"), "-"
+    )
+    image = torch.rand(3, 70, 90)
+    assert torch.equal(run_model(model, image, strength=0), image)
+    whole = run_model(model, image, precision="fp32", device="cpu")
+    tiled = run_model(model, image, precision="fp32", device="cpu", tile=32)
+    assert torch.allclose(whole, tiled, atol=1e-5)
+    told = run_model(model, image, precision="fp32", device="cpu", noise_level=estimate_noise_level(model, image))
+    assert torch.allclose(whole, told, atol=1e-5)  # without a level, the estimate is what it is told
+    weaker = run_model(model, image, precision="fp32", device="cpu", strength=0.5)
+    assert not torch.allclose(whole, weaker, atol=1e-4)
+
+
+def test_a_model_without_a_level_has_no_strength_control(tmp_path, tiny_models):
+    with pytest.raises(ValueError, match="'tiny-denoiser' has no strength control"):
+        restore.denoise(torch.rand(3, 16, 16), tiny_models["denoiser"], strength=0.5)
+    assert estimate_noise_level(restore.load(tiny_models["denoiser"]), torch.rand(3, 16, 16)) is None
+    photo = write_png(tmp_path / "p.png", smooth_image(20, 20))
+    assert_one_line_error(
+        run("denoise", str(photo), "--model", str(tiny_models["denoiser"]), "--strength", "2"), "no strength control"
+    )
+    assert_one_line_error(run("denoise", str(photo), "--strength", "-1"), "--strength must be a number >= 0", code=2)
