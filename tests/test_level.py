@@ -13,8 +13,9 @@ import restore
 from conftest import assert_one_line_error, run, smooth_image, write_png
 from restore.api import estimate_noise_level, run_model
 from restore.archs import create
+from restore.archs.unet import with_level_map
 from restore.noise import GaussianNoise
-from restore.training.loop import TrainConfig, train
+from restore.training.loop import TrainConfig, build_network, train
 from restore.training.sources import NoisySource, PairSource
 
 
@@ -95,3 +96,20 @@ def test_a_model_without_a_level_has_no_strength_control(tmp_path, tiny_models):
         run("denoise", str(photo), "--model", str(tiny_models["denoiser"]), "--strength", "2"), "no strength control"
     )
     assert_one_line_error(run("denoise", str(photo), "--strength", "-1"), "--strength must be a number >= 0", code=2)
+
+
+def test_a_level_model_started_from_a_photo_model_first_computes_what_that_model_computes(tmp_path, photos, tiny_models):
+    config = TrainConfig(out=str(tmp_path / "l.safetensors"), data=str(photos), init=str(tiny_models["denoiser"]))
+    config.variant = "n2n_unet_level"
+    network, _ = build_network(config)
+    photo_model = restore.load(tiny_models["denoiser"]).network
+    image = torch.rand(1, 3, 40, 40)
+    with torch.inference_mode():
+        for level in (0.0, 0.05, 0.3):  # the level's weights start at zero: training adds what it tells
+            assert torch.allclose(
+                network.eval()(with_level_map(network, image, torch.tensor([level]))), photo_model(image), atol=1e-5
+            )
+    config.steps, config.batch, config.patch, config.val_count, config.val_every = 2, 2, 32, 2, 2
+    config.device, config.precision = "cpu", "fp32"
+    train(config, show_progress=False)
+    assert restore.load(config.out).info.architecture == "unet-level"

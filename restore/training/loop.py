@@ -285,15 +285,19 @@ def _copy_matching_weights(source: torch.nn.Module, target: torch.nn.Module) -> 
     into the first input channels, with zeros for the rest, when the target's layer takes more
     inputs (dimension 1) and is otherwise the same shape.
 
-    Extra inputs come after the file's own (the U-Net appends albedo and normal after the
-    colour, at its input and at its last skip), so zero weights on them make the wider network
-    start out computing exactly what the file's network computes; training then learns what
-    the new inputs add, instead of relearning the layers around them from random weights.
+    Extra inputs come after the file's own (the U-Net appends albedo and normal, or the noise
+    level, after the colour, at its input and at its last skip), so zero weights on them make the
+    wider network start out computing exactly what the file's network computes; training then
+    learns what the new inputs add, instead of relearning the layers around them from random weights.
     """
     own = target.state_dict()
     copied = {}
-    for name, weight in source.state_dict().items():
-        if name not in own:
+    for source_name, weight in source.state_dict().items():
+        # A network that holds the file's network as a part (the level U-Net's `denoiser`) takes
+        # its weights under that part's name: the one target name ending in ".NAME".
+        inside = [key for key in own if key.endswith("." + source_name)]
+        name = source_name if source_name in own else inside[0] if len(inside) == 1 else None
+        if name is None:
             continue
         wanted = own[name]
         if wanted.shape == weight.shape:
