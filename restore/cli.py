@@ -662,7 +662,7 @@ def main() -> None:
         # Not standalone: click's own usage errors come here too, to be one line like ours.
         code = app(standalone_mode=False)
     except click_errors.NoArgsIsHelpError as e:
-        print(e.format_message(), file=sys.stderr)  # `restore` alone: the help, as asked for
+        print(e.format_message())  # `restore` alone: the help, on stdout as before
         sys.exit(2)
     except click_errors.UsageError as e:
         where = e.ctx.command_path if e.ctx is not None else "restore"

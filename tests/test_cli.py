@@ -163,7 +163,7 @@ def test_the_parsers_own_usage_errors_are_one_line_with_exit_code_2(photo):
     assert_one_line_error(run("denoise", str(photo), "--bogus"), "No such option: --bogus (see '", code=2)
     assert_one_line_error(run("frobnicate"), "No such command 'frobnicate'. (see '", code=2)
     alone = run()
-    assert alone.returncode == 2 and "Usage: " in alone.stderr and "Commands" in alone.stderr  # `restore` alone shows the help
+    assert alone.returncode == 2 and "Usage: " in alone.stdout and "Commands" in alone.stdout  # `restore` alone shows the help
 
 
 @pytest.mark.parametrize(
