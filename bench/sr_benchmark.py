@@ -1,19 +1,24 @@
 """Super-resolution benchmark: Set5, Set14 and B100 at x2 / x3 / x4, PSNR and SSIM on the Y
 channel by the data README's protocol, for bicubic, the bundled EDSR / MDSR models with and
 without the self-ensemble, beside published figures; and CPU time per output megapixel.
-Writes bench/results/sr.md.
+Writes bench/results/sr.md from a score cache, bench/results/sr-scores.json.
 
-    python bench/sr_benchmark.py                        # every bundled upscaler, every set and scale
     python bench/sr_benchmark.py --ensemble-sets Set5 Set14   # "+" rows (8x the time) on these sets only
+    python bench/sr_benchmark.py --models edsr-x2 --ensemble-sets Set5 Set14   # measure one model's rows
     python bench/sr_benchmark.py --quick                # Set5 only, 2 images, no ensemble: a smoke run
 
-Evaluation runs in fp32 on the CPU, one image at a time, untiled unless the image exceeds the
-default memory budget; `restore eval MODEL FOLDER --scale N [--ensemble]` gives any single cell.
+Each cell is cached under its set, scale, row, model (name and registered sha256, so a retrained
+file gets new cells) and protocol. `--models` measures only those models' missing cells (and
+bicubic); the table shows every bundled model's cells, marking with a dagger those measured
+under an older protocol. Evaluation runs in fp32 on the CPU, one image at a time, untiled unless
+the image exceeds the default memory budget; `restore eval MODEL FOLDER --scale N [--ensemble]`
+gives any single cell.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import platform
 import statistics
 import sys
@@ -79,12 +84,26 @@ def seconds_per_output_mp(name: str, scale: int, side: int = 256, repeats: int =
     return statistics.median(times) / ((side * scale) ** 2 / 1e6)
 
 
+SCORES = RESULTS.with_name("sr-scores.json")
+# The protocol a cell was measured under: LR values rounded as MATLAB's uint8() rounds, halves away
+# from zero (restore.resize.matlab_uint8). Cells of the older "lr-half-even" protocol (torch.round,
+# before 2026-12-03) are shown with a dagger until measured again; the change moved bicubic Set5 x2
+# from 33.680 to 33.683 dB.
+PROTOCOL = "lr-matlab-round"
+
+
+def model_id(name: str) -> str:
+    """A bundled model's cache key: its name and the start of its registered sha256."""
+    return f"{name}@{bundled_models()[name].sha256[:12]}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sets", nargs="+", default=list(SETS))
     parser.add_argument("--ensemble-sets", nargs="*", default=list(SETS), help="sets that also get the '+' rows")
+    parser.add_argument("--models", nargs="*", help="measure only these bundled upscalers [default: all]")
     parser.add_argument("--data", type=Path, default=DATA, help="folder holding the test sets")
-    parser.add_argument("--quick", action="store_true", help="Set5, 2 images, no ensemble")
+    parser.add_argument("--quick", action="store_true", help="Set5, 2 images, no ensemble (not cached)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     limit = 0
@@ -92,30 +111,57 @@ def main() -> None:
         args.sets, args.ensemble_sets, limit = ["Set5"], [], 2
 
     models = upscalers()
-    scores: dict[tuple[str, str, int], tuple[float, float]] = {}  # (row, set, scale) -> (psnr, ssim)
+    measured_now = {name for name, _ in models} if args.models is None else set(args.models)
+    cache: dict[str, dict[str, float | str]] = {} if args.quick or not SCORES.is_file() else json.loads(SCORES.read_text())
+
+    def key(row: str, model: str, set_name: str, scale: int, protocol: str = PROTOCOL) -> str:
+        return f"{set_name}|x{scale}|{row}|{model}|{protocol}"
+
     for set_name in args.sets:
         for name, scale in models:
+            if name not in measured_now:
+                continue
             runs = [False, True] if set_name in args.ensemble_sets else [False]
             for ensemble in runs:
+                row = name + ("+" if ensemble else "")
+                if key(row, model_id(name), set_name, scale) in cache:
+                    continue
                 report = evaluate_folder(
                     name, str(args.data / set_name), scale=scale, limit=limit, device="cpu", ensemble=ensemble
                 )
                 bicubic, ours = report.rows
-                scores[("bicubic", set_name, scale)] = (bicubic.psnr, bicubic.ssim)
-                scores[(ours.label, set_name, scale)] = (ours.psnr, ours.ssim)
-                print(f"{set_name} x{scale} {ours.label}: {ours.psnr:.2f} dB / {ours.ssim:.4f} (bicubic {bicubic.psnr:.2f})")
+                cache[key("bicubic", "bicubic", set_name, scale)] = {"psnr": bicubic.psnr, "ssim": bicubic.ssim}
+                cache[key(row, model_id(name), set_name, scale)] = {"psnr": ours.psnr, "ssim": ours.ssim}
+                print(f"{set_name} x{scale} {row}: {ours.psnr:.2f} dB / {ours.ssim:.4f} (bicubic {bicubic.psnr:.2f})")
+                if not args.quick:
+                    SCORES.write_text(json.dumps(cache, indent=1, sort_keys=True))
 
-    rows = ["bicubic"] + sorted({key[0] for key in scores} - {"bicubic"}, key=lambda r: (r.rstrip("+"), r))
-    columns = [(s, k) for s in args.sets for k in SCALES if any((r, s, k) in scores for r in rows)]
+    def cell(row: str, model: str, set_name: str, scale: int) -> str:
+        """The row's cell: this protocol's score, else an older protocol's marked with a dagger, else empty."""
+        for protocol, mark in ((PROTOCOL, ""), ("lr-half-even", " †")):
+            found = cache.get(key(row, model, set_name, scale, protocol))
+            if found is not None:
+                return f"{found['psnr']:.2f} / {found['ssim']:.4f}{mark}"
+        return ""
+
+    names = sorted({name for name, _ in models})
+    rows = [("bicubic", "bicubic")] + [(name + plus, model_id(name)) for name in names for plus in ("", "+")]
+    columns = [(s, k) for s in args.sets for k in SCALES]
+    table = {row: [cell(row, model, s, k) for s, k in columns] for row, model in rows}
+    rows = [(row, model) for row, model in rows if any(table[row])]
+    columns = [c for i, c in enumerate(columns) if any(table[row][i] for row, _ in rows)]
     header = "| | " + " | ".join(f"{s} x{k}" for s, k in columns) + " |"
     lines = [
         "# Super-resolution benchmark",
         "",
-        f"Command: `python bench/sr_benchmark.py{''.join(' ' + a for a in sys.argv[1:])}`",
+        f"Command: `python bench/sr_benchmark.py{''.join(' ' + a for a in sys.argv[1:])}` (cells cached in",
+        "bench/results/sr-scores.json under each model's sha256; see the script's docstring for measuring a subset).",
         "",
         "Protocol (../shared/data/README.md): HR mod-cropped to the scale, LR = MATLAB bicubic with",
-        "antialiasing, rounded to 8 bits; output rounded to 8 bits; PSNR (dB) / SSIM on the BT.601 Y",
-        "channel with `scale` pixels shaved; mean over images. `+` is the self-ensemble (`--ensemble`).",
+        "antialiasing, rounded to 8 bits as MATLAB's uint8() rounds (halves away from zero); output rounded",
+        "the same way; PSNR (dB) / SSIM on the BT.601 Y channel with `scale` pixels shaved; mean over images.",
+        "`+` is the self-ensemble (`--ensemble`). † : measured before LR values were rounded as MATLAB",
+        "does (torch.round, halves to even), which moves bicubic Set5 x2 by 0.003 dB.",
         "Any cell: `restore eval MODEL ../shared/data/test/SET --scale N [--ensemble]`.",
         "",
         "## Measured here",
@@ -123,9 +169,9 @@ def main() -> None:
         header,
         "|---" * (len(columns) + 1) + "|",
     ]
-    for row in rows:
-        cells = [("{:.2f} / {:.4f}".format(*scores[(row, s, k)]) if (row, s, k) in scores else "") for s, k in columns]
-        lines.append(f"| {row} | " + " | ".join(cells) + " |")
+    for row, _ in rows:
+        kept = [table[row][i] for i, c in enumerate((s, k) for s in args.sets for k in SCALES) if c in columns]
+        lines.append(f"| {row} | " + " | ".join(kept) + " |")
     lines += ["", "## Published (PSNR, dB)", "", header, "|---" * (len(columns) + 1) + "|"]
     for row, values in PUBLISHED.items():
         lines.append(f"| {row} | " + " | ".join(f"{values[(s, k)]:.2f}" if (s, k) in values else "" for s, k in columns) + " |")
@@ -142,7 +188,13 @@ def main() -> None:
         "|---|---|---|",
     ]
     for name, scale in models:
-        lines.append(f"| {name} | x{scale} | {seconds_per_output_mp(name, scale, repeats=repeats):.2f} |")
+        speed_key = f"speed|x{scale}|{model_id(name)}|{torch.get_num_threads()} threads"
+        if name in measured_now and speed_key not in cache:
+            cache[speed_key] = {"seconds_per_mp": seconds_per_output_mp(name, scale, repeats=repeats)}
+        if speed_key in cache:
+            lines.append(f"| {name} | x{scale} | {cache[speed_key]['seconds_per_mp']:.2f} |")
+    if not args.quick:
+        SCORES.write_text(json.dumps(cache, indent=1, sort_keys=True))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
