@@ -58,6 +58,15 @@ def smooth_image(height: int, width: int, channels: int = 3, seed: int = 0) -> n
     return np.clip(np.stack(planes, axis=-1), 0, 1).astype(np.float32)
 
 
+@pytest.fixture
+def photos(tmp_path: Path) -> Path:
+    """Five small smooth colour photos in a folder: training data for a few steps."""
+    folder = tmp_path / "photos"
+    for i in range(5):
+        write_png(folder / f"{i}.png", smooth_image(48, 56, seed=i))
+    return folder
+
+
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Small random-weight model files: colour and gray U-Net denoisers and a 1-block EDSR x2 upscaler."""

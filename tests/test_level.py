@@ -19,14 +19,6 @@ from restore.training.loop import TrainConfig, build_network, train
 from restore.training.sources import NoisySource, PairSource
 
 
-@pytest.fixture
-def photos(tmp_path: Path) -> Path:
-    folder = tmp_path / "photos"
-    for i in range(5):
-        write_png(folder / f"{i}.png", smooth_image(48, 56, seed=i))
-    return folder
-
-
 def level_model(tmp_path: Path, photos: Path, steps: int) -> Path:
     config = TrainConfig(
         out=str(tmp_path / "level.safetensors"), data=str(photos), variant="n2n_unet_level", steps=steps, batch=8, patch=32,

@@ -24,14 +24,6 @@ from restore.training.loop import TrainConfig, annealed_l0_loss, build_network, 
 
 
 @pytest.fixture
-def photos(tmp_path: Path) -> Path:
-    folder = tmp_path / "photos"
-    for i in range(5):
-        write_png(folder / f"{i}.png", smooth_image(48, 56, seed=i))
-    return folder
-
-
-@pytest.fixture
 def noisy_pairs(tmp_path: Path) -> tuple[Path, Path]:
     rng = np.random.default_rng(0)
     a, b = tmp_path / "a", tmp_path / "b"
