@@ -242,30 +242,48 @@ MaxPixelsOpt = Annotated[
 ]
 
 
-def with_folder_run(command: Callable[..., None]) -> Callable[..., None]:
-    """Give `command` the options of a folder run (FolderRun's fields, each a typer option), handed
-    to it as one `folder_run` value: they are written once here for denoise and upscale alike."""
-    options = [
-        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=option)
-        for name, option, default in (
-            ("recursive", RecursiveOpt, False),
-            ("skip_existing", SkipExistingOpt, False),
-            ("shard", ShardOpt, None),
-            ("manifest", ManifestOpt, None),
-            ("engine", EngineOpt, "local"),
-            ("workers", WorkersOpt, 0),
-            ("gpus_per_worker", GpusOpt, 0.0),
-            ("quiet", QuietOpt, False),
-        )
-    ]
-    own = [p for p in inspect.signature(command, eval_str=True).parameters.values() if p.name != "folder_run"]
+# The options every restoring command shares, written once: how each image is run (RunOptions)
+# and which files a folder run does (FolderRun). (name, typer option, default)
+RUN_OPTIONS = (
+    ("device", DeviceOpt, "auto"),
+    ("precision", PrecisionOpt, Precision.auto),
+    ("tile", TileOpt, None),
+    ("max_memory", MemoryOpt, None),
+    ("max_pixels", MaxPixelsOpt, None),
+    ("bit_depth", BitDepthOpt, None),
+    ("overwrite", OverwriteOpt, False),
+    ("ensemble", EnsembleOpt, False),
+    ("repair_nonfinite", RepairOpt, False),
+)
+FOLDER_RUN_OPTIONS = (
+    ("recursive", RecursiveOpt, False),
+    ("skip_existing", SkipExistingOpt, False),
+    ("shard", ShardOpt, None),
+    ("manifest", ManifestOpt, None),
+    ("engine", EngineOpt, "local"),
+    ("workers", WorkersOpt, 0),
+    ("gpus_per_worker", GpusOpt, 0.0),
+    ("quiet", QuietOpt, False),
+)
+
+
+def with_run_options(command: Callable[..., None]) -> Callable[..., None]:
+    """Give `command` the shared options (RUN_OPTIONS, FOLDER_RUN_OPTIONS) as typer options, handed
+    to it parsed: `options` (a RunOptions) and `folder_run` (a FolderRun)."""
+
+    def parameters(group: tuple[tuple[str, Any, Any], ...]) -> list[inspect.Parameter]:
+        return [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=d, annotation=o) for n, o, d in group]
+
+    run, folder = parameters(RUN_OPTIONS), parameters(FOLDER_RUN_OPTIONS)
+    own = [p for p in inspect.signature(command, eval_str=True).parameters.values() if p.name not in ("options", "folder_run")]
 
     @functools.wraps(command)
     def with_options(**values: Any) -> None:
-        folder_run = FolderRun(**{p.name: values.pop(p.name) for p in options})
-        command(**values, folder_run=folder_run)
+        options = _options(**{p.name: values.pop(p.name) for p in run})
+        folder_run = FolderRun(**{p.name: values.pop(p.name) for p in folder})
+        command(**values, options=options, folder_run=folder_run)
 
-    with_options.__signature__ = inspect.Signature([*own, *options])  # type: ignore[attr-defined]
+    with_options.__signature__ = inspect.Signature([*own, *run, *folder])  # type: ignore[attr-defined]
     return with_options
 
 
@@ -274,21 +292,31 @@ def _options(
     precision: Precision,
     tile: int | None,
     max_memory: str | None,
+    max_pixels: str | None,
     bit_depth: BitDepth | None,
     overwrite: bool,
-    max_pixels: str | None,
+    ensemble: bool,
+    repair_nonfinite: bool,
 ) -> RunOptions:
     if tile is not None and tile < MIN_TILE:
         # A tile's work is its core plus the network's margin on every side (160 px for the
         # U-Net): a 1-pixel core ran for 20 minutes on a small photo.
         raise UsageError(f"--tile must be at least {MIN_TILE} pixels (smaller tiles are almost all overlap)")
-    depth = bit_depth.value if bit_depth else None
-    options = RunOptions(device, precision.value, tile, _parse_memory(max_memory), depth, overwrite)
-    return replace(options, max_pixels=_parse_pixels(max_pixels))
+    return RunOptions(
+        device,
+        precision.value,
+        tile,
+        _parse_memory(max_memory),
+        bit_depth.value if bit_depth else None,
+        overwrite,
+        ensemble=ensemble,
+        repair_nonfinite=repair_nonfinite,
+        max_pixels=_parse_pixels(max_pixels),
+    )
 
 
 @app.command()
-@with_folder_run
+@with_run_options
 def denoise(
     inputs: InputsArg,
     output: OutputOpt = None,
@@ -296,22 +324,14 @@ def denoise(
         str | None,
         typer.Option("--model", "-m", help="Bundled model name or .safetensors path [default: by image, see above]."),
     ] = None,
-    device: DeviceOpt = "auto",
-    precision: PrecisionOpt = Precision.auto,
-    tile: TileOpt = None,
-    max_memory: MemoryOpt = None,
-    max_pixels: MaxPixelsOpt = None,
-    bit_depth: BitDepthOpt = None,
-    overwrite: OverwriteOpt = False,
-    ensemble: EnsembleOpt = False,
     strength: Annotated[
         float,
         typer.Option("--strength", help="Level-conditioned models: below 1 keeps grain, above removes more, 0 changes nothing."),
     ] = 1.0,
-    repair_nonfinite: RepairOpt = False,
     albedo: Annotated[Path | None, typer.Option("--albedo", help="Albedo buffer of a render (default: IN.albedo.EXT).")] = None,
     normal: Annotated[Path | None, typer.Option("--normal", help="Normal buffer of a render (default: IN.normal.EXT).")] = None,
     *,
+    options: RunOptions,
     folder_run: FolderRun,
 ) -> None:
     """Denoise images. Writes IN.denoised.EXT unless -o is given.
@@ -322,10 +342,8 @@ def denoise(
     if not (math.isfinite(strength) and strength >= 0):
         raise UsageError("--strength must be a number >= 0")
     options = replace(
-        _options(device, precision, tile, max_memory, bit_depth, overwrite, max_pixels),
-        ensemble=ensemble,
+        options,
         strength=strength,
-        repair_nonfinite=repair_nonfinite,
         aux_files={name: path for name, path in (("albedo", albedo), ("normal", normal)) if path is not None},
     )
     if options.aux_files and len(expand_inputs(inputs, folder_run.recursive).files) > 1:
@@ -335,7 +353,7 @@ def denoise(
 
 
 @app.command()
-@with_folder_run
+@with_run_options
 def upscale(
     inputs: InputsArg,
     output: OutputOpt = None,
@@ -344,20 +362,12 @@ def upscale(
     x4: Annotated[bool, typer.Option("--x4", help="Upscale x4.")] = False,
     scale: Annotated[int | None, typer.Option("--scale", help="Upscale factor (2, 3 or 4).")] = None,
     model: Annotated[str | None, typer.Option("--model", "-m", help="Bundled model name or .safetensors path.")] = None,
-    ensemble: EnsembleOpt = False,
     outscale: Annotated[
         float | None,
         typer.Option("--outscale", help="Resize the result to this factor of the input (e.g. 1.5); picks the network scale."),
     ] = None,
-    device: DeviceOpt = "auto",
-    precision: PrecisionOpt = Precision.auto,
-    tile: TileOpt = None,
-    max_memory: MemoryOpt = None,
-    max_pixels: MaxPixelsOpt = None,
-    bit_depth: BitDepthOpt = None,
-    overwrite: OverwriteOpt = False,
-    repair_nonfinite: RepairOpt = False,
     *,
+    options: RunOptions,
     folder_run: FolderRun,
 ) -> None:
     """Upscale images x2, x3 or x4 with EDSR. Writes IN.xN.EXT unless -o is given."""
@@ -369,12 +379,7 @@ def upscale(
     if outscale is not None and not (math.isfinite(outscale) and outscale > 0):
         raise UsageError("--outscale must be a positive number")
     factor = chosen[0] if chosen else network_scale_for(outscale)
-    options = replace(
-        _options(device, precision, tile, max_memory, bit_depth, overwrite, max_pixels),
-        ensemble=ensemble,
-        outscale=outscale,
-        repair_nonfinite=repair_nonfinite,
-    )
+    options = replace(options, outscale=outscale)
     tag = f".x{outscale:g}" if outscale is not None else f".x{factor}"
 
     _process(inputs, output, UpscalerFor(factor, model), tag, options, folder_run)
