@@ -156,7 +156,9 @@ class LevelUNet(Restorer):
         layers: list[nn.Module] = []
         for cin in (c, f, f, f):
             layers += [_conv(cin, f), nn.LeakyReLU(0.1)]
-        self.estimator = nn.Sequential(*layers, _conv(f, 1), nn.Softplus())
+        last = _conv(f, 1)
+        nn.init.constant_(last.bias, -4.0)  # softplus(-4) = 0.018: a start near a photo's level (sigma 4.6)
+        self.estimator = nn.Sequential(*layers, last, nn.Softplus())
         self.in_channels, self.out_channels = c + 1, c
         self.size_multiple = self.denoiser.size_multiple
         self.receptive_margin = self.denoiser.receptive_margin
