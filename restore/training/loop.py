@@ -596,6 +596,7 @@ def _export_info(
     """The exported file's metadata; with kept best weights, `state.best_step` is the step exported."""
     step, elapsed, history = state.step, state.elapsed, state.history
     exported_step = state.best_step if state.best is not None else None
+    in_weights = step if exported_step is None else exported_step
     noise = "none" if config.task == "upscale" else ("pairs" if config.pairs else config.noise)
     if config.pairs and base is not None:
         noise = f"pairs (started from {base.name})"
@@ -628,7 +629,8 @@ def _export_info(
             "val_psnr": history[-1][1] if exported_step is None else _score_at(history, exported_step),
             "val_curve": history,
             **({} if exported_step is None else {"exported_step": exported_step}),
-            **_lineage(base, config.name or Path(config.out).stem, config.command, step, elapsed, history),
+            # The lineage counts the steps in the exported weights: a kept best stops the count there.
+            **_lineage(base, config.name or Path(config.out).stem, config.command, in_weights, elapsed, history),
         },
     )
 
@@ -643,7 +645,8 @@ def _lineage(
     if base is not None:
         earlier = base.training
         chain = earlier.get("lineage") or [
-            {"name": base.name, "command": earlier.get("command", ""), "steps": earlier.get("steps", 0),
+            {"name": base.name, "command": earlier.get("command", ""),
+             "steps": earlier.get("exported_step", earlier.get("steps", 0)),
              "wall_seconds": earlier.get("wall_seconds", 0.0), "val_curve": earlier.get("val_curve", [])}
         ]  # fmt: skip
     this_run = {"name": name, "command": command, "steps": steps, "wall_seconds": round(elapsed, 1), "val_curve": history}
