@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml constraints.txt
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2  # one process per core (pytest-xdist): most tests wait on subprocesses or single-threaded Python
 
 demo: $(STAMP)
 	mkdir -p examples/out
