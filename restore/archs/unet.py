@@ -194,7 +194,10 @@ def with_level_map(network: Restorer, x: torch.Tensor, level: torch.Tensor | Non
     image (N values, sigma on the [0, 1] scale), estimated from `x` when None. Others get `x`."""
     if not network.takes_noise_level:
         return x
-    if level is None:
-        level = network.estimate_level(x)  # type: ignore[operator]
+    return append_level_map(x, network.estimate_level(x) if level is None else level)  # type: ignore[operator]
+
+
+def append_level_map(x: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
+    """N x C x H x W -> N x (C + 1) x H x W: each image's `level` (one value, or one per image) as a last channel."""
     plane = level.to(x.dtype).view(-1, 1, 1, 1).expand(x.shape[0], 1, *x.shape[-2:])
     return torch.cat([x, plane], dim=1)

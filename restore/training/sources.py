@@ -19,6 +19,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
+from restore.archs.unet import append_level_map
 from restore.ensemble import TRANSFORMS, dihedral
 from restore.noise import NoiseModel, noisy_pair
 from restore.resize import downscale
@@ -76,7 +77,7 @@ class NoisySource:
             noisy, target = noisy_pair(self.noise, clean, generator)
         if self.level_channel:
             level = (noisy - clean).square().mean(dim=(1, 2, 3)).sqrt()
-            noisy = torch.cat([noisy, level.view(-1, 1, 1, 1).expand(-1, 1, *noisy.shape[-2:])], dim=1)
+            noisy = append_level_map(noisy, level)
         return noisy, target
 
 
@@ -127,7 +128,7 @@ class PairSource:
         second = torch.where(swap[:, None, None, None], crops[:, 0], crops[:, 1])
         if self.level_channel:
             level = (first - second).square().mean(dim=(1, 2, 3)).sqrt() / 2**0.5
-            first = torch.cat([first, level.view(-1, 1, 1, 1).expand(-1, 1, *first.shape[-2:])], dim=1)
+            first = append_level_map(first, level)
         return first, second
 
 
