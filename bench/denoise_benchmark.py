@@ -76,8 +76,8 @@ def model_for(set_name: str, noise: str) -> str:
 
 
 def model_ident(name: str) -> str:
-    """A bundled model's cache key: its name and the start of its registered sha256 (a retrained file gets new cells)."""
-    return f"{name}@{bundled_models()[name].sha256[:12]}"
+    """A bundled model's cache key (restore.zoo.BundledModel.ident): a retrained file gets new cells."""
+    return bundled_models()[name].ident
 
 
 def network_denoiser(name_or_path: str, precision: str = "fp32") -> Denoiser:

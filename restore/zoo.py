@@ -26,6 +26,11 @@ class BundledModel:
     task: str
     summary: str
 
+    @property
+    def ident(self) -> str:
+        """Name and the start of the registered sha256: a key that changes when the file is retrained."""
+        return f"{self.name}@{self.sha256[:12]}"
+
 
 def models_dir() -> Path:
     """The folder holding the bundled model files (installed copy first, then the checkout's)."""
