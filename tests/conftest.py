@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import subprocess
 import sys
+import traceback
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `make test` runs one pytest-xdist worker per core. Each computes on one thread: with torch's
+    # default of one thread per core, two workers put four busy threads on two cores, and the
+    # OpenMP threads of each then spin waiting for one another. Set in the environment too, for
+    # the processes tests start.
+    import torch
+
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
 
 
 def data_root() -> Path:
@@ -26,8 +39,37 @@ def shared_data() -> Path:
     return root
 
 
-def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "restore", *args], capture_output=True, text=True, cwd=cwd, timeout=300)
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    """`restore ARGS` as the console script runs it, but in this process: exit code, stdout, stderr.
+
+    In-process because starting Python and importing torch costs seconds per call and the suite
+    makes a few hundred calls. An exception that escapes `main` is printed as Python would print
+    it, with exit code 1, so a test asserting "no traceback" still sees one.
+    """
+    from restore.cli import main
+
+    stdout, stderr = io.StringIO(), io.StringIO()
+    argv = sys.argv
+    sys.argv = ["restore", *args]
+    try:
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            try:
+                main()
+                code = 0
+            except SystemExit as done:
+                code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+            except Exception:
+                traceback.print_exc()
+                code = 1
+    finally:
+        sys.argv = argv
+    return subprocess.CompletedProcess(["restore", *args], code, stdout.getvalue(), stderr.getvalue())
+
+
+def run_process(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """`restore ARGS` in a process of its own, for what a process owns: its environment, Ray, signals."""
+    command = [sys.executable, "-m", "restore", *args]
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess[str], fragment: str, code: int = 1) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import assert_one_line_error, run, smooth_image, write_png
+from conftest import assert_one_line_error, run, run_process, smooth_image, write_png
 from restore.engines.batch import expand_inputs, parse_shard, plan_outputs, take_shard
 
 
@@ -84,10 +84,7 @@ def test_a_shard_run_writes_only_its_share_and_a_bad_shard_is_a_usage_error(tmp_
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["img001.png", "img003.png"]
     assert_one_line_error(run("upscale", str(src), *model, "--shard", "2/2"), "--shard '2/2'", code=2)
     env = {**os.environ, "RANK": "1", "WORLD_SIZE": "1"}
-    bad_env = subprocess.run(
-        [sys.executable, "-m", "restore", "upscale", str(src), *model], capture_output=True, text=True, env=env
-    )
-    assert_one_line_error(bad_env, "RANK / WORLD_SIZE '1/1'", code=2)
+    assert_one_line_error(run_process("upscale", str(src), *model, env=env), "RANK / WORLD_SIZE '1/1'", code=2)
 
 
 def test_skip_existing_and_overwrite_together_are_a_usage_error(tmp_path, tiny_models):
@@ -136,7 +133,7 @@ def test_the_ray_engine_writes_the_bytes_of_the_local_engine(tmp_path, tiny_mode
     model = ["--model", str(tiny_models["denoiser"]), "--precision", "fp32", "--device", "cpu", "-q"]
     assert run("denoise", str(src), "-o", str(tmp_path / "local"), *model).returncode == 0
     manifest = tmp_path / "ray.jsonl"
-    on_ray = run(
+    on_ray = run_process(  # Ray's driver and workers belong to a process of their own
         "denoise", str(src), "-o", str(tmp_path / "ray"), *model, "--engine", "ray", "--workers", "2", "--manifest", str(manifest)
     )
     assert on_ray.returncode == 0, on_ray.stderr

@@ -5,9 +5,6 @@ traceback or panic, never writing a file on failure and never touching its input
 from __future__ import annotations
 
 import ast
-import contextlib
-import io
-import sys
 import tempfile
 from pathlib import Path
 
@@ -15,8 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import smooth_image, write_png
-from restore.cli import main
+from conftest import run, smooth_image, write_png
 from restore.io.images import Image, ImageError, read_image, write_image
 
 # derandomize: the same examples on every run, so CI is reproducible; the budget keeps the file short.
@@ -108,22 +104,6 @@ UPSCALE_VALUES = {
 }
 
 
-def run_cli(*args: str) -> tuple[int, str]:
-    """`restore ARGS` in this process: (exit code, stdout + stderr)."""
-    captured = io.StringIO()
-    argv = sys.argv
-    sys.argv = ["restore", *args]
-    try:
-        with contextlib.redirect_stdout(captured), contextlib.redirect_stderr(captured):
-            main()
-        code = 0
-    except SystemExit as done:
-        code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
-    finally:
-        sys.argv = argv
-    return code, captured.getvalue()
-
-
 @pytest.fixture(scope="module")
 def cli_input(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_png(tmp_path_factory.mktemp("fuzz") / "in.png", smooth_image(24, 20))
@@ -142,7 +122,8 @@ def test_random_option_values_end_in_exit_0_1_or_2_without_a_traceback_or_a_stra
     before = cli_input.read_bytes()
     with tempfile.TemporaryDirectory() as folder:
         target = Path(folder) / "out.png"
-        code, printed = run_cli(command, str(cli_input), "-o", str(target), "--model", str(model), "-q", *options)
+        result = run(command, str(cli_input), "-o", str(target), "--model", str(model), "-q", *options)
+        code, printed = result.returncode, result.stdout + result.stderr
         assert code in (0, 1, 2), (code, printed)
         assert "Traceback" not in printed and "panicked" not in printed, printed
         shard = dict(zip(options[::2], options[1::2], strict=True)).get("--shard", "0/1")

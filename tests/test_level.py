@@ -46,7 +46,7 @@ def test_a_pair_tells_its_own_level_without_a_clean_image():
 
 
 def test_the_estimator_learns_to_read_the_level_and_the_model_file_runs_through_the_cli(tmp_path, photos):
-    path = level_model(tmp_path, photos, steps=150)
+    path = level_model(tmp_path, photos, steps=80)
     model = restore.load(path)
     assert model.network.takes_noise_level and model.info.channels == 3
     clean = torch.from_numpy(smooth_image(96, 96, seed=9)).permute(2, 0, 1)
