@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -84,15 +85,18 @@ def run_on_ray(
     workers = min(workers, len(jobs))
     cpus = max(1, int(resources.get("CPU", 1.0)) // workers) if not gpus_per_worker else 1
     dataset = ray.data.from_items([{"source": str(job.source), "target": str(job.target)} for job in jobs])
-    restored = dataset.map_batches(
-        _worker_class(model_for, options, cpus),
-        batch_size=1,
-        compute=ray.data.ActorPoolStrategy(size=workers),
-        num_cpus=cpus,
-        num_gpus=gpus_per_worker,
-        # A worker that dies is a failed run, not a restart that needs its arguments kept.
-        ray_remote_args_fn=lambda: {"max_restarts": 0},
-    )
+    with warnings.catch_warnings():
+        # Ray 2.60 deprecates passing actor options such as max_restarts to map_batches but names
+        # no replacement for it; the user would see a warning about code they did not write.
+        warnings.filterwarnings("ignore", message=".*ray_remote_args.* is deprecated")
+        restored = dataset.map_batches(
+            _worker_class(model_for, options, cpus),
+            batch_size=1,
+            compute=ray.data.ActorPoolStrategy(size=workers),
+            num_cpus=cpus,
+            num_gpus=gpus_per_worker,
+            max_restarts=0,  # a worker that dies is a failed run, not an endless retry of the file that killed it
+        )
     for row in restored.iter_rows():
         job = Job(Path(row["source"]), Path(row["target"]))
         size = (int(row["width"]), int(row["height"]))
