@@ -7,9 +7,9 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test clean
 
+# --no-compile: byte-compiling all of torch and Ray up front cost 42 s of CPU here; Python compiles what it imports.
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	# --no-compile: byte-compiling all of torch and Ray up front cost 42 s of CPU here; Python compiles what it imports.
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-compile -c constraints.txt -e '.[dev,ray,onnx,spandrel]'
 	touch $(STAMP)
 
