@@ -20,7 +20,7 @@ from restore.archs import Restorer
 from restore.archs.unet import with_level_map
 from restore.device import on_device, resolve_device, resolve_memory_format, resolve_precision
 from restore.ensemble import TRANSFORMS, self_ensemble
-from restore.hdr import network_input
+from restore.hdr import is_hdr, network_input
 from restore.modelfile import ModelFileError, ModelInfo, load_model_file
 from restore.resize import center_crop, imresize
 from restore.tiling import TileCallback, run_tiled
@@ -137,7 +137,8 @@ def run_model(
     colour image given to a gray model is run channel by channel.
     `ensemble` averages the 8 flips and rotations (8x the time). `outscale` resizes the output
     (MATLAB bicubic) to that factor of the input size, e.g. 1.5 after a x2 network. HDR models
-    (input transform "hdr") get the auto-exposed, tone-mapped image and return linear values.
+    (input transform "hdr") get the auto-exposed, tone-mapped image and return linear values;
+    with "hdr-demodulated", the colour divided by the albedo buffer, and the output multiplied back.
     Models with auxiliary inputs (`model.info.aux`, e.g. albedo and normal of a render) need
     `aux`: those buffers stacked as channels, in the layout of `image`.
     A level-conditioned model (`model.network.takes_noise_level`) is told `noise_level` (sigma in
@@ -209,10 +210,11 @@ def run_model(
 
     outputs = []
     for single in batch.split(1):
-        if model.info.input_transform == "hdr":
+        if is_hdr(model.info.input_transform):
             # Exposure from the whole image (per tile it would differ and leave seams).
-            exposed, scale = network_input(single, network.out_channels)
-            y = run_image(exposed) / scale
+            demodulate = model.info.input_transform == "hdr-demodulated"
+            exposed, frame = network_input(single, network.out_channels, demodulate)
+            y = frame.radiance(run_image(exposed))
         else:
             y = run_image(single)
         if outscale is not None:

@@ -462,6 +462,13 @@ def train(
     clean_targets: Annotated[bool, typer.Option("--clean-targets", help="Train on clean targets (the control).")] = False,
     scale: Annotated[int, typer.Option("--scale", help="Upscale factor for --task upscale.")] = 2,
     loss: Annotated[str, typer.Option("--loss", help="l1, l2, l0 (annealed from L2 to L0) or hdr.")] = "l2",
+    demodulate: Annotated[
+        bool,
+        typer.Option(
+            "--demodulate",
+            help="Renders: the network sees radiance / albedo and its output is multiplied back (--arch n2n_unet_aux).",
+        ),
+    ] = False,
     steps: StepsOpt = 1000,
     minutes: MinutesOpt = 0.0,
     batch: BatchOpt = 16,
@@ -499,8 +506,8 @@ def train(
     config = _train_config(
         out=output, task=task, data=data or "", pairs=list(pairs or []), variant=arch or "", init=init or "",
         noise=noise, clean_targets=clean_targets, scale=scale, patch=patch, batch=batch, steps=steps, minutes=minutes,
-        lr=lr, lr_warmup=lr_warmup, lr_halve_every=lr_halve_every,
-        loss=loss, val_count=val_count, val_every=val_every, val_pairs=val_pairs, checkpoint_every=val_every,
+        lr=lr, lr_warmup=lr_warmup, lr_halve_every=lr_halve_every, loss=loss, demodulate=demodulate,
+        val_count=val_count, val_every=val_every, val_pairs=val_pairs, checkpoint_every=val_every,
         keep_best=keep == "best", seed=seed, device=device, precision=precision, run_dir=run_dir, name=name,
         description=description, overwrite=overwrite,
     )  # fmt: skip

@@ -6,11 +6,17 @@ L_HDR loss. T squeezes [0, inf) into [0, 1) so that a firefly of 1000 does not s
 pixel of 0.5. Auto-exposure comes first (as Intel Open Image Denoise does), so that a dark
 interior and a sunlit sky land in the same part of T's range: the image is scaled so that its
 geometric-mean luminance is 0.18 (middle gray), and the network's output is scaled back.
+
+A model with an albedo buffer may also take its colour demodulated (input transform
+"hdr-demodulated"), as production render denoisers do: radiance / (albedo + eps) is the light
+arriving at each surface, free of the surfaces' textures, so the network smooths lighting
+without blurring texture, and the output is multiplied back by the albedo.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -48,14 +54,52 @@ def exposure(image: torch.Tensor, block: int = 16) -> torch.Tensor:
     return scale.clamp(1 / 2**20, 2**20).view(-1, 1, 1, 1).to(image.dtype)
 
 
-def network_input(image: torch.Tensor, colour_channels: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """(what an HDR network sees, the exposure): the colour channels exposed and tone-mapped, any
-    auxiliary buffers after them (albedo, normal) unchanged. The network's output divided by the
-    exposure is linear radiance."""
+INPUT_TRANSFORMS = ("none", "hdr", "hdr-demodulated")
+"""A model file's `input_transform`: sRGB values as they are, or linear HDR through `network_input`."""
+
+ALBEDO_EPS = 0.01
+"""Added to the albedo before dividing by it: black surfaces and the sky (albedo 0) keep finite
+values, and a noisy albedo near 0 does not turn into fireflies."""
+
+
+def is_hdr(input_transform: str) -> bool:
+    """Whether a model with this input transform takes linear HDR input through `network_input`."""
+    return input_transform.startswith("hdr")
+
+
+@dataclass(frozen=True)
+class HdrFrame:
+    """How one batch entered an HDR network, to take its output back to linear radiance."""
+
+    exposure: torch.Tensor  # N x 1 x 1 x 1, the scale `exposure` chose
+    albedo: torch.Tensor | None  # N x 3 x H x W, albedo + ALBEDO_EPS when demodulated
+
+    def exposed(self, output: torch.Tensor) -> torch.Tensor:
+        """The network's output as exposed radiance (remodulated): what the training loss compares
+        with the exposed target, so that the loss scores the image the user gets."""
+        return output if self.albedo is None else output * self.albedo.to(output)
+
+    def radiance(self, output: torch.Tensor) -> torch.Tensor:
+        """The network's output as linear radiance in the input's units."""
+        return self.exposed(output) / self.exposure.to(output)
+
+
+def network_input(
+    image: torch.Tensor, colour_channels: int | None = None, demodulate: bool = False
+) -> tuple[torch.Tensor, HdrFrame]:
+    """(what an HDR network sees, how to take its output back): the colour channels, divided by
+    the albedo (the first buffer) when `demodulate`, exposed and tone-mapped; any auxiliary
+    buffers after them (albedo, normal) unchanged."""
     colour_channels = colour_channels or image.shape[1]
     colour, aux = image[:, :colour_channels], image[:, colour_channels:]
+    albedo = None
+    if demodulate:
+        if aux.shape[1] < colour_channels:
+            raise ValueError("demodulation needs an albedo buffer after the colour channels")
+        albedo = aux[:, :colour_channels].clamp_min(0) + ALBEDO_EPS
+        colour = colour / albedo
     scale = exposure(colour)
-    return torch.cat([tone_map(colour * scale), aux], dim=1), scale
+    return torch.cat([tone_map(colour * scale), aux], dim=1), HdrFrame(scale, albedo)
 
 
 def psnr_tone_mapped(output: torch.Tensor, reference: torch.Tensor) -> float:

@@ -13,7 +13,8 @@ the network (spandrel's rule), as string metadata in the safetensors header:
   value_range       JSON [low, high] of the pixel values the network expects
   transfer          "srgb" (display-referred 8/16-bit images) or "linear" (HDR renders)
   input_transform   "none", or "hdr": the network sees auto-exposed, tone-mapped input and
-                    outputs exposed linear values (restore.hdr); absent in older files = "none"
+                    outputs exposed linear values (restore.hdr), or "hdr-demodulated": the same
+                    with the colour divided by the albedo buffer first; absent in older files = "none"
   aux               JSON list of auxiliary buffers the network takes after the colour channels,
                     e.g. ["albedo", "normal"] (3 channels each); [] when absent
   training          JSON summary: data, command, steps, wall time, device, metrics
@@ -35,6 +36,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from restore.archs import Restorer, build
+from restore.hdr import INPUT_TRANSFORMS
 from restore.io.images import ImageError, atomic_write
 
 FORMAT = "restore-model"
@@ -155,6 +157,10 @@ def _contradiction(info: ModelInfo, network: Restorer) -> str | None:
     if network.in_channels < info.channels + 3 * len(info.aux):
         buffers = f" and the {' and '.join(info.aux)} buffers" if info.aux else ""
         return f"its network takes {network.in_channels} input channels, fewer than {info.channels} colour channels{buffers}"
+    if info.input_transform not in INPUT_TRANSFORMS:
+        return f"its input transform '{info.input_transform}' is none of {', '.join(INPUT_TRANSFORMS)}"
+    if info.input_transform == "hdr-demodulated" and info.aux[:1] != ["albedo"]:
+        return "its input is demodulated by an albedo buffer, but albedo is not its first buffer"
     return None
 
 

@@ -9,9 +9,9 @@ import torch
 import restore
 from conftest import assert_one_line_error, run, smooth_image
 from restore.archs import create
-from restore.hdr import exposure, luminance, psnr_tone_mapped, tone_map
+from restore.hdr import ALBEDO_EPS, HdrFrame, exposure, luminance, network_input, psnr_tone_mapped, tone_map
 from restore.io.images import Image, read_image, write_image
-from restore.modelfile import ModelInfo, save_model_file
+from restore.modelfile import ModelFileError, ModelInfo, load_model_file, save_model_file
 from restore.training.loop import TrainConfig, train
 
 
@@ -38,6 +38,37 @@ def test_mc_psnr_is_on_tone_mapped_values():
     assert psnr_tone_mapped(reference * 2, reference) == pytest.approx(
         -10 * np.log10(float((tone_map(torch.tensor(2.0)) - tone_map(torch.tensor(1.0))) ** 2))
     )
+
+
+def untone_map(t: torch.Tensor) -> torch.Tensor:
+    """T's inverse on [0, 1): v = t^2.2 / (1 - t^2.2)."""
+    power = t.pow(2.2)
+    return power / (1 - power)
+
+
+def test_demodulated_input_is_the_light_on_the_surfaces_and_the_output_comes_back_as_radiance():
+    # A smooth light falling on a checkerboard texture: the radiance carries the texture's edges,
+    # the demodulated input the light alone, and the network's output is multiplied back.
+    light = torch.from_numpy(smooth_image(32, 32)).permute(2, 0, 1)[None] * 4
+    y, x = torch.meshgrid(torch.arange(32), torch.arange(32), indexing="ij")
+    albedo = torch.where((y // 4 + x // 4) % 2 == 0, 0.8, 0.1).expand(1, 3, 32, 32)
+    normal = torch.zeros(1, 3, 32, 32)
+    radiance = light * albedo
+    render = torch.cat([radiance, albedo, normal], dim=1)
+
+    def edges(image: torch.Tensor) -> float:
+        return float((image[..., 1:] - image[..., :-1]).abs().mean())
+
+    plain, _ = network_input(render, 3)
+    seen, frame = network_input(render, 3, demodulate=True)
+    assert torch.equal(seen[:, 3:], render[:, 3:])  # the buffers go in as they are
+    assert edges(seen[:, :3]) < edges(plain[:, :3]) / 10
+    lit = light * albedo / (albedo + ALBEDO_EPS)  # the light, but for the eps that keeps black surfaces finite
+    torch.testing.assert_close(untone_map(seen[:, :3]) / frame.exposure, lit, rtol=1e-4, atol=1e-5)
+    # A network that returned what it saw, untone-mapped, gives back the radiance.
+    torch.testing.assert_close(frame.radiance(untone_map(seen[:, :3])), radiance, rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="needs an albedo buffer"):
+        network_input(radiance, 3, demodulate=True)
 
 
 @pytest.fixture(scope="module")
@@ -128,6 +159,37 @@ def test_a_model_with_albedo_and_normal_inputs_trains_on_pairs_and_denoises_with
     assert_one_line_error(run("denoise", str(lonely), "--model", str(model)), "lonely.albedo.exr")
 
 
+def test_a_demodulating_model_trains_on_render_pairs_and_denoises_through_its_albedo(tmp_path):
+    write_renders(tmp_path)
+    model = tmp_path / "demod.safetensors"
+    pairs = ["--pairs", str(tmp_path / "a"), str(tmp_path / "b")]
+    options = ["--loss", "hdr", "--demodulate", "--steps", "2", "--batch", "2", "--patch", "32", "--val-count", "1"]
+    result = run("train", *pairs, "-o", str(model), "--arch", "n2n_unet_aux", *options)
+    assert result.returncode == 0, result.stderr
+    assert restore.load(model).info.input_transform == "hdr-demodulated"
+    frame = tmp_path / "a" / "frame0.exr"
+    assert run("denoise", str(frame), "-o", str(tmp_path / "out.exr"), "--model", str(model)).returncode == 0
+    assert np.isfinite(read_image(tmp_path / "out.exr").pixels).all()
+    # Without an albedo buffer there is nothing to divide by: one line, before any step.
+    plain = run("train", *pairs, "-o", str(tmp_path / "plain.safetensors"), *options)
+    assert_one_line_error(plain, "--demodulate divides by the albedo buffer")
+
+
+@pytest.mark.parametrize(
+    ("transform", "aux", "refusal"),
+    [("hdr-demodulated", [], "albedo is not its first buffer"), ("log", [], "input transform 'log' is none of")],
+)
+def test_a_model_file_whose_input_transform_cannot_be_followed_is_refused(tmp_path, transform, aux, refusal):
+    network = create("n2n_unet")
+    info = ModelInfo(
+        name="odd", architecture=network.architecture, config=network.config_dict(), task="denoise",
+        transfer="linear", input_transform=transform, aux=aux,
+    )  # fmt: skip
+    save_model_file(tmp_path / "odd.safetensors", network, info)
+    with pytest.raises(ModelFileError, match=refusal):
+        load_model_file(tmp_path / "odd.safetensors")
+
+
 def test_the_library_asks_for_the_buffers_an_aux_model_needs(tmp_path):
     network = create("n2n_unet_aux")
     info = ModelInfo(
@@ -169,9 +231,9 @@ def test_finetuning_an_hdr_model_with_the_l1_loss_feeds_it_the_input_it_expects(
     exposed = []
     real_network_input = restore.training.loop.network_input
 
-    def spy(x: torch.Tensor, colours: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def spy(x: torch.Tensor, colours: int, demodulate: bool = False) -> tuple[torch.Tensor, HdrFrame]:
         exposed.append(x.shape[0])
-        return real_network_input(x, colours)
+        return real_network_input(x, colours, demodulate)
 
     monkeypatch.setattr(restore.training.loop, "network_input", spy)
     config = TrainConfig(

@@ -25,7 +25,7 @@ from safetensors.torch import save_file
 from restore.archs import Restorer, build, create
 from restore.archs.unet import with_level_map
 from restore.device import MEMORY_FORMATS, resolve_device, training_memory_format, training_precision
-from restore.hdr import network_input, tone_map
+from restore.hdr import is_hdr, network_input, tone_map
 from restore.io.datasets import (
     AUX_BUFFERS,
     image_files,
@@ -72,6 +72,7 @@ class TrainConfig:
     lr_halve_every: int = 0  # halve the learning rate every N steps (0: constant)
     lr_warmup: int = 0  # ramp the learning rate up linearly over the first N steps
     loss: str = "l2"  # "l1", "l2", "l0" (annealed) or "hdr"
+    demodulate: bool = False  # HDR input divided by the albedo buffer (restore.hdr), for renders with buffers
     val_count: int = 8  # images (or pairs) held out for validation
     val_every: int = 100
     # Score validation on the selection half of a folder of real NAME_noisy / NAME_clean pairs
@@ -324,11 +325,12 @@ def validate(
     validation: Sequence[tuple[torch.Tensor, torch.Tensor]],
     device: torch.device,
     noisy_references: bool = False,
-    hdr: bool = False,
+    input_transform: str = "none",
 ) -> float:
     """Mean PSNR (peak 1) of the network's clipped output against the references.
 
-    HDR networks (`hdr`) get exposed, tone-mapped input, and are scored on tone-mapped values.
+    HDR networks (`input_transform` "hdr" or "hdr-demodulated", restore.hdr) get exposed,
+    tone-mapped input, and are scored on tone-mapped values.
 
     With noisy references (a held-out pair A, B of independent shots), the PSNR against the
     unseen clean image is estimated from the pair (`noisy_reference_psnr`).
@@ -340,9 +342,9 @@ def validate(
             if ref.shape[-1] != inp.shape[-1]:
                 network.select_scale(ref.shape[-1] // inp.shape[-1])
             colours = network.out_channels
-            if hdr:
-                exposed, scale = network_input(inp, colours)
-                out = tone_map(network(exposed.to(device)).float().cpu() / scale)
+            if is_hdr(input_transform):
+                exposed, frame = network_input(inp, colours, input_transform == "hdr-demodulated")
+                out = tone_map(frame.radiance(network(exposed.to(device)).float().cpu()))
                 inp, ref = tone_map(inp[:, :colours]), tone_map(ref[:, :colours])
             else:
                 # A level-conditioned network is told the level its own estimator reads, as at inference.
@@ -451,12 +453,15 @@ def _train(config: TrainConfig, console: Console, show_progress: bool, ranks: Ra
     run_dir = Path(config.run_dir or out.with_suffix(".run"))  # made at the first checkpoint
     network, base_info = build_network(config)
     aux = aux_buffers_of(network)
+    transform = input_transform_of(config, base_info)
+    hdr, demodulate = is_hdr(transform), transform == "hdr-demodulated"
+    if demodulate and "albedo" not in aux:
+        raise ValueError("--demodulate divides by the albedo buffer: train a network that takes one (--arch n2n_unet_aux)")
     level = network.takes_noise_level  # its input ends with a level map (restore.archs.unet.LevelUNet)
     data = prepare_data(config, network.in_channels - 3 * len(aux) - level, network.scales, aux, level_channel=level)
     network = network.to(device).train()
     optimizer = torch.optim.Adam(network.parameters(), lr=config.lr)
     loss_fn = LOSSES[config.loss]
-    hdr = takes_hdr_input(config, base_info)
 
     state = RunState()
     checkpoint = run_dir / CHECKPOINT
@@ -484,7 +489,7 @@ def _train(config: TrainConfig, console: Console, show_progress: bool, ranks: Ra
     model = ranks.wrap(network, device)  # what the steps run through; `network` is the weights
 
     def record_validation() -> float:
-        score = validate(network, data.validation, device, data.noisy_references, hdr)
+        score = validate(network, data.validation, device, data.noisy_references, transform)
         state.record(score, network, config.keep_best)
         return score
 
@@ -515,12 +520,15 @@ def _train(config: TrainConfig, console: Console, show_progress: bool, ranks: Ra
             if config.task == "upscale":
                 network.select_scale(target.shape[-1] // inp.shape[-1])
             target = target[:, : network.out_channels]  # pairs carry their auxiliary buffers too
+            frame = None
             if hdr:
                 # Each crop exposed on its own: the network learns every brightness range.
-                inp, scale = network_input(inp, network.out_channels)
-                target = target * scale
+                inp, frame = network_input(inp, network.out_channels, demodulate)
+                target = target * frame.exposure
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=state.precision == "bf16"):
                 output = model(inp.to(device, memory_format=memory_format))
+            if frame is not None:
+                output = frame.exposed(output.float())  # remodulated: the loss scores the image the user gets
             done = state.step / config.steps  # how far through the run, for annealed losses
             if config.minutes:
                 done = max(done, (time.monotonic() - started) / (config.minutes * 60))
@@ -564,11 +572,16 @@ def _train(config: TrainConfig, console: Console, show_progress: bool, ranks: Ra
     return ranks.from_leader(info)
 
 
-def takes_hdr_input(config: TrainConfig, base: ModelInfo | None) -> bool:
-    """Whether the network trains on exposed, tone-mapped linear input (restore.hdr): with the HDR
-    loss, or when the model it starts from takes such input, whatever the loss (a finetune of
-    n2n-mc with an L1 loss must feed it what it was trained on)."""
-    return config.loss == "hdr" or (base is not None and base.input_transform == "hdr")
+def input_transform_of(config: TrainConfig, base: ModelInfo | None) -> str:
+    """What the network trains on (restore.hdr.INPUT_TRANSFORMS): what the model it starts from
+    takes, whatever the loss (a finetune of n2n-mc with an L1 loss must feed it what it was
+    trained on); else exposed, tone-mapped linear input with the HDR loss or `demodulate`,
+    divided by the albedo with `demodulate`; else the values as they are."""
+    if base is not None and is_hdr(base.input_transform):
+        return base.input_transform
+    if config.demodulate:
+        return "hdr-demodulated"
+    return "hdr" if config.loss == "hdr" else "none"
 
 
 def _same_run(stored: dict[str, Any], current: dict[str, Any]) -> bool:
@@ -609,8 +622,8 @@ def _export_info(
         noise=noise,
         channels=network.out_channels,
         value_range=[0.0, 1.0],
-        transfer="linear" if takes_hdr_input(config, base) else "srgb",
-        input_transform="hdr" if takes_hdr_input(config, base) else "none",
+        transfer="linear" if is_hdr(input_transform_of(config, base)) else "srgb",
+        input_transform=input_transform_of(config, base),
         aux=aux_buffers_of(network),
         description=config.description,
         training={
