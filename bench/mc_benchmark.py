@@ -13,7 +13,9 @@ T(v) = (max(v, 0) / (1 + max(v, 0)))^(1/2.2) against the reference, RGB, peak 1,
 scenes per spp. Methods: the noisy input; OIDN (`pyoidn`, hdr=True, quality high) on colour
 alone and with albedo + normal; the bundled n2n-mc / n2n-mc-aux when present; a finetuned
 model given with --finetuned; any other model files given with --models (a model before
-retraining, say), each a row named by its file. Time per megapixel: each method on the 4 spp Cornell box,
+retraining, say), each a row named by its file. A second table gives the relative error of the
+linear energy in the brightest 1% of reference pixels (highlights and emitters that come back
+dimmer score badly there while the tone-mapped PSNR hardly moves). Time per megapixel: each method on the 4 spp Cornell box,
 median of 3 after a warm-up call, in this process (CPU, fp32 for ours, and the bundled models
 in bf16 too where the CPU has native bf16).
 
@@ -38,7 +40,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from restore.api import Model, load, run_model  # noqa: E402
 from restore.device import cpu_name, cpu_precisions  # noqa: E402
-from restore.hdr import psnr_tone_mapped, tone_map  # noqa: E402
+from restore.hdr import LUMA, psnr_tone_mapped, tone_map  # noqa: E402
 from restore.io.datasets import aux_path  # noqa: E402
 from restore.io.images import read_image  # noqa: E402
 from restore.metrics import noisy_reference_psnr  # noqa: E402
@@ -130,6 +132,19 @@ def ours(model: Model, precision: str = "fp32") -> Denoiser:
     return run
 
 
+HIGHLIGHTS = 0.01  # the brightest 1% of the reference's pixels (by luminance)
+
+
+def highlight_energy_error(output: np.ndarray, reference: np.ndarray) -> float:
+    """Signed relative error of the linear energy (RGB sum) in the brightest 1% of the reference's
+    pixels: -0.1 means highlights and emitters come back 10% dimmer. The tone-mapped PSNR hardly
+    sees it, since T squeezes bright values together."""
+    luma = reference @ np.array(LUMA, dtype=np.float32)
+    bright = luma >= np.quantile(luma, 1 - HIGHLIGHTS)
+    wanted = float(reference[bright].sum())
+    return float(output[bright].sum()) / wanted - 1 if wanted > 0 else 0.0
+
+
 def seconds_per_megapixel(denoise: Denoiser, case: Case) -> float:
     times = []
     for i in range(4):
@@ -165,6 +180,7 @@ def main() -> None:
     groups = sorted({(c.group, c.spp) for c in cases})
     scores: dict[tuple[str, str, int], list[float]] = {}
     estimates: dict[tuple[str, str, int], list[float]] = {}  # what a finetune's validation would see
+    highlights: dict[tuple[str, str, int], list[float]] = {}
     for case in cases:
         first, second = (tone_map(torch.from_numpy(x)) for x in (case.noisy, case.second))
         outputs = {"noisy input": case.noisy} | {label: denoise(case) for label, denoise in methods.items()}
@@ -173,6 +189,8 @@ def main() -> None:
             scores.setdefault((label, case.group, case.spp), []).append(psnr_tone_mapped(out, torch.from_numpy(case.reference)))
             estimate = noisy_reference_psnr(tone_map(out), first, second)
             estimates.setdefault((label, case.group, case.spp), []).append(estimate)
+            error = highlight_energy_error(np.asarray(output, dtype=np.float32), case.reference)
+            highlights.setdefault((label, case.group, case.spp), []).append(error)
         print(f"{case.name} {case.spp} spp done", flush=True)
 
     timing_case = next(c for c in cases if c.name == "cbox" and c.spp == 4)
@@ -195,6 +213,23 @@ def main() -> None:
     for label in ["noisy input", *methods]:
         cells = [f"{statistics.mean(scores[(label, g, spp)]):.2f}" for g, spp in groups]
         cells.append(f"{speed[label]:.2f}" if label in speed else "")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "## Highlights and emitters",
+        "",
+        "Relative error of the linear energy (RGB sum) in the brightest 1% of each reference's pixels",
+        "(`highlight_energy_error`): mean of its absolute value over scenes / mean of its signed value, in percent;",
+        "a negative signed mean is highlights returned dimmer.",
+        "",
+        header.removesuffix(" s / MP |"),
+        "|---" * (len(groups) + 1) + "|",
+    ]
+    for label in ["noisy input", *methods]:
+        cells = []
+        for g, spp in groups:
+            errors = highlights[(label, g, spp)]
+            cells.append(f"{100 * statistics.mean(map(abs, errors)):.1f} / {100 * statistics.mean(errors):+.1f}")
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     lines += [
         "",
