@@ -3,6 +3,7 @@ Writes bench/results/photo.md from a score cache, bench/results/photo-scores.jso
 
     python bench/photo_benchmark.py --models n2n-gaussian n2n-photo      # models and the noisy input
     python bench/photo_benchmark.py --methods cbm3d cbm3d-est --rows real   # CBM3D cells (slow)
+    python bench/photo_benchmark.py --models n2n-photo-level --strength 0.7  # a level model at another strength
 
 Rows:
 - real: the 62 PolyU camera pairs of ../shared/data/realnoise/val (JPEG, 5 cameras, ISO
@@ -89,18 +90,19 @@ def cbm3d(estimated: bool) -> Denoiser:
 loaded = functools.cache(load)  # each model read once, for its hash and its run
 
 
-def model_denoiser(name: str) -> Denoiser:
+def model_denoiser(name: str, strength: float = 1.0) -> Denoiser:
     model = loaded(name)
-    return lambda noisy, sigma: run_model(model, noisy, device="cpu", precision="fp32")
+    return lambda noisy, sigma: run_model(model, noisy, device="cpu", precision="fp32", strength=strength)
 
 
-def ident(method: str) -> str:
-    """The cache key of a method: a model by its name and file hash, so a retrained file is scored again."""
+def ident(method: str, strength: float = 1.0) -> str:
+    """The cache key of a method: a model by its name and file hash, so a retrained file is scored
+    again, and the strength it ran at when not 1."""
     if method in ("noisy", *CBM3D):
         return method
     model = loaded(method)
     digest = hashlib.sha256(Path(model.source).read_bytes()).hexdigest()[:12]
-    return f"{model.info.name}@{digest}"
+    return f"{model.info.name}@{digest}" + (f" strength {strength:g}" if strength != 1 else "")
 
 
 def score(row: str, data: Path, denoise: Denoiser | None) -> dict[str, float | str]:
@@ -132,6 +134,7 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", default=["noisy"], choices=["noisy", *CBM3D], help="besides the models")
     parser.add_argument("--rows", nargs="+", default=list(ROWS), choices=ROWS)
     parser.add_argument("--data", type=Path, default=DATA, help="the shared data folder")
+    parser.add_argument("--strength", type=float, default=1.0, help="--strength for level-conditioned models")
     args = parser.parse_args()
     cache_file = RESULTS / "photo-scores.json"
     results: dict[str, dict[str, float | str]] = json.loads(cache_file.read_text()) if cache_file.is_file() else {}
@@ -139,11 +142,18 @@ def main() -> None:
         for method in [*args.methods, *args.models]:
             if method in CBM3D and row.startswith("clean"):
                 continue  # CBM3D needs a noise level; the clean rows are about the networks
-            key = f"{row}|{ident(method)}"
+            strength = args.strength if method in args.models else 1.0
+            key = f"{row}|{ident(method, strength)}"
             if key in results:
                 continue
             print(f"{row} {key}", flush=True)
-            denoiser = None if method == "noisy" else cbm3d(method == "cbm3d-est") if method in CBM3D else model_denoiser(method)
+            denoiser = (
+                None
+                if method == "noisy"
+                else cbm3d(method == "cbm3d-est")
+                if method in CBM3D
+                else model_denoiser(method, strength)
+            )
             results[key] = score(row, args.data, denoiser)
             # Merged with what is on disk now: slow CBM3D cells may be filled by a second run at the same time.
             on_disk = json.loads(cache_file.read_text()) if cache_file.is_file() else {}
