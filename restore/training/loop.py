@@ -470,6 +470,8 @@ def _train(config: TrainConfig, console: Console, show_progress: bool, ranks: Ra
         if not _same_run(stored_config, _resumable(config)):
             raise ValueError(f"'{checkpoint}' belongs to a run with other settings; use another --run-dir or delete it")
         console.print(f"resuming from step {state.step} ({checkpoint})")
+        if not config.keep_best:
+            state.best = None  # a run that kept its best, resumed with --keep last: the last weights are wanted now
         if config.precision != "auto":
             state.precision = state.memory_format = ""  # an explicit precision is measured again below
         # else: a resumed run keeps the precision and layout it measured.
