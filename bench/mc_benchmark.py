@@ -207,13 +207,23 @@ def main() -> None:
         f"warm-up call. CPU: {cpu_name() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}.",
         "",
         *provenance(args.renders, [*([args.finetuned] if args.finetuned else []), *args.models]),
-        header,
-        "|---" * (len(groups) + 2) + "|",
     ]
-    for label in ["noisy input", *methods]:
-        cells = [f"{statistics.mean(scores[(label, g, spp)]):.2f}" for g, spp in groups]
-        cells.append(f"{speed[label]:.2f}" if label in speed else "")
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    labels = ["noisy input", *methods]
+
+    def table(cell: Callable[[str, str, int], str], with_speed: bool = False) -> list[str]:
+        """A table's rows: one per method, one cell per (scene group, spp), then the speed if asked."""
+        rows = [header if with_speed else header.removesuffix(" s / MP |"), "|---" * (len(groups) + 1 + with_speed) + "|"]
+        for label in labels:
+            cells = [cell(label, g, spp) for g, spp in groups]
+            cells += [f"{speed[label]:.2f}" if label in speed else ""] if with_speed else []
+            rows.append(f"| {label} | " + " | ".join(cells) + " |")
+        return rows
+
+    def highlight_cell(label: str, group: str, spp: int) -> str:
+        errors = highlights[(label, group, spp)]
+        return f"{100 * statistics.mean(map(abs, errors)):.1f} / {100 * statistics.mean(errors):+.1f}"
+
+    lines += table(lambda label, g, spp: f"{statistics.mean(scores[(label, g, spp)]):.2f}", with_speed=True)
     lines += [
         "",
         "## Highlights and emitters",
@@ -222,16 +232,7 @@ def main() -> None:
         "(`highlight_energy_error`): mean of its absolute value over scenes / mean of its signed value, in percent;",
         "a negative signed mean is highlights returned dimmer.",
         "",
-        header.removesuffix(" s / MP |"),
-        "|---" * (len(groups) + 1) + "|",
-    ]
-    for label in ["noisy input", *methods]:
-        cells = []
-        for g, spp in groups:
-            errors = highlights[(label, g, spp)]
-            cells.append(f"{100 * statistics.mean(map(abs, errors)):.1f} / {100 * statistics.mean(errors):+.1f}")
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    lines += [
+        *table(highlight_cell),
         "",
         "## What a finetune's validation sees",
         "",
@@ -239,12 +240,8 @@ def main() -> None:
         "estimated from the second render B, MSE(T f(A), T B) - MSE(T A, T B) / 2 (restore.metrics.noisy_reference_psnr),",
         "on tone-mapped values. The same estimate on the scenes above (compare with the table above):",
         "",
-        header.removesuffix(" s / MP |"),
-        "|---" * (len(groups) + 1) + "|",
+        *table(lambda label, g, spp: f"{statistics.mean(estimates[(label, g, spp)]):.2f}"),
     ]
-    for label in ["noisy input", *methods]:
-        cells = [f"{statistics.mean(estimates[(label, g, spp)]):.2f}" for g, spp in groups]
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
