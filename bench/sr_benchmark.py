@@ -28,8 +28,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from restore.api import load, run_model  # noqa: E402
-from restore.device import cpu_name  # noqa: E402
+from restore.api import load, resolved_precision, run_model  # noqa: E402
+from restore.device import PRECISIONS, cpu_name, cpu_precisions  # noqa: E402
 from restore.evaluation import evaluate_folder  # noqa: E402
 from restore.zoo import bundled_models  # noqa: E402
 
@@ -70,7 +70,7 @@ def upscalers() -> list[tuple[str, int]]:
     return pairs
 
 
-def seconds_per_output_mp(name: str, scale: int, side: int = 256, repeats: int = 3) -> float:
+def seconds_per_output_mp(name: str, scale: int, side: int = 256, repeats: int = 3, precision: str = "fp32") -> float:
     """Median wall time of upscaling a side x side image, per output megapixel (warm-up excluded)."""
     model = load(name)
     model.network.select_scale(scale)
@@ -78,7 +78,7 @@ def seconds_per_output_mp(name: str, scale: int, side: int = 256, repeats: int =
     times = []
     for i in range(repeats + 1):
         start = time.perf_counter()
-        run_model(model, image, device="cpu", precision="fp32")
+        run_model(model, image, device="cpu", precision=precision)
         if i > 0:
             times.append(time.perf_counter() - start)
     return statistics.median(times) / ((side * scale) ** 2 / 1e6)
@@ -179,21 +179,30 @@ def main() -> None:
 
     cpu = cpu_name() or platform.machine()
     repeats, side = (1, 64) if args.quick else (3, 256)
+    precisions = cpu_precisions()  # bf16 where the CPU has it natively
     lines += [
         "",
-        f"## Speed on CPU ({cpu}, {torch.get_num_threads()} threads, fp32, torch {torch.__version__})",
+        f"## Speed on CPU ({cpu}, {torch.get_num_threads()} threads, torch {torch.__version__})",
         "",
-        f"Median of {repeats} runs after a warm-up run (excluded), {side} x {side} input, in-process (`restore.api.run_model`).",
+        f"Seconds per output megapixel: median of {repeats} runs after a warm-up run (excluded), {side} x {side} input,",
+        "in-process (`restore.api.run_model`) in each precision; the last column is what `--precision auto` picks",
+        "for an 8-bit image on this CPU (it times the network once and keeps the faster).",
         "",
-        "| model | scale | seconds per output megapixel |",
-        "|---|---|---|",
+        "| model | scale | " + " | ".join(precisions) + " | auto picks |",
+        "|---" * (len(precisions) + 3) + "|",
     ]
     for name, scale in models:
-        speed_key = f"speed|x{scale}|{model_id(name)}|{torch.get_num_threads()} threads"
-        if name in measured_now and speed_key not in cache:
-            cache[speed_key] = {"seconds_per_mp": seconds_per_output_mp(name, scale, side=side, repeats=repeats)}
-        if speed_key in cache:
-            lines.append(f"| {name} | x{scale} | {cache[speed_key]['seconds_per_mp']:.2f} |")
+        base = f"speed|x{scale}|{model_id(name)}|{torch.get_num_threads()} threads"
+        keys = {p: base if p == "fp32" else f"{base}|{p}" for p in precisions}  # fp32 cells keep their older key
+        for p, speed_key in keys.items():
+            if name in measured_now and speed_key not in cache:
+                seconds = seconds_per_output_mp(name, scale, side=side, repeats=repeats, precision=p)
+                cache[speed_key] = {"seconds_per_mp": seconds}
+        if all(k in cache for k in keys.values()):
+            dtype = resolved_precision(load(name), "cpu", "auto")
+            picked = next(label for label, d in PRECISIONS.items() if d == dtype)
+            cells = [f"{cache[k]['seconds_per_mp']:.2f}" for k in keys.values()]
+            lines.append(f"| {name} | x{scale} | " + " | ".join(cells) + f" | {picked} |")
     if not args.quick:
         SCORES.write_text(json.dumps(cache, indent=1, sort_keys=True))
     args.out.parent.mkdir(parents=True, exist_ok=True)
