@@ -198,10 +198,10 @@ def main() -> None:
             if name in measured_now and speed_key not in cache:
                 seconds = seconds_per_output_mp(name, scale, side=side, repeats=repeats, precision=p)
                 cache[speed_key] = {"seconds_per_mp": seconds}
-        if all(k in cache for k in keys.values()):
+        if any(k in cache for k in keys.values()):  # a precision not timed yet is left blank
             dtype = resolved_precision(load(name), "cpu", "auto")
             picked = next(label for label, d in PRECISIONS.items() if d == dtype)
-            cells = [f"{cache[k]['seconds_per_mp']:.2f}" for k in keys.values()]
+            cells = [f"{cache[k]['seconds_per_mp']:.2f}" if k in cache else "" for k in keys.values()]
             lines.append(f"| {name} | x{scale} | " + " | ".join(cells) + f" | {picked} |")
     if not args.quick:
         SCORES.write_text(json.dumps(cache, indent=1, sort_keys=True))
