@@ -212,8 +212,7 @@ def run_model(
     for single in batch.split(1):
         if is_hdr(model.info.input_transform):
             # Exposure from the whole image (per tile it would differ and leave seams).
-            demodulate = model.info.input_transform == "hdr-demodulated"
-            exposed, frame = network_input(single, network.out_channels, demodulate)
+            exposed, frame = network_input(single, network.out_channels, model.info.input_transform)
             y = frame.radiance(run_image(exposed))
         else:
             y = run_image(single)

@@ -54,7 +54,8 @@ def exposure(image: torch.Tensor, block: int = 16) -> torch.Tensor:
     return scale.clamp(1 / 2**20, 2**20).view(-1, 1, 1, 1).to(image.dtype)
 
 
-INPUT_TRANSFORMS = ("none", "hdr", "hdr-demodulated")
+DEMODULATED = "hdr-demodulated"
+INPUT_TRANSFORMS = ("none", "hdr", DEMODULATED)
 """A model file's `input_transform`: sRGB values as they are, or linear HDR through `network_input`."""
 
 ALBEDO_EPS = 0.01
@@ -85,15 +86,15 @@ class HdrFrame:
 
 
 def network_input(
-    image: torch.Tensor, colour_channels: int | None = None, demodulate: bool = False
+    image: torch.Tensor, colour_channels: int | None = None, input_transform: str = "hdr"
 ) -> tuple[torch.Tensor, HdrFrame]:
     """(what an HDR network sees, how to take its output back): the colour channels, divided by
-    the albedo (the first buffer) when `demodulate`, exposed and tone-mapped; any auxiliary
-    buffers after them (albedo, normal) unchanged."""
+    the albedo (the first buffer) for the DEMODULATED transform, exposed and tone-mapped; any
+    auxiliary buffers after them (albedo, normal) unchanged."""
     colour_channels = colour_channels or image.shape[1]
     colour, aux = image[:, :colour_channels], image[:, colour_channels:]
     albedo = None
-    if demodulate:
+    if input_transform == DEMODULATED:
         if aux.shape[1] < colour_channels:
             raise ValueError("demodulation needs an albedo buffer after the colour channels")
         albedo = aux[:, :colour_channels].clamp_min(0) + ALBEDO_EPS

@@ -36,7 +36,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from restore.archs import Restorer, build
-from restore.hdr import INPUT_TRANSFORMS
+from restore.hdr import DEMODULATED, INPUT_TRANSFORMS
 from restore.io.images import ImageError, atomic_write
 
 FORMAT = "restore-model"
@@ -159,7 +159,7 @@ def _contradiction(info: ModelInfo, network: Restorer) -> str | None:
         return f"its network takes {network.in_channels} input channels, fewer than {info.channels} colour channels{buffers}"
     if info.input_transform not in INPUT_TRANSFORMS:
         return f"its input transform '{info.input_transform}' is none of {', '.join(INPUT_TRANSFORMS)}"
-    if info.input_transform == "hdr-demodulated" and info.aux[:1] != ["albedo"]:
+    if info.input_transform == DEMODULATED and info.aux[:1] != ["albedo"]:
         return "its input is demodulated by an albedo buffer, but albedo is not its first buffer"
     return None
 

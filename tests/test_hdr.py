@@ -9,7 +9,7 @@ import torch
 import restore
 from conftest import assert_one_line_error, run, smooth_image
 from restore.archs import create
-from restore.hdr import ALBEDO_EPS, HdrFrame, exposure, luminance, network_input, psnr_tone_mapped, tone_map
+from restore.hdr import ALBEDO_EPS, DEMODULATED, HdrFrame, exposure, luminance, network_input, psnr_tone_mapped, tone_map
 from restore.io.images import Image, read_image, write_image
 from restore.modelfile import ModelFileError, ModelInfo, load_model_file, save_model_file
 from restore.training.loop import TrainConfig, train
@@ -60,7 +60,7 @@ def test_demodulated_input_is_the_light_on_the_surfaces_and_the_output_comes_bac
         return float((image[..., 1:] - image[..., :-1]).abs().mean())
 
     plain, _ = network_input(render, 3)
-    seen, frame = network_input(render, 3, demodulate=True)
+    seen, frame = network_input(render, 3, DEMODULATED)
     assert torch.equal(seen[:, 3:], render[:, 3:])  # the buffers go in as they are
     assert edges(seen[:, :3]) < edges(plain[:, :3]) / 10
     lit = light * albedo / (albedo + ALBEDO_EPS)  # the light, but for the eps that keeps black surfaces finite
@@ -68,7 +68,7 @@ def test_demodulated_input_is_the_light_on_the_surfaces_and_the_output_comes_bac
     # A network that returned what it saw, untone-mapped, gives back the radiance.
     torch.testing.assert_close(frame.radiance(untone_map(seen[:, :3])), radiance, rtol=1e-4, atol=1e-5)
     with pytest.raises(ValueError, match="needs an albedo buffer"):
-        network_input(radiance, 3, demodulate=True)
+        network_input(radiance, 3, DEMODULATED)
 
 
 @pytest.fixture(scope="module")
@@ -231,9 +231,9 @@ def test_finetuning_an_hdr_model_with_the_l1_loss_feeds_it_the_input_it_expects(
     exposed = []
     real_network_input = restore.training.loop.network_input
 
-    def spy(x: torch.Tensor, colours: int, demodulate: bool = False) -> tuple[torch.Tensor, HdrFrame]:
+    def spy(x: torch.Tensor, colours: int, input_transform: str = "hdr") -> tuple[torch.Tensor, HdrFrame]:
         exposed.append(x.shape[0])
-        return real_network_input(x, colours, demodulate)
+        return real_network_input(x, colours, input_transform)
 
     monkeypatch.setattr(restore.training.loop, "network_input", spy)
     config = TrainConfig(

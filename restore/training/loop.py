@@ -25,7 +25,7 @@ from safetensors.torch import save_file
 from restore.archs import Restorer, build, create
 from restore.archs.unet import with_level_map
 from restore.device import MEMORY_FORMATS, resolve_device, training_memory_format, training_precision
-from restore.hdr import is_hdr, network_input, tone_map
+from restore.hdr import DEMODULATED, is_hdr, network_input, tone_map
 from restore.io.datasets import (
     AUX_BUFFERS,
     image_files,
@@ -343,7 +343,7 @@ def validate(
                 network.select_scale(ref.shape[-1] // inp.shape[-1])
             colours = network.out_channels
             if is_hdr(input_transform):
-                exposed, frame = network_input(inp, colours, input_transform == "hdr-demodulated")
+                exposed, frame = network_input(inp, colours, input_transform)
                 out = tone_map(frame.radiance(network(exposed.to(device)).float().cpu()))
                 inp, ref = tone_map(inp[:, :colours]), tone_map(ref[:, :colours])
             else:
@@ -454,8 +454,8 @@ def _train(config: TrainConfig, console: Console, show_progress: bool, ranks: Ra
     network, base_info = build_network(config)
     aux = aux_buffers_of(network)
     transform = input_transform_of(config, base_info)
-    hdr, demodulate = is_hdr(transform), transform == "hdr-demodulated"
-    if demodulate and "albedo" not in aux:
+    hdr = is_hdr(transform)
+    if transform == DEMODULATED and "albedo" not in aux:
         raise ValueError("--demodulate divides by the albedo buffer: train a network that takes one (--arch n2n_unet_aux)")
     level = network.takes_noise_level  # its input ends with a level map (restore.archs.unet.LevelUNet)
     data = prepare_data(config, network.in_channels - 3 * len(aux) - level, network.scales, aux, level_channel=level)
@@ -525,7 +525,7 @@ def _train(config: TrainConfig, console: Console, show_progress: bool, ranks: Ra
             frame = None
             if hdr:
                 # Each crop exposed on its own: the network learns every brightness range.
-                inp, frame = network_input(inp, network.out_channels, demodulate)
+                inp, frame = network_input(inp, network.out_channels, transform)
                 target = target * frame.exposure
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=state.precision == "bf16"):
                 output = model(inp.to(device, memory_format=memory_format))
@@ -582,7 +582,7 @@ def input_transform_of(config: TrainConfig, base: ModelInfo | None) -> str:
     if base is not None and is_hdr(base.input_transform):
         return base.input_transform
     if config.demodulate:
-        return "hdr-demodulated"
+        return DEMODULATED
     return "hdr" if config.loss == "hdr" else "none"
 
 
@@ -612,6 +612,7 @@ def _export_info(
     step, elapsed, history = state.step, state.elapsed, state.history
     exported_step = state.best_step if state.best is not None else None
     in_weights = step if exported_step is None else exported_step
+    transform = input_transform_of(config, base)
     noise = "none" if config.task == "upscale" else ("pairs" if config.pairs else config.noise)
     if config.pairs and base is not None:
         noise = f"pairs (started from {base.name})"
@@ -624,8 +625,8 @@ def _export_info(
         noise=noise,
         channels=network.out_channels,
         value_range=[0.0, 1.0],
-        transfer="linear" if is_hdr(input_transform_of(config, base)) else "srgb",
-        input_transform=input_transform_of(config, base),
+        transfer="linear" if is_hdr(transform) else "srgb",
+        input_transform=transform,
         aux=aux_buffers_of(network),
         description=config.description,
         training={
