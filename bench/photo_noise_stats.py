@@ -3,8 +3,10 @@
 For every 6th real pair of ../shared/data/realnoise/val, the residual noisy - clean is measured
 (standard deviation on 0-255, correlation with the pixel 1 and 2 to the right, correlation
 between R and G and between G and B), then the same for photo noise drawn on that pair's
-clean image at two shot-noise levels. Last, over all 62 pairs, how `restore.noise.estimate_sigma`
-(from the noisy image alone) compares with the true std(noisy - clean).
+clean image at two shot-noise levels, and with two shares of coarse grain (the third
+parameter). Last, over all 62 pairs, how the level read off the noisy image alone compares
+with the true std(noisy - clean): by `restore.noise.estimate_sigma` and by the learned
+estimator of the bundled level model (`restore.api.estimate_noise_level`).
 
     python bench/photo_noise_stats.py
 """
@@ -17,11 +19,13 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from restore.api import estimate_noise_level, load  # noqa: E402
 from restore.io.datasets import load_images, real_pairs  # noqa: E402
 from restore.noise import estimate_sigma, parse_noise  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "realnoise" / "val"
-SPECS = ("photo:0.001,90", "photo:0.004,90")
+SPECS = ("photo:0.001,90", "photo:0.004,90", "photo:0.004,90,0.1", "photo:0.004,90,0.2")
+LEVEL_MODEL = "n2n-photo-level"
 
 
 def _correlation(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -47,14 +51,18 @@ def main() -> None:
         for spec in SPECS:
             synthetic = parse_noise(spec).apply(clean, torch.Generator().manual_seed(0))
             print(f"{'  ' + spec:46}  {noise_stats(synthetic - clean)}")
-    ratios = []
+    level_model = load(LEVEL_MODEL)
+    ratios: dict[str, list[float]] = {"estimate_sigma": [], f"{LEVEL_MODEL} estimator": []}
     for noisy_path, clean_path in real_pairs(str(DATA)):
         noisy, clean = load_images([noisy_path, clean_path])
-        ratios.append(estimate_sigma(noisy) / float((noisy - clean).std()))
-    print(
-        f"estimate_sigma / std(noisy - clean) over {len(ratios)} pairs: mean {sum(ratios) / len(ratios):.2f}, "
-        f"min {min(ratios):.2f}, max {max(ratios):.2f}"
-    )
+        true_sigma = float((noisy - clean).std())
+        ratios["estimate_sigma"].append(estimate_sigma(noisy) / true_sigma)
+        ratios[f"{LEVEL_MODEL} estimator"].append(estimate_noise_level(level_model, noisy) / 255 / true_sigma)
+    for name, values in ratios.items():
+        print(
+            f"{name} / std(noisy - clean) over {len(values)} pairs: mean {sum(values) / len(values):.2f}, "
+            f"min {min(values):.2f}, max {max(values):.2f}"
+        )
 
 
 if __name__ == "__main__":

@@ -90,6 +90,27 @@ def test_noise_reduction_leaves_mostly_luma_noise() -> None:
     assert _correlation(reduced[:, 0], reduced[:, 1]) > 0.5
 
 
+def test_a_coarse_grain_keeps_the_noise_correlated_further_away_at_the_same_level() -> None:
+    # Real JPEGs' noise is still correlated two pixels away (bench/photo_noise_stats.py); the
+    # coarse share moves luma variance to a blotchier grain without changing the level much.
+    settings = draw_settings(1, (1e-2, 1e-2), (90, 90), _gen(5))
+    white = torch.randn(1, 3, 96, 96, generator=_gen(6))
+    fine = noise_reduction(white, settings)
+    coarse = noise_reduction(white, dataclasses.replace(settings, coarse=torch.tensor([0.5]), coarse_blur=torch.tensor([3.0])))
+    lag2 = [_correlation(r[..., 2:], r[..., :-2]) for r in (fine, coarse)]
+    assert lag2[1] > lag2[0] + 0.2
+    assert 0.8 < float(coarse.std() / fine.std()) < 1.25
+
+
+def test_photo_specs_without_a_coarse_share_draw_as_before_it_existed() -> None:
+    # Models trained on `photo:SHOT,QUALITY` keep their noise: the optional share draws nothing.
+    clean = _smooth_image()
+    assert torch.equal(parse_noise("photo:1e-3,90").apply(clean, _gen(2)), PhotoNoise(1e-3, 90, 0.0).apply(clean, _gen(2)))
+    assert not torch.equal(
+        parse_noise("photo:1e-3,90").apply(clean, _gen(2)), parse_noise("photo:1e-3,90,0.5").apply(clean, _gen(2))
+    )
+
+
 def test_photo_noise_is_8_bit_and_near_the_clean_image_at_low_iso() -> None:
     clean = _smooth_image()
     settings = draw_settings(2, (1e-5, 1e-5), (100, 100), _gen(7))
@@ -129,7 +150,9 @@ def test_photo_noise_is_reproducible_from_its_seed() -> None:
 def test_photo_spec_reads_back_and_rejects_bad_values() -> None:
     assert str(parse_noise("photo:0.0001-0.012,70-99")) == "photo:0.0001-0.012,70-99"
     assert str(parse_noise("photo:1e-5,100")) == "photo:1e-05,100"
-    for bad in ("photo:0.001", "photo:0,90", "photo:0.001,101", "photo:0.001,0"):
+    assert str(parse_noise("photo:1e-5,100,0-0.1")) == "photo:1e-05,100,0-0.1"
+    assert str(parse_noise("photo:1e-5,100,0")) == "photo:1e-05,100"
+    for bad in ("photo:0.001", "photo:0,90", "photo:0.001,101", "photo:0.001,0", "photo:0.001,90,1.5", "photo:0.001,90,0.1,2"):
         with pytest.raises(ValueError):
             parse_noise(bad)
     with pytest.raises(ValueError, match="colour"):

@@ -154,23 +154,31 @@ class PhotoNoise:
             about 0.0001 at ISO 100 to 0.012 at ISO 12800), or a range drawn log-uniformly.
         quality: JPEG quality 1-100 (100: saved without compression), or a range drawn as
             integers uniformly, ends included.
+        coarse: the share (0-1) of the luma noise's variance in a coarse grain, as real JPEGs'
+            noise reduction leaves it (restore.noise.camera.noise_reduction), or a range drawn
+            uniformly; 0, the default, draws as the family did before it had the parameter.
     """
 
     shot: Param
     quality: Param
+    coarse: Param = 0.0
 
     def __post_init__(self) -> None:
         check_param("shot noise", self.shot, 0.0, strict=True)
         check_param("JPEG quality", self.quality, 1.0, strict=False)
         if max(self.quality if isinstance(self.quality, tuple) else (self.quality,)) > 100:
             raise ValueError(f"JPEG quality must be at most 100, got {self.quality}")
+        check_param("coarse grain share", self.coarse, 0.0, strict=False)
+        if max(self.coarse if isinstance(self.coarse, tuple) else (self.coarse,)) > 1:
+            raise ValueError(f"the coarse grain share must be at most 1, got {self.coarse}")
 
     def _settings(self, clean: torch.Tensor, generator: torch.Generator) -> CameraSettings:
         if clean.shape[1] != 3:
             raise ValueError(f"photo noise needs colour images, got {clean.shape[1]} channels")
         shot = self.shot if isinstance(self.shot, tuple) else (self.shot, self.shot)
         quality = self.quality if isinstance(self.quality, tuple) else (self.quality, self.quality)
-        return draw_settings(clean.shape[0], shot, quality, generator)
+        coarse = self.coarse if isinstance(self.coarse, tuple) else (self.coarse, self.coarse)
+        return draw_settings(clean.shape[0], shot, quality, generator, coarse=coarse)
 
     def apply(self, clean: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Return ``clean`` (N x 3 x H x W on [0, 1]) as a camera of drawn settings photographs it."""
@@ -184,7 +192,8 @@ class PhotoNoise:
         return photo_noise(clean, settings, generator), photo_noise(clean, settings, generator)
 
     def __str__(self) -> str:
-        return f"photo:{format_param(self.shot)},{format_param(self.quality)}"
+        coarse = f",{format_param(self.coarse)}" if self.coarse != 0 else ""
+        return f"photo:{format_param(self.shot)},{format_param(self.quality)}{coarse}"
 
 
 def estimate_sigma(image: torch.Tensor) -> float:

@@ -20,10 +20,11 @@ class Family:
     name: str
     params: tuple[str, ...]  # the parameter names, in the order the spec and the constructor take them
     build: Callable[..., NoiseModel]
+    optional: tuple[str, ...] = ()  # trailing parameters a spec may leave out (the constructor's defaults)
 
     @property
     def usage(self) -> str:
-        return f"{self.name}:{','.join(self.params)}"
+        return f"{self.name}:{','.join(self.params)}" + "".join(f"[,{name}]" for name in self.optional)
 
 
 FAMILIES: tuple[Family, ...] = (
@@ -31,7 +32,7 @@ FAMILIES: tuple[Family, ...] = (
     Family("poisson", ("LAMBDA",), PoissonNoise),
     Family("poisson-gaussian", ("LAMBDA", "READ"), PoissonGaussianNoise),
     Family("correlated", ("SIGMA", "BLUR"), CorrelatedGaussianNoise),
-    Family("photo", ("SHOT", "QUALITY"), PhotoNoise),
+    Family("photo", ("SHOT", "QUALITY"), PhotoNoise, optional=("COARSE",)),
     Family("erase", ("P",), PixelErasure),
     Family("blur", ("SIGMA",), GaussianBlur),
     Family("block", ("SIZE",), BlockMask),
@@ -45,7 +46,7 @@ def parse_noise(spec: str) -> NoiseModel:
 
     Args:
         spec: a row of FAMILIES, e.g. ``gaussian:25``, ``gaussian:0-50``,
-            ``poisson-gaussian:30,5`` or ``photo:0.0001-0.012,70-99``, or ``mix:SPEC|SPEC|...``
+            ``poisson-gaussian:30,5`` or ``photo:0.0001-0.012,70-99[,0-0.5]``, or ``mix:SPEC|SPEC|...``
             (each image gets one of the listed models; no nested mixes).
 
     Raises:
@@ -63,6 +64,6 @@ def parse_noise(spec: str) -> NoiseModel:
         known = ", ".join(f.usage for f in FAMILIES)
         raise ValueError(f"unknown noise {spec!r} (expected {known} or {MIX_USAGE})")
     values = args.split(",")
-    if len(values) != len(family.params):
+    if not len(family.params) <= len(values) <= len(family.params) + len(family.optional):
         raise ValueError(f"noise spec {spec!r} needs {len(family.params)} parameter(s): {family.usage}")
     return family.build(*(parse_param(value, spec) for value in values))
