@@ -93,7 +93,7 @@ def test_noise_reduction_leaves_mostly_luma_noise() -> None:
 def test_a_coarse_grain_keeps_the_noise_correlated_further_away_at_the_same_level() -> None:
     # Real JPEGs' noise is still correlated two pixels away (bench/photo_noise_stats.py); the
     # coarse share moves luma variance to a blotchier grain without changing the level much.
-    settings = draw_settings(1, (1e-2, 1e-2), (90, 90), _gen(5))
+    settings = dataclasses.replace(draw_settings(1, (1e-2, 1e-2), (90, 90), _gen(5)), blur=torch.tensor([0.8]))
     white = torch.randn(1, 3, 96, 96, generator=_gen(6))
     fine = noise_reduction(white, settings)
     coarse = noise_reduction(white, dataclasses.replace(settings, coarse=torch.tensor([0.5]), coarse_blur=torch.tensor([3.0])))
