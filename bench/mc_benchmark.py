@@ -40,7 +40,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from restore.api import Model, load, run_model  # noqa: E402
 from restore.device import cpu_name, cpu_precisions  # noqa: E402
-from restore.hdr import LUMA, psnr_tone_mapped, tone_map  # noqa: E402
+from restore.hdr import luminance, psnr_tone_mapped, tone_map  # noqa: E402
 from restore.io.datasets import aux_path  # noqa: E402
 from restore.io.images import read_image  # noqa: E402
 from restore.metrics import noisy_reference_psnr  # noqa: E402
@@ -139,7 +139,7 @@ def highlight_energy_error(output: np.ndarray, reference: np.ndarray) -> float:
     """Signed relative error of the linear energy (RGB sum) in the brightest 1% of the reference's
     pixels: -0.1 means highlights and emitters come back 10% dimmer. The tone-mapped PSNR hardly
     sees it, since T squeezes bright values together."""
-    luma = reference @ np.array(LUMA, dtype=np.float32)
+    luma = luminance(torch.from_numpy(reference).permute(2, 0, 1)[None])[0, 0].numpy()
     bright = luma >= np.quantile(luma, 1 - HIGHLIGHTS)
     wanted = float(reference[bright].sum())
     return float(output[bright].sum()) / wanted - 1 if wanted > 0 else 0.0
