@@ -138,7 +138,8 @@ def run_model(
     `ensemble` averages the 8 flips and rotations (8x the time). `outscale` resizes the output
     (MATLAB bicubic) to that factor of the input size, e.g. 1.5 after a x2 network. HDR models
     (input transform "hdr") get the auto-exposed, tone-mapped image and return linear values;
-    with "hdr-demodulated", the colour divided by the albedo buffer, and the output multiplied back.
+    with "hdr-demodulated", the colour divided by the albedo buffer, and the output multiplied back;
+    with "hdr-log" (and "hdr-log-demodulated"), log radiance in and out (restore.hdr).
     Models with auxiliary inputs (`model.info.aux`, e.g. albedo and normal of a render) need
     `aux`: those buffers stacked as channels, in the layout of `image`.
     A level-conditioned model (`model.network.takes_noise_level`) is told `noise_level` (sigma in

@@ -469,6 +469,13 @@ def train(
             help="Renders: the network sees radiance / albedo and its output is multiplied back (--arch n2n_unet_aux).",
         ),
     ] = False,
+    log_radiance: Annotated[
+        bool,
+        typer.Option(
+            "--log-radiance",
+            help="Renders: the network sees and returns log radiance, so that emitters and highlights keep their energy.",
+        ),
+    ] = False,
     steps: StepsOpt = 1000,
     minutes: MinutesOpt = 0.0,
     batch: BatchOpt = 16,
@@ -507,6 +514,7 @@ def train(
         out=output, task=task, data=data or "", pairs=list(pairs or []), variant=arch or "", init=init or "",
         noise=noise, clean_targets=clean_targets, scale=scale, patch=patch, batch=batch, steps=steps, minutes=minutes,
         lr=lr, lr_warmup=lr_warmup, lr_halve_every=lr_halve_every, loss=loss, demodulate=demodulate,
+        log_radiance=log_radiance,
         val_count=val_count, val_every=val_every, val_pairs=val_pairs, checkpoint_every=val_every,
         keep_best=keep == "best", seed=seed, device=device, precision=precision, run_dir=run_dir, name=name,
         description=description, overwrite=overwrite,

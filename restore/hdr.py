@@ -11,6 +11,14 @@ A model with an albedo buffer may also take its colour demodulated (input transf
 "hdr-demodulated"), as production render denoisers do: radiance / (albedo + eps) is the light
 arriving at each surface, free of the surfaces' textures, so the network smooths lighting
 without blurring texture, and the output is multiplied back by the albedo.
+
+A model may also see and return log radiance (input transforms "hdr-log" and
+"hdr-log-demodulated"), as Open Image Denoise's HDR transfer function does: T above squeezes an
+emitter of 20 and one of 200 to 0.97 and 0.996, and a network whose output is linear must
+reach 200 from inputs below 1, so emitters and highlights came back about half as bright
+(bench/results/mc-cbox.md). In log space an emitter is a value like any other: the network sees
+log(1 + v) / log(1 + LOG_WHITE) and its output y means v = exp(y log(1 + LOG_WHITE)) - 1. The
+loss still compares linear radiance, so Noise2Noise's mean-seeking training is unchanged.
 """
 
 from __future__ import annotations
@@ -55,8 +63,17 @@ def exposure(image: torch.Tensor, block: int = 16) -> torch.Tensor:
 
 
 DEMODULATED = "hdr-demodulated"
-INPUT_TRANSFORMS = ("none", "hdr", DEMODULATED)
-"""A model file's `input_transform`: sRGB values as they are, or linear HDR through `network_input`."""
+LOG = "hdr-log"
+LOG_DEMODULATED = "hdr-log-demodulated"
+INPUT_TRANSFORMS = ("none", "hdr", DEMODULATED, LOG, LOG_DEMODULATED)
+"""A model file's `input_transform`: sRGB values as they are, or linear HDR through `network_input`
+(tone-mapped or in log space, each optionally demodulated by the albedo)."""
+
+LOG_WHITE = 4096.0
+"""Exposed radiance that the log transform maps to 1: middle gray (0.18) lands at 0.02, an
+emitter 1000 times brighter at 0.83, and a firefly of 10^6 at 1.7, still finite and ordered."""
+_LOG_RANGE = math.log1p(LOG_WHITE)
+_LOG_OUTPUT_MAX = 3.0  # exp(3 log(1 + LOG_WHITE)) ~ 7e10: an untrained network's output stays finite in fp32
 
 ALBEDO_EPS = 0.01
 """Added to the albedo before dividing by it: black surfaces and the sky (albedo 0) keep finite
@@ -68,17 +85,46 @@ def is_hdr(input_transform: str) -> bool:
     return input_transform.startswith("hdr")
 
 
+def is_demodulated(input_transform: str) -> bool:
+    """Whether the transform divides the colour by the albedo buffer first."""
+    return input_transform in (DEMODULATED, LOG_DEMODULATED)
+
+
+def is_log(input_transform: str) -> bool:
+    """Whether the network sees and returns log radiance."""
+    return input_transform in (LOG, LOG_DEMODULATED)
+
+
+def input_transform_named(log: bool, demodulated: bool) -> str:
+    """The HDR input transform with log radiance and / or demodulation."""
+    return {(False, False): "hdr", (False, True): DEMODULATED, (True, False): LOG, (True, True): LOG_DEMODULATED}[
+        (log, demodulated)
+    ]
+
+
+def log_encode(v: torch.Tensor) -> torch.Tensor:
+    """Exposed radiance to what a log-space network sees: log(1 + max(v, 0)) / log(1 + LOG_WHITE)."""
+    return torch.log1p(v.clamp_min(0)) / _LOG_RANGE
+
+
+def log_decode(y: torch.Tensor) -> torch.Tensor:
+    """A log-space network's output back to exposed radiance (`log_encode`'s inverse)."""
+    return torch.expm1(y.clamp(max=_LOG_OUTPUT_MAX) * _LOG_RANGE)
+
+
 @dataclass(frozen=True)
 class HdrFrame:
     """How one batch entered an HDR network, to take its output back to linear radiance."""
 
     exposure: torch.Tensor  # N x 1 x 1 x 1, the scale `exposure` chose
     albedo: torch.Tensor | None  # N x 3 x H x W, albedo + ALBEDO_EPS when demodulated
+    log: bool = False  # the network's output is log radiance (`log_decode`)
 
     def exposed(self, output: torch.Tensor) -> torch.Tensor:
         """The network's output as exposed radiance (remodulated): what the training loss compares
         with the exposed target, so that the loss scores the image the user gets."""
-        return output if self.albedo is None else output * self.albedo.to(output)
+        linear = log_decode(output) if self.log else output
+        return linear if self.albedo is None else linear * self.albedo.to(linear)
 
     def radiance(self, output: torch.Tensor) -> torch.Tensor:
         """The network's output as linear radiance in the input's units."""
@@ -89,18 +135,20 @@ def network_input(
     image: torch.Tensor, colour_channels: int | None = None, input_transform: str = "hdr"
 ) -> tuple[torch.Tensor, HdrFrame]:
     """(what an HDR network sees, how to take its output back): the colour channels, divided by
-    the albedo (the first buffer) for the DEMODULATED transform, exposed and tone-mapped; any
-    auxiliary buffers after them (albedo, normal) unchanged."""
+    the albedo (the first buffer) for the demodulated transforms, exposed, then tone-mapped or
+    log-encoded (the log transforms); any auxiliary buffers after them (albedo, normal) unchanged."""
     colour_channels = colour_channels or image.shape[1]
     colour, aux = image[:, :colour_channels], image[:, colour_channels:]
     albedo = None
-    if input_transform == DEMODULATED:
+    if is_demodulated(input_transform):
         if aux.shape[1] < colour_channels:
             raise ValueError("demodulation needs an albedo buffer after the colour channels")
         albedo = aux[:, :colour_channels].clamp_min(0) + ALBEDO_EPS
         colour = colour / albedo
     scale = exposure(colour)
-    return torch.cat([tone_map(colour * scale), aux], dim=1), HdrFrame(scale, albedo)
+    log = is_log(input_transform)
+    seen = log_encode(colour * scale) if log else tone_map(colour * scale)
+    return torch.cat([seen, aux], dim=1), HdrFrame(scale, albedo, log)
 
 
 def psnr_tone_mapped(output: torch.Tensor, reference: torch.Tensor) -> float:

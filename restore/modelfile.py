@@ -14,7 +14,8 @@ the network (spandrel's rule), as string metadata in the safetensors header:
   transfer          "srgb" (display-referred 8/16-bit images) or "linear" (HDR renders)
   input_transform   "none", or "hdr": the network sees auto-exposed, tone-mapped input and
                     outputs exposed linear values (restore.hdr), or "hdr-demodulated": the same
-                    with the colour divided by the albedo buffer first; absent in older files = "none"
+                    with the colour divided by the albedo buffer first, or "hdr-log" /
+                    "hdr-log-demodulated": log radiance in and out; absent in older files = "none"
   aux               JSON list of auxiliary buffers the network takes after the colour channels,
                     e.g. ["albedo", "normal"] (3 channels each); [] when absent
   training          JSON summary: data, command, steps, wall time, device, metrics
@@ -36,7 +37,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from restore.archs import Restorer, build
-from restore.hdr import DEMODULATED, INPUT_TRANSFORMS
+from restore.hdr import INPUT_TRANSFORMS, is_demodulated
 from restore.io.images import ImageError, atomic_write
 
 FORMAT = "restore-model"
@@ -159,7 +160,7 @@ def _contradiction(info: ModelInfo, network: Restorer) -> str | None:
         return f"its network takes {network.in_channels} input channels, fewer than {info.channels} colour channels{buffers}"
     if info.input_transform not in INPUT_TRANSFORMS:
         return f"its input transform '{info.input_transform}' is none of {', '.join(INPUT_TRANSFORMS)}"
-    if info.input_transform == DEMODULATED and info.aux[:1] != ["albedo"]:
+    if is_demodulated(info.input_transform) and info.aux[:1] != ["albedo"]:
         return "its input is demodulated by an albedo buffer, but albedo is not its first buffer"
     return None
 

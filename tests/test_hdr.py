@@ -9,7 +9,19 @@ import torch
 import restore
 from conftest import assert_one_line_error, run, smooth_image
 from restore.archs import create
-from restore.hdr import ALBEDO_EPS, DEMODULATED, HdrFrame, exposure, luminance, network_input, psnr_tone_mapped, tone_map
+from restore.hdr import (
+    ALBEDO_EPS,
+    DEMODULATED,
+    LOG,
+    LOG_DEMODULATED,
+    HdrFrame,
+    exposure,
+    log_decode,
+    luminance,
+    network_input,
+    psnr_tone_mapped,
+    tone_map,
+)
 from restore.io.images import Image, read_image, write_image
 from restore.modelfile import ModelFileError, ModelInfo, load_model_file, save_model_file
 from restore.training.loop import TrainConfig, train
@@ -69,6 +81,26 @@ def test_demodulated_input_is_the_light_on_the_surfaces_and_the_output_comes_bac
     torch.testing.assert_close(frame.radiance(untone_map(seen[:, :3])), radiance, rtol=1e-4, atol=1e-5)
     with pytest.raises(ValueError, match="needs an albedo buffer"):
         network_input(radiance, 3, DEMODULATED)
+
+
+def test_log_input_keeps_emitters_apart_and_a_network_that_returns_it_gives_back_the_radiance():
+    # Tone-mapped, an emitter of 20 and one of 200 are 0.03 apart near 1; in log space they are
+    # as far apart as 0.2 and 2, and the output is decoded from the same space.
+    # A gray room (the exposure keeps it near middle gray) with a row of ever brighter lights.
+    radiance = torch.full((1, 3, 64, 64), 0.18)
+    radiance[..., 0, :6] = torch.tensor([0.02, 0.2, 2.0, 20.0, 200.0, 5000.0])
+    seen, frame = network_input(radiance, 3, LOG)
+    tone_mapped, _ = network_input(radiance, 3)
+    row, tone_row = seen[0, 0, 0, :6], tone_mapped[0, 0, 0, :6]
+    assert float(row[4] - row[3]) > 3 * float(tone_row[4] - tone_row[3])
+    assert torch.all(row[1:] > row[:-1])
+    torch.testing.assert_close(frame.radiance(seen), radiance, rtol=1e-4, atol=1e-6)
+    # Demodulated too: the albedo is divided out before the log and multiplied back after it.
+    albedo = torch.full_like(radiance, 0.5)
+    seen, frame = network_input(torch.cat([radiance, albedo], dim=1), 3, LOG_DEMODULATED)
+    torch.testing.assert_close(frame.radiance(seen[:, :3]), radiance, rtol=1e-4, atol=1e-6)
+    # An untrained network's wild output stays finite.
+    assert torch.isfinite(log_decode(torch.tensor([1e6]))).all()
 
 
 @pytest.fixture(scope="module")
@@ -173,6 +205,28 @@ def test_a_demodulating_model_trains_on_render_pairs_and_denoises_through_its_al
     # Without an albedo buffer there is nothing to divide by: one line, before any step.
     plain = run("train", *pairs, "-o", str(tmp_path / "plain.safetensors"), *options)
     assert_one_line_error(plain, "--demodulate divides by the albedo buffer")
+
+
+def test_a_log_radiance_model_trains_on_render_pairs_and_its_finetune_keeps_the_transform(tmp_path):
+    write_renders(tmp_path)
+    pairs = ["--pairs", str(tmp_path / "a"), str(tmp_path / "b")]
+    options = ["--steps", "2", "--batch", "2", "--patch", "32", "--val-count", "1"]
+    model = tmp_path / "log.safetensors"
+    result = run(
+        "train", *pairs, "-o", str(model), "--arch", "n2n_unet_aux", "--loss", "hdr", "--log-radiance", "--demodulate", *options
+    )
+    assert result.returncode == 0, result.stderr
+    assert restore.load(model).info.input_transform == LOG_DEMODULATED
+    frame = tmp_path / "a" / "frame0.exr"
+    assert run("denoise", str(frame), "-o", str(tmp_path / "out.exr"), "--model", str(model)).returncode == 0
+    assert np.isfinite(read_image(tmp_path / "out.exr").pixels).all()
+    # A finetune with another loss feeds the network what it was trained on.
+    tuned = tmp_path / "tuned.safetensors"
+    result = run(
+        "finetune", str(tmp_path / "a"), str(tmp_path / "b"), "-o", str(tuned), "--from", str(model), "--loss", "l1", *options
+    )
+    assert result.returncode == 0, result.stderr
+    assert restore.load(tuned).info.input_transform == LOG_DEMODULATED
 
 
 @pytest.mark.parametrize(

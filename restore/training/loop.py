@@ -25,7 +25,7 @@ from safetensors.torch import save_file
 from restore.archs import Restorer, build, create
 from restore.archs.unet import with_level_map
 from restore.device import MEMORY_FORMATS, resolve_device, training_memory_format, training_precision
-from restore.hdr import DEMODULATED, is_hdr, network_input, tone_map
+from restore.hdr import input_transform_named, is_demodulated, is_hdr, is_log, network_input, tone_map
 from restore.io.datasets import (
     AUX_BUFFERS,
     image_files,
@@ -73,6 +73,7 @@ class TrainConfig:
     lr_warmup: int = 0  # ramp the learning rate up linearly over the first N steps
     loss: str = "l2"  # "l1", "l2", "l0" (annealed) or "hdr"
     demodulate: bool = False  # HDR input divided by the albedo buffer (restore.hdr), for renders with buffers
+    log_radiance: bool = False  # HDR input and output as log radiance (restore.hdr), so that emitters keep their energy
     val_count: int = 8  # images (or pairs) held out for validation
     val_every: int = 100
     # Score validation on the selection half of a folder of real NAME_noisy / NAME_clean pairs
@@ -329,8 +330,8 @@ def validate(
 ) -> float:
     """Mean PSNR (peak 1) of the network's clipped output against the references.
 
-    HDR networks (`input_transform` "hdr" or "hdr-demodulated", restore.hdr) get exposed,
-    tone-mapped input, and are scored on tone-mapped values.
+    HDR networks (`input_transform` "hdr..." , restore.hdr) get exposed input through
+    `network_input`, and are scored on tone-mapped values.
 
     With noisy references (a held-out pair A, B of independent shots), the PSNR against the
     unseen clean image is estimated from the pair (`noisy_reference_psnr`).
@@ -455,7 +456,7 @@ def _train(config: TrainConfig, console: Console, show_progress: bool, ranks: Ra
     aux = aux_buffers_of(network)
     transform = input_transform_of(config, base_info)
     hdr = is_hdr(transform)
-    if transform == DEMODULATED and "albedo" not in aux:
+    if is_demodulated(transform) and "albedo" not in aux:
         raise ValueError("--demodulate divides by the albedo buffer: train a network that takes one (--arch n2n_unet_aux)")
     level = network.takes_noise_level  # its input ends with a level map (restore.archs.unet.LevelUNet)
     data = prepare_data(config, network.in_channels - 3 * len(aux) - level, network.scales, aux, level_channel=level)
@@ -575,15 +576,17 @@ def _train(config: TrainConfig, console: Console, show_progress: bool, ranks: Ra
 
 
 def input_transform_of(config: TrainConfig, base: ModelInfo | None) -> str:
-    """What the network trains on (restore.hdr.INPUT_TRANSFORMS): what the model it starts from
-    takes, whatever the loss (a finetune of n2n-mc with an L1 loss must feed it what it was
-    trained on); else exposed, tone-mapped linear input with the HDR loss or `demodulate`,
-    divided by the albedo with `demodulate`; else the values as they are."""
-    if base is not None and is_hdr(base.input_transform):
-        return base.input_transform
-    if config.demodulate:
-        return DEMODULATED
-    return "hdr" if config.loss == "hdr" else "none"
+    """What the network trains on (restore.hdr.INPUT_TRANSFORMS): exposed linear input when the
+    model it starts from takes it, whatever the loss (a finetune of n2n-mc with an L1 loss must
+    feed it what it was trained on), or with the HDR loss, `demodulate` or `log_radiance`; in log
+    space and / or divided by the albedo when the start model or the flags say so; else the
+    values as they are."""
+    started_from = base.input_transform if base is not None and is_hdr(base.input_transform) else ""
+    log = config.log_radiance or is_log(started_from)
+    demodulated = config.demodulate or is_demodulated(started_from)
+    if started_from or log or demodulated or config.loss == "hdr":
+        return input_transform_named(log=log, demodulated=demodulated)
+    return "none"
 
 
 def _same_run(stored: dict[str, Any], current: dict[str, Any]) -> bool:
