@@ -9,10 +9,12 @@ with the true std(noisy - clean): by `restore.noise.estimate_sigma` and by the l
 estimator of the bundled level model (`restore.api.estimate_noise_level`).
 
     python bench/photo_noise_stats.py
+    python bench/photo_noise_stats.py --level-model runs/X.safetensors   # another level model's estimator
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -44,6 +46,9 @@ def noise_stats(residual: torch.Tensor) -> str:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--level-model", default=LEVEL_MODEL, help="bundled name or file of a level model")
+    args = parser.parse_args()
     print(f"{'image / noise':46}  std    lag1   lag2   R-G    G-B")
     for noisy_path, clean_path in real_pairs(str(DATA))[::6]:
         noisy, clean = (image[None] for image in load_images([noisy_path, clean_path]))
@@ -51,13 +56,14 @@ def main() -> None:
         for spec in SPECS:
             synthetic = parse_noise(spec).apply(clean, torch.Generator().manual_seed(0))
             print(f"{'  ' + spec:46}  {noise_stats(synthetic - clean)}")
-    level_model = load(LEVEL_MODEL)
-    ratios: dict[str, list[float]] = {"estimate_sigma": [], f"{LEVEL_MODEL} estimator": []}
+    level_model = load(args.level_model)
+    estimator = f"{level_model.name} estimator"
+    ratios: dict[str, list[float]] = {"estimate_sigma": [], estimator: []}
     for noisy_path, clean_path in real_pairs(str(DATA)):
         noisy, clean = load_images([noisy_path, clean_path])
         true_sigma = float((noisy - clean).std())
         ratios["estimate_sigma"].append(estimate_sigma(noisy) / true_sigma)
-        ratios[f"{LEVEL_MODEL} estimator"].append(estimate_noise_level(level_model, noisy) / 255 / true_sigma)
+        ratios[estimator].append(estimate_noise_level(level_model, noisy) / 255 / true_sigma)
     for name, values in ratios.items():
         print(
             f"{name} / std(noisy - clean) over {len(values)} pairs: mean {sum(values) / len(values):.2f}, "
