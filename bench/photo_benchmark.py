@@ -4,6 +4,7 @@ Writes bench/results/photo.md from a score cache, bench/results/photo-scores.jso
     python bench/photo_benchmark.py --models n2n-gaussian n2n-photo      # models and the noisy input
     python bench/photo_benchmark.py --methods cbm3d cbm3d-est --rows real   # CBM3D cells (slow)
     python bench/photo_benchmark.py --models n2n-photo-level --strength 0.7  # a level model at another strength
+    python bench/photo_benchmark.py --models n2n-photo-level --true-level --rows real  # told the true level
 
 Rows:
 - real: the 62 PolyU camera pairs of ../shared/data/realnoise/val (JPEG, 5 cameras, ISO
@@ -90,19 +91,27 @@ def cbm3d(estimated: bool) -> Denoiser:
 loaded = functools.cache(load)  # each model read once, for its hash and its run
 
 
-def model_denoiser(name: str, strength: float = 1.0) -> Denoiser:
+def model_denoiser(name: str, strength: float = 1.0, true_level: bool = False) -> Denoiser:
+    """A model's run; with `true_level` a level model is told each image's std(noisy - clean), as
+    CBM3D is, instead of reading it off the image: what the network does when the level is right."""
     model = loaded(name)
-    return lambda noisy, sigma: run_model(model, noisy, device="cpu", precision="fp32", strength=strength)
+
+    def run(noisy: torch.Tensor, true_sigma: float) -> torch.Tensor:
+        level = 255 * true_sigma if true_level else None
+        return run_model(model, noisy, device="cpu", precision="fp32", strength=strength, noise_level=level)
+
+    return run
 
 
-def ident(method: str, strength: float = 1.0) -> str:
+def ident(method: str, strength: float = 1.0, true_level: bool = False) -> str:
     """The cache key of a method: a model by its name and file hash, so a retrained file is scored
-    again, and the strength it ran at when not 1."""
+    again, the strength it ran at when not 1, and whether it was told the true level."""
     if method in ("noisy", *CBM3D):
         return method
     model = loaded(method)
     digest = hashlib.sha256(Path(model.source).read_bytes()).hexdigest()[:12]
-    return f"{model.info.name}@{digest}" + (f" strength {strength:g}" if strength != 1 else "")
+    told = " true level" if true_level else ""
+    return f"{model.info.name}@{digest}{told}" + (f" strength {strength:g}" if strength != 1 else "")
 
 
 def score(row: str, data: Path, denoise: Denoiser | None) -> dict[str, float | str]:
@@ -135,6 +144,7 @@ def main() -> None:
     parser.add_argument("--rows", nargs="+", default=list(ROWS), choices=ROWS)
     parser.add_argument("--data", type=Path, default=DATA, help="the shared data folder")
     parser.add_argument("--strength", type=float, default=1.0, help="--strength for level-conditioned models")
+    parser.add_argument("--true-level", action="store_true", help="tell level models std(noisy - clean) of each image")
     args = parser.parse_args()
     cache_file = RESULTS / "photo-scores.json"
     results: dict[str, dict[str, float | str]] = json.loads(cache_file.read_text()) if cache_file.is_file() else {}
@@ -143,7 +153,8 @@ def main() -> None:
             if method in CBM3D and row.startswith("clean"):
                 continue  # CBM3D needs a noise level; the clean rows are about the networks
             strength = args.strength if method in args.models else 1.0
-            key = f"{row}|{ident(method, strength)}"
+            true_level = args.true_level and method in args.models
+            key = f"{row}|{ident(method, strength, true_level)}"
             if key in results:
                 continue
             print(f"{row} {key}", flush=True)
@@ -152,7 +163,7 @@ def main() -> None:
                 if method == "noisy"
                 else cbm3d(method == "cbm3d-est")
                 if method in CBM3D
-                else model_denoiser(method, strength)
+                else model_denoiser(method, strength, true_level)
             )
             results[key] = score(row, args.data, denoiser)
             # Merged with what is on disk now: slow CBM3D cells may be filled by a second run at the same time.

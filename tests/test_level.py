@@ -14,7 +14,7 @@ from conftest import assert_one_line_error, run, smooth_image, write_png
 from restore.api import estimate_noise_level, run_model
 from restore.archs import create
 from restore.archs.unet import with_level_map
-from restore.noise import GaussianNoise
+from restore.noise import GaussianNoise, PhotoNoise, noisy_pair_with_reference
 from restore.training.loop import TrainConfig, build_network, train
 from restore.training.sources import NoisySource, PairSource
 
@@ -34,6 +34,23 @@ def test_training_inputs_carry_the_level_their_noise_was_drawn_at():
     assert inputs.shape == (64, 4, 32, 32)
     assert torch.all(inputs[:, 3] == inputs[:, 3, :1, :1])  # one level per crop
     assert inputs[:, 3].mean().item() == pytest.approx(25 / 255, rel=0.02)
+
+
+def test_a_photos_level_leaves_out_the_jpeg_compression_of_the_clean_image():
+    # At quality 60 a textured image loses more to JPEG than to the sensor noise of a low ISO:
+    # the label is the noise's own level, measured against the clean image through the same
+    # camera without noise, not against the clean image itself.
+    textured = torch.rand(3, 3, 48, 48, generator=torch.Generator().manual_seed(0)) * 0.6 + 0.2
+    noise = PhotoNoise(1e-4, 60)
+    inputs, _ = NoisySource(list(textured), noise, 48, clean_targets=False, level_channel=True).batch(8, torch.Generator())
+    first, _, reference = noisy_pair_with_reference(noise, textured, torch.Generator().manual_seed(1))
+    against_clean = (first - textured).square().mean(dim=(1, 2, 3)).sqrt()
+    against_reference = (first - reference).square().mean(dim=(1, 2, 3)).sqrt()
+    assert torch.all(against_reference < against_clean / 2)
+    assert inputs[:, 3].mean() < against_clean.mean() / 2
+    # The pair itself is the one `pair` draws: the reference costs no random numbers.
+    pair = noise.pair(textured, torch.Generator().manual_seed(1))
+    assert torch.equal(pair[0], first)
 
 
 def test_a_pair_tells_its_own_level_without_a_clean_image():

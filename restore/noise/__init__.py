@@ -46,7 +46,7 @@ from restore.noise.models import (
     PoissonNoise,
     estimate_sigma,
 )
-from restore.noise.params import NoiseModel, Param, noisy_pair
+from restore.noise.params import NoiseModel, Param, noisy_pair, noisy_pair_with_reference
 from restore.noise.spec import FAMILIES, Family, parse_noise
 
 __all__ = [
@@ -65,5 +65,6 @@ __all__ = [
     "PoissonNoise",
     "estimate_sigma",
     "noisy_pair",
+    "noisy_pair_with_reference",
     "parse_noise",
 ]

@@ -247,6 +247,11 @@ def jpeg(image: torch.Tensor, settings: CameraSettings) -> torch.Tensor:
     return torch.stack(out).to(device=image.device, dtype=image.dtype)
 
 
+def photo_reference(clean: torch.Tensor, settings: CameraSettings) -> torch.Tensor:
+    """`clean` through the camera of `settings` without noise: 8 bits and JPEG, what its noise is measured against."""
+    return jpeg(from_raw(to_raw(clean, settings), settings), settings)
+
+
 def photo_noise(clean: torch.Tensor, settings: CameraSettings, generator: torch.Generator) -> torch.Tensor:
     """`clean` as the camera of `settings` would have photographed it: noise, 8 bits, JPEG."""
     raw = to_raw(clean, settings)

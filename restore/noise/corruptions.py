@@ -29,7 +29,16 @@ from dataclasses import dataclass
 import torch
 from kornia.filters import gaussian_blur2d
 
-from restore.noise.params import NoiseModel, Param, check_image, check_param, draw, format_param, noisy_pair
+from restore.noise.params import (
+    NoiseModel,
+    Param,
+    check_image,
+    check_param,
+    draw,
+    format_param,
+    noisy_pair,
+    noisy_pair_with_reference,
+)
 
 __all__ = ["BlockMask", "GaussianBlur", "MixedCorruption", "PixelErasure"]
 
@@ -166,6 +175,15 @@ class MixedCorruption:
         """Two copies of ``clean`` corrupted independently by the same drawn model per image."""
         first, second = self._by_choice(clean, generator, lambda choice, images: noisy_pair(choice, images, generator))
         return first, second
+
+    def pair_with_reference(
+        self, clean: torch.Tensor, generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """`pair`, and each image's noise-free reference from its drawn model (restore.noise.params.noisy_pair_with_reference)."""
+        first, second, reference = self._by_choice(
+            clean, generator, lambda choice, images: noisy_pair_with_reference(choice, images, generator)
+        )
+        return first, second, reference
 
     def _by_choice(
         self,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from restore.noise.camera import CameraSettings, draw_settings, photo_noise
+from restore.noise.camera import CameraSettings, draw_settings, photo_noise, photo_reference
 from restore.noise.params import Param, check_image, check_param, draw, format_number, format_param
 
 
@@ -190,6 +190,16 @@ class PhotoNoise:
         check_image(clean)
         settings = self._settings(clean, generator)
         return photo_noise(clean, settings, generator), photo_noise(clean, settings, generator)
+
+    def pair_with_reference(
+        self, clean: torch.Tensor, generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """`pair`, and ``clean`` through the same camera without noise (8 bits, JPEG): what the
+        pair's noise level is measured against (restore.noise.params.noisy_pair_with_reference)."""
+        check_image(clean)
+        settings = self._settings(clean, generator)
+        first, second = photo_noise(clean, settings, generator), photo_noise(clean, settings, generator)
+        return first, second, photo_reference(clean, settings)
 
     def __str__(self) -> str:
         coarse = f",{format_param(self.coarse)}" if self.coarse != 0 else ""

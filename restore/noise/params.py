@@ -97,3 +97,22 @@ def noisy_pair(noise: NoiseModel, clean: torch.Tensor, generator: torch.Generato
     if pair is not None:
         return pair(clean, generator)
     return noise.apply(clean, generator), noise.apply(clean, generator)
+
+
+def noisy_pair_with_reference(
+    noise: NoiseModel, clean: torch.Tensor, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A Noise2Noise pair and the image its noise is measured against: ``clean`` as the noise's
+    pipeline delivers it without noise.
+
+    For most models that is ``clean`` itself. A photo's pipeline also rounds to 8 bits and
+    JPEG-compresses, which changes a textured clean image by as much as light sensor noise does:
+    measured against ``clean`` a quality-60 photo's noise level would count that compression too
+    (2.3 times the noise's own at the lowest ISO). Models with such a pipeline offer
+    ``pair_with_reference``; a level-conditioned network is told RMS(first - reference).
+    """
+    with_reference = getattr(noise, "pair_with_reference", None)
+    if with_reference is not None:
+        return with_reference(clean, generator)
+    first, second = noisy_pair(noise, clean, generator)
+    return first, second, clean

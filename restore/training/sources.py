@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from restore.archs.unet import append_level_map
 from restore.ensemble import TRANSFORMS, dihedral
-from restore.noise import NoiseModel, noisy_pair
+from restore.noise import NoiseModel, noisy_pair, noisy_pair_with_reference
 from restore.resize import downscale
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -56,8 +56,10 @@ class NoisySource:
     """Clean images + a noise model -> (noisy input, independently noisy or clean target).
 
     With `level_channel` the input ends with a map of the level its noise was drawn at: the
-    RMS of (noisy - clean) over each crop, which a level-conditioned network (restore.archs.unet.
-    LevelUNet) is told and its estimator learns to read.
+    RMS of (noisy - reference) over each crop, the reference being the clean crop as the noise's
+    pipeline delivers it without noise (restore.noise.noisy_pair_with_reference: a photo's JPEG
+    compression of the clean image is not its noise), which a level-conditioned network
+    (restore.archs.unet.LevelUNet) is told and its estimator learns to read.
     """
 
     def __init__(
@@ -71,12 +73,15 @@ class NoisySource:
 
     def batch(self, size: int, generator: torch.Generator) -> Batch:
         clean = random_crops(self.images, size, self.patch, generator)[:, 0]
+        reference = clean
         if self.clean_targets:
             noisy, target = self.noise.apply(clean, generator), clean
+        elif self.level_channel:
+            noisy, target, reference = noisy_pair_with_reference(self.noise, clean, generator)
         else:
             noisy, target = noisy_pair(self.noise, clean, generator)
         if self.level_channel:
-            level = (noisy - clean).square().mean(dim=(1, 2, 3)).sqrt()
+            level = (noisy - reference).square().mean(dim=(1, 2, 3)).sqrt()
             noisy = append_level_map(noisy, level)
         return noisy, target
 
