@@ -6,7 +6,10 @@ between R and G and between G and B), then the same for photo noise drawn on tha
 clean image at two shot-noise levels, and with two shares of coarse grain (the third
 parameter). Last, over all 62 pairs, how the level read off the noisy image alone compares
 with the true std(noisy - clean): by `restore.noise.estimate_sigma` and by the learned
-estimator of the bundled level model (`restore.api.estimate_noise_level`).
+estimator of the bundled level model (`restore.api.estimate_noise_level`). And, on 40 crops of
+the training photos, how much a photo's noise level grows when it is measured against the clean
+image instead of the clean image through the same camera without noise (JPEG and 8 bits):
+the label a level model was told before it was measured against the reference.
 
     python bench/photo_noise_stats.py
     python bench/photo_noise_stats.py --level-model runs/X.safetensors   # another level model's estimator
@@ -22,10 +25,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from restore.api import estimate_noise_level, load  # noqa: E402
-from restore.io.datasets import load_images, real_pairs  # noqa: E402
-from restore.noise import estimate_sigma, parse_noise  # noqa: E402
+from restore.io.datasets import image_files, load_images, real_pairs  # noqa: E402
+from restore.noise import PhotoNoise, estimate_sigma, noisy_pair_with_reference, parse_noise  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "realnoise" / "val"
+TRAIN = DATA.parents[1] / "train" / "CBSD400"
 SPECS = ("photo:0.001,90", "photo:0.004,90", "photo:0.004,90,0.1", "photo:0.004,90,0.2")
 LEVEL_MODEL = "n2n-photo-level"
 
@@ -69,6 +73,21 @@ def main() -> None:
             f"{name} / std(noisy - clean) over {len(values)} pairs: mean {sum(values) / len(values):.2f}, "
             f"min {min(values):.2f}, max {max(values):.2f}"
         )
+    label_inflation()
+
+
+def label_inflation() -> None:
+    """RMS(noisy - clean) / RMS(noisy - reference) of photo noise on 40 training crops, by ISO and quality."""
+    crops = torch.stack([image[:, 100:164, 100:164] for image in load_images(image_files(TRAIN)[:40])])
+    print("photo noise on 40 64 x 64 CBSD400 crops: level against the clean crop / against the reference")
+    for shot in (1e-4, 1e-3, 4e-3):
+        cells = []
+        for quality in (60, 80, 95, 100):
+            noisy, _, reference = noisy_pair_with_reference(PhotoNoise(shot, quality), crops, torch.Generator().manual_seed(0))
+            against_clean = (noisy - crops).square().mean(dim=(1, 2, 3)).sqrt()
+            against_reference = (noisy - reference).square().mean(dim=(1, 2, 3)).sqrt()
+            cells.append(f"q{quality} {float((against_clean / against_reference).mean()):.2f}")
+        print(f"  shot {shot:g}: " + "  ".join(cells))
 
 
 if __name__ == "__main__":
