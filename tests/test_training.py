@@ -196,7 +196,7 @@ def test_without_keep_best_the_last_weights_are_exported(tmp_path, noisy_pairs, 
     assert "exported_step" not in info.training and info.training["val_psnr"] == 21.0
 
 
-def test_a_run_that_kept_its_best_resumed_with_keep_last_exports_its_last_weights(
+def test_a_run_that_kept_its_best_resumed_with_keep_last_exports_its_last_weights_and_keeps_its_best(
     tmp_path, noisy_pairs, tiny_models, monkeypatch
 ):
     scripted_validation(monkeypatch, [30.0, 20.0, 21.0, 22.0])  # the start stays the best
@@ -207,6 +207,11 @@ def test_a_run_that_kept_its_best_resumed_with_keep_last_exports_its_last_weight
     assert "exported_step" not in info.training and info.training["val_psnr"] == 22.0
     exported, start = weights(tmp_path / "ft.safetensors"), weights(tiny_models["denoiser"])
     assert not all(torch.equal(exported[key], start[key]) for key in exported)
+    # The checkpoint still holds the best weights: --keep best exports them again.
+    config.keep_best = True
+    assert train(config, show_progress=False).training["exported_step"] == 0
+    exported = weights(tmp_path / "ft.safetensors")
+    assert all(torch.equal(exported[key], start[key]) for key in exported)
 
 
 def test_finetune_lists_unmatched_files(tmp_path, noisy_pairs, tiny_models):

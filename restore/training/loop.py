@@ -395,7 +395,7 @@ def _save_checkpoint(
         for key, value in moments.items():
             tensors[f"optim.{index}.{key}"] = torch.as_tensor(value).detach().cpu().contiguous()
     meta = {"config": _resumable(config), **{key: value for key, value in asdict(state).items() if key != "best"}}
-    if not config.keep_best:
+    if state.best is None:
         meta.pop("best_step")
     metadata = {key: json.dumps(value) for key, value in meta.items()}
     metadata["param_groups"] = json.dumps(opt_state["param_groups"])
@@ -471,8 +471,8 @@ def _train(config: TrainConfig, console: Console, show_progress: bool, ranks: Ra
         if not _same_run(stored_config, _resumable(config)):
             raise ValueError(f"'{checkpoint}' belongs to a run with other settings; use another --run-dir or delete it")
         console.print(f"resuming from step {state.step} ({checkpoint})")
-        if not config.keep_best:
-            state.best = None  # a run that kept its best, resumed with --keep last: the last weights are wanted now
+        # A run that kept its best, resumed with --keep last, exports its last weights but keeps
+        # the best in its checkpoint: exporting the last weights must not lose the best ones.
         if config.precision != "auto":
             state.precision = state.memory_format = ""  # an explicit precision is measured again below
         # else: a resumed run keeps the precision and layout it measured.
@@ -568,7 +568,7 @@ def _train(config: TrainConfig, console: Console, show_progress: bool, ranks: Ra
     if not state.history or state.history[-1][0] != state.step:
         record_validation()
     save()
-    if state.best is not None:
+    if config.keep_best and state.best is not None:
         network.load_state_dict(state.best)
     info = _export_info(config, network, base_info, data, state, device)
     save_model_file(out, network.cpu().eval(), info, overwrite=config.overwrite)
@@ -613,7 +613,7 @@ def _export_info(
 ) -> ModelInfo:
     """The exported file's metadata; with kept best weights, `state.best_step` is the step exported."""
     step, elapsed, history = state.step, state.elapsed, state.history
-    exported_step = state.best_step if state.best is not None else None
+    exported_step = state.best_step if config.keep_best and state.best is not None else None
     in_weights = step if exported_step is None else exported_step
     transform = input_transform_of(config, base)
     noise = "none" if config.task == "upscale" else ("pairs" if config.pairs else config.noise)
