@@ -85,21 +85,23 @@ def is_hdr(input_transform: str) -> bool:
     return input_transform.startswith("hdr")
 
 
+# Each HDR transform as (log radiance, demodulated): the one table the three functions below read.
+_HDR_PARTS = {"hdr": (False, False), DEMODULATED: (False, True), LOG: (True, False), LOG_DEMODULATED: (True, True)}
+
+
 def is_demodulated(input_transform: str) -> bool:
     """Whether the transform divides the colour by the albedo buffer first."""
-    return input_transform in (DEMODULATED, LOG_DEMODULATED)
+    return _HDR_PARTS.get(input_transform, (False, False))[1]
 
 
 def is_log(input_transform: str) -> bool:
     """Whether the network sees and returns log radiance."""
-    return input_transform in (LOG, LOG_DEMODULATED)
+    return _HDR_PARTS.get(input_transform, (False, False))[0]
 
 
 def input_transform_named(log: bool, demodulated: bool) -> str:
     """The HDR input transform with log radiance and / or demodulation."""
-    return {(False, False): "hdr", (False, True): DEMODULATED, (True, False): LOG, (True, True): LOG_DEMODULATED}[
-        (log, demodulated)
-    ]
+    return next(name for name, parts in _HDR_PARTS.items() if parts == (log, demodulated))
 
 
 def log_encode(v: torch.Tensor) -> torch.Tensor:

@@ -330,7 +330,7 @@ def validate(
 ) -> float:
     """Mean PSNR (peak 1) of the network's clipped output against the references.
 
-    HDR networks (`input_transform` "hdr..." , restore.hdr) get exposed input through
+    HDR networks (an `input_transform` of restore.hdr) get exposed input through
     `network_input`, and are scored on tone-mapped values.
 
     With noisy references (a held-out pair A, B of independent shots), the PSNR against the
