@@ -9,7 +9,9 @@ with the true std(noisy - clean): by `restore.noise.estimate_sigma` and by the l
 estimator of the bundled level model (`restore.api.estimate_noise_level`). And, on 40 crops of
 the training photos, how much a photo's noise level grows when it is measured against the clean
 image instead of the clean image through the same camera without noise (JPEG and 8 bits):
-the label a level model was told before it was measured against the reference.
+the label a level model was told before it was measured against the reference. Then what the
+estimator reads on training crops, noise by noise, and last where the noise's energy lies, scale by
+scale, in the real pairs and in photo noise.
 
     python bench/photo_noise_stats.py
     python bench/photo_noise_stats.py --level-model runs/X.safetensors   # another level model's estimator
@@ -22,9 +24,10 @@ import sys
 from pathlib import Path
 
 import torch
+from kornia.filters import gaussian_blur2d
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from restore.api import estimate_noise_level, load  # noqa: E402
+from restore.api import Model, estimate_noise_level, load  # noqa: E402
 from restore.io.datasets import image_files, load_images, real_pairs  # noqa: E402
 from restore.noise import PhotoNoise, estimate_sigma, noisy_pair_with_reference, parse_noise  # noqa: E402
 
@@ -74,6 +77,8 @@ def main() -> None:
             f"min {min(values):.2f}, max {max(values):.2f}"
         )
     label_inflation()
+    estimator_by_family(level_model)
+    noise_by_scale()
 
 
 def label_inflation() -> None:
@@ -88,6 +93,70 @@ def label_inflation() -> None:
             against_reference = (noisy - reference).square().mean(dim=(1, 2, 3)).sqrt()
             cells.append(f"q{quality} {float((against_clean / against_reference).mean()):.2f}")
         print(f"  shot {shot:g}: " + "  ".join(cells))
+
+
+FAMILY_SPECS = (
+    "gaussian:3",
+    "gaussian:6",
+    "gaussian:12",
+    "photo:0.0005,100",
+    "photo:0.002,100",
+    "photo:0.008,100",
+    "photo:0.002,95",
+    "photo:0.002,80",
+    "photo:0.002,60",
+    "photo:0.008,60",
+)
+
+
+def estimator_by_family(level_model: Model) -> None:
+    """What the level model's estimator reads / the level it is trained to read (RMS(noisy -
+    reference)), on 64 64 x 64 crops of the training photos per noise: whether it reads every
+    family of its training mixture, or only the white noise whose pixel-to-pixel differences show it."""
+    crops = torch.stack([image[:, 100:164, 100:164] for image in load_images(image_files(TRAIN)[:64])])
+    print(f"{level_model.name} estimator / RMS(noisy - reference) on 64 64 x 64 CBSD400 crops (median, 10th and 90th percentile)")
+    for spec in FAMILY_SPECS:
+        noisy, _, reference = noisy_pair_with_reference(parse_noise(spec), crops, torch.Generator().manual_seed(0))
+        level = (noisy - reference).square().mean(dim=(1, 2, 3)).sqrt()
+        with torch.no_grad():
+            read = torch.stack([torch.tensor(estimate_noise_level(level_model, image) / 255) for image in noisy])
+        ratio = read / level.clamp_min(1e-6)
+        print(
+            f"  {spec:18} level {float(level.median()) * 255:5.2f}: read {float(ratio.median()):.2f} "
+            f"({float(ratio.quantile(0.1)):.2f}-{float(ratio.quantile(0.9)):.2f})"
+        )
+
+
+def _scale_profile(residual: torch.Tensor) -> list[float]:
+    """The std of a 1 x 3 x H x W residual's diagonal Haar detail at scales 1, 2, 4, 8 and 16
+    pixels, over the residual's std (white noise: 1, 1/2, 1/4, ...), then the std of what a
+    Gaussian blur of 4 pixels keeps (the blotches no 11-pixel window sees), over the std."""
+    r = residual - residual.mean(dim=(-1, -2), keepdim=True)
+    total, profile, y = float(r.std()), [], r
+    for _ in range(5):
+        y = y[..., : y.shape[-2] // 2 * 2, : y.shape[-1] // 2 * 2]
+        a, b, c, d = y[..., 0::2, 0::2], y[..., 0::2, 1::2], y[..., 1::2, 0::2], y[..., 1::2, 1::2]
+        profile.append(float(((a - b - c + d) / 2).std()) / total)
+        y = (a + b + c + d) / 4
+    low = gaussian_blur2d(r, (25, 25), (4.0, 4.0), border_type="reflect")
+    return profile + [float(low.std()) / total]
+
+
+def noise_by_scale() -> None:
+    """Where the noise's energy lies, scale by scale, in the real pairs and in photo noise on
+    the same clean images (every 3rd pair, mean of the profiles)."""
+    print("noise energy by scale, over its std (every 3rd real pair; photo noise on the same clean images)")
+    print(f"  {'noise':22}  1 px   2 px   4 px   8 px  16 px  blur 4")
+    rows: dict[str, list[list[float]]] = {"real": [], "photo:0.003,95": [], "photo:0.003,95,0.2": [], "gaussian:5": []}
+    for index, (noisy_path, clean_path) in enumerate(real_pairs(str(DATA))[::3]):
+        noisy, clean = (image[None] for image in load_images([noisy_path, clean_path]))
+        rows["real"].append(_scale_profile(noisy - clean))
+        for spec in list(rows)[1:]:
+            synthetic, _, reference = noisy_pair_with_reference(parse_noise(spec), clean, torch.Generator().manual_seed(index))
+            rows[spec].append(_scale_profile(synthetic - reference))
+    for name, profiles in rows.items():
+        mean = torch.tensor(profiles).mean(dim=0)
+        print(f"  {name:22}" + "".join(f" {float(v):5.3f} " for v in mean))
 
 
 if __name__ == "__main__":

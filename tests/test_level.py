@@ -122,3 +122,27 @@ def test_a_level_model_started_from_a_photo_model_first_computes_what_that_model
     config.device, config.precision = "cpu", "fp32"
     train(config, show_progress=False)
     assert restore.load(config.out).info.architecture == "unet-level"
+
+
+def test_the_wide_estimator_starts_as_a_plain_mean_and_trains_at_three_times_the_denoisers_rate(tmp_path, photos):
+    network = create("n2n_unet_level_wide")
+    assert network.config.estimator_pooling == "weighted" and max(network.config.estimator_dilations) == 8
+    flat, busy = torch.full((1, 3, 48, 48), 0.5), torch.rand(1, 3, 48, 48)
+    with torch.no_grad():  # equal weights at the start: an image's level is the mean of its pixels' levels
+        per_pixel = torch.nn.functional.softplus(network.estimator(torch.cat([flat, busy]))[:, 0])
+        assert torch.allclose(network.estimate_level(torch.cat([flat, busy])), per_pixel.mean(dim=(1, 2)))
+    groups = network.parameter_groups()
+    assert [group["lr_scale"] for group in groups] == [1.0, 3.0]
+    assert sum(len(group["params"]) for group in groups) == len(list(network.parameters()))
+
+    config = TrainConfig(
+        out=str(tmp_path / "wide.safetensors"), data=str(photos), variant="n2n_unet_level_wide", steps=2, batch=2, patch=32,
+        val_count=2, val_every=2, noise="gaussian:0-50", lr=1e-4, device="cpu", precision="fp32",
+        run_dir=str(tmp_path / "run"),
+    )  # fmt: skip
+    train(config, show_progress=False)
+    config.steps, config.overwrite = 3, True  # resumes from the checkpoint, the estimator's own rate with it
+    train(config, show_progress=False)
+    model = restore.load(config.out)
+    assert list(model.network.config.estimator_dilations) == [1, 1, 2, 4, 8, 1]  # the file rebuilds its estimator
+    assert estimate_noise_level(model, busy[0]) > 0

@@ -65,6 +65,11 @@ class Restorer(nn.Module):
         level estimator's), added by the training loop; None for most networks."""
         return None
 
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        """The parameters as optimizer groups, each with an `lr_scale` on the run's learning rate:
+        one group for most networks."""
+        return [{"params": list(self.parameters()), "lr_scale": 1.0}]
+
     def config_dict(self) -> dict[str, Any]:
         """The config as plain JSON-able data, stored in model files."""
         return dataclasses.asdict(self.config)

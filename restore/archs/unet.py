@@ -13,6 +13,7 @@ one removes more.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -139,6 +140,21 @@ class LevelUNetConfig:
     encoder_features: int = 48
     decoder_features: int = 96
     estimator_features: int = 32
+    # The estimator's hidden convolutions, one dilation each: four plain 3x3 ones (an 11-pixel
+    # window) in the first level models' files.
+    estimator_dilations: tuple[int, ...] = (1, 1, 1, 1)
+    # How per-pixel levels become the image's: "mean", or "weighted" by a second output, so that
+    # the estimator reads the level where the noise shows and discounts texture it cannot tell from it.
+    estimator_pooling: str = "mean"
+
+
+ESTIMATOR_POOLINGS = ("mean", "weighted")
+# Levels below half a grey level are all "clean" to the level loss: 8-bit rounding hides the exact
+# level of a nearly clean crop, and a lower floor (1e-4) spent the estimator on telling 0.01 from 0.3.
+LEVEL_LOSS_FLOOR = 0.5 / 255
+# The estimator trains at this multiple of the run's learning rate: at a finetune's rate (1e-4)
+# it barely moved in 7,000 steps, and a new estimator starts from nothing.
+ESTIMATOR_LR_SCALE = 3.0
 
 
 @register_architecture
@@ -150,15 +166,24 @@ class LevelUNet(Restorer):
     def __init__(self, config: LevelUNetConfig) -> None:
         super().__init__(config)
         c, f = config.channels, config.estimator_features
+        if config.estimator_pooling not in ESTIMATOR_POOLINGS:
+            raise ValueError(
+                f"estimator_pooling must be one of {', '.join(ESTIMATOR_POOLINGS)}, not {config.estimator_pooling!r}"
+            )
         self.denoiser = UNet(UNetConfig(c + 1, c, config.encoder_features, config.decoder_features))
-        # Five 3x3 convolutions (an 11-pixel window), a level per pixel, averaged over the image:
-        # the same estimate from a 64-pixel training crop and a 512-pixel crop of a photo.
+        # 3x3 convolutions, a level per pixel (and, weighted, a weight logit), pooled over the
+        # image: the same estimate from a 64-pixel training crop and a 512-pixel crop of a photo.
         layers: list[nn.Module] = []
-        for cin in (c, f, f, f):
-            layers += [_conv(cin, f), nn.LeakyReLU(0.1)]
-        last = _conv(f, 1)
-        nn.init.constant_(last.bias, -4.0)  # softplus(-4) = 0.018: a start near a photo's level (sigma 4.6)
-        self.estimator = nn.Sequential(*layers, last, nn.Softplus())
+        for index, dilation in enumerate(config.estimator_dilations):
+            conv = nn.Conv2d(c if index == 0 else f, f, kernel_size=3, padding=dilation, dilation=dilation)
+            layers += [conv, nn.LeakyReLU(0.1)]
+        weighted = config.estimator_pooling == "weighted"
+        last = _conv(f, 2 if weighted else 1)
+        nn.init.constant_(last.bias[:1], -4.0)  # softplus(-4) = 0.018: a start near a photo's level (sigma 4.6)
+        if weighted:  # equal weights at the start: the plain mean
+            nn.init.zeros_(last.weight[1:])
+            nn.init.zeros_(last.bias[1:])
+        self.estimator = nn.Sequential(*layers, last)
         self.in_channels, self.out_channels = c + 1, c
         self.size_multiple = self.denoiser.size_multiple
         self.receptive_margin = self.denoiser.receptive_margin
@@ -167,7 +192,11 @@ class LevelUNet(Restorer):
 
     def estimate_level(self, noisy: torch.Tensor) -> torch.Tensor:
         """The noise level (sigma on the [0, 1] scale) of each image of an N x C x H x W batch: N values."""
-        return self.estimator(noisy).float().mean(dim=(1, 2, 3))
+        out = self.estimator(noisy).float().flatten(2)  # N x (1 or 2) x pixels
+        level = F.softplus(out[:, 0])
+        if out.shape[1] == 1:
+            return level.mean(dim=1)
+        return (level * torch.softmax(out[:, 1], dim=1)).sum(dim=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Denoise N x (C + 1) x H x W: the colour channels, then the level map."""
@@ -176,17 +205,35 @@ class LevelUNet(Restorer):
             # channel of the training input); log scale, as levels span two orders of magnitude.
             told = x[:, -1].float().mean(dim=(1, 2))
             guessed = self.estimate_level(x[:, :-1])
-            self.last_level_loss = F.l1_loss(torch.log(guessed + 1e-4), torch.log(told + 1e-4))
+            floor = LEVEL_LOSS_FLOOR
+            self.last_level_loss = F.l1_loss(torch.log(guessed + floor), torch.log(told + floor))
         return self.denoiser(x)
 
     def extra_loss(self) -> torch.Tensor | None:
         return self.last_level_loss
+
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        return [
+            {"params": list(self.denoiser.parameters()), "lr_scale": 1.0},
+            {"params": list(self.estimator.parameters()), "lr_scale": ESTIMATOR_LR_SCALE},
+        ]
 
 
 @register_variant
 def n2n_unet_level(channels: int = 3) -> LevelUNet:
     """The U-Net conditioned on a noise level, with its level estimator (about 30,000 more parameters)."""
     return LevelUNet(LevelUNetConfig(channels=channels))
+
+
+@register_variant
+def n2n_unet_level_wide(channels: int = 3) -> LevelUNet:
+    """The level U-Net with a wider estimator (about 190,000 parameters): 64 features, dilated
+    convolutions that see 37 pixels across, and a weighted mean. The 11-pixel estimator reads
+    camera noise, which demosaicking and noise reduction spread over several pixels, at about
+    half its level (bench/results/photo-noise-stats.txt)."""
+    wide = LevelUNetConfig(channels, estimator_features=64, estimator_dilations=(1, 1, 2, 4, 8, 1))
+    wide.estimator_pooling = "weighted"
+    return LevelUNet(wide)
 
 
 def with_level_map(network: Restorer, x: torch.Tensor, level: torch.Tensor | None = None) -> torch.Tensor:

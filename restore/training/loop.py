@@ -416,7 +416,12 @@ def _load_checkpoint(path: Path, network: Restorer, optimizer: torch.optim.Optim
         if key.startswith("optim."):
             _, index, name = key.split(".", 2)
             moments.setdefault(int(index), {})[name] = value
-    optimizer.load_state_dict({"state": moments, "param_groups": json.loads(raw["param_groups"])})
+    groups = json.loads(raw["param_groups"])
+    if len(groups) != len(optimizer.param_groups):
+        raise ValueError(f"'{path}' holds another network's optimizer: start a new --run-dir")
+    for stored, own in zip(groups, optimizer.param_groups, strict=True):
+        stored["lr_scale"] = own["lr_scale"]  # the network's choice, not the run's (older checkpoints lack it)
+    optimizer.load_state_dict({"state": moments, "param_groups": groups})
     meta = {key: json.loads(value) for key, value in raw.items() if key != "param_groups"}
     state = RunState(
         step=meta["step"],
@@ -461,7 +466,7 @@ def _train(config: TrainConfig, console: Console, show_progress: bool, ranks: Ra
     level = network.takes_noise_level  # its input ends with a level map (restore.archs.unet.LevelUNet)
     data = prepare_data(config, network.in_channels - 3 * len(aux) - level, network.scales, aux, level_channel=level)
     network = network.to(device).train()
-    optimizer = torch.optim.Adam(network.parameters(), lr=config.lr)
+    optimizer = torch.optim.Adam(network.parameter_groups(), lr=config.lr)
     loss_fn = LOSSES[config.loss]
 
     state = RunState()
@@ -519,7 +524,7 @@ def _train(config: TrainConfig, console: Console, show_progress: bool, ranks: Ra
             generator = torch.Generator().manual_seed(config.seed * 1_000_003 + state.step)
             inp, target = (ranks.share(t) for t in data.source.batch(config.batch, generator))
             for group in optimizer.param_groups:
-                group["lr"] = learning_rate(config, state.step)
+                group["lr"] = learning_rate(config, state.step) * group["lr_scale"]
             if config.task == "upscale":
                 network.select_scale(target.shape[-1] // inp.shape[-1])
             target = target[:, : network.out_channels]  # pairs carry their auxiliary buffers too
