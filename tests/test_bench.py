@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from conftest import REPO
 
 
@@ -24,3 +26,22 @@ def test_denoise_benchmark_quick_scores_the_gray_model_beside_the_noisy_input(sh
     row = next(line for line in result.stdout.splitlines() if line.startswith("| Set12 | gaussian:25 |"))
     noisy, restored = (float(cell.split("/")[0]) for cell in row.split("|")[3:5])
     assert restored > noisy + 3  # a denoiser, not a copy of its input
+
+
+def test_the_aligned_reference_takes_out_a_shift_and_leaves_the_noise():
+    import importlib.util
+
+    import torch
+
+    spec = importlib.util.spec_from_file_location("photo_benchmark", REPO / "bench" / "photo_benchmark.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    y, x = torch.meshgrid(torch.linspace(0, 6, 96), torch.linspace(0, 6, 96), indexing="ij")
+    scene = lambda dx: 0.5 + 0.3 * torch.sin(4 * (x + dx) + torch.stack([torch.zeros_like(y), y, 2 * y]))[None]  # noqa: E731
+    noise = 0.01 * torch.randn(1, 3, 96, 96, generator=torch.Generator().manual_seed(0))
+    mean_of_shots, shot = scene(0.0), scene(0.02) + noise  # the camera moved by a third of a pixel
+    aligned = bench.aligned_reference(shot, mean_of_shots)
+    assert (shot - mean_of_shots).std() > 1.5 * noise.std()
+    assert float((shot - aligned).std()) == pytest.approx(float(noise.std()), rel=0.02)  # the noise is what is left
+    still = bench.aligned_reference(mean_of_shots + noise, mean_of_shots)
+    assert (still - mean_of_shots).abs().max() < 0.002  # nothing to take out: the reference stays
