@@ -233,15 +233,22 @@ def write_table(results: dict[str, dict[str, float | str]], out: Path) -> None:
         "| method | PSNR (dB) | gain over the input | pairs made worse | least gain (pair) | selection half | unseen half |",
         "|---|---|---|---|---|---|---|",
     ]
+
+    def real_cells(row: str, method: str) -> str | None:
+        """'| method | PSNR | gain | worse | least gain (pair) |' of a real row, None when not scored."""
+        c = cell(row, method)
+        if c is None:
+            return None
+        if method == "noisy":
+            return f"| {label[method]} | {c['psnr']:.2f} |  |  |  |"
+        least = f"{c['least_gain']:+.2f} ({c['worst']})"
+        return f"| {label.get(method, method)} | {c['psnr']:.2f} | {c['gain']:+.2f} | {c['worse']} of {c['images']} | {least} |"
+
     for method in methods:
-        c = cell("real", method)
-        if c is not None:
-            least = f"{c['least_gain']:+.2f} ({c['worst']})" if method != "noisy" else ""
-            gain = f"{c['gain']:+.2f}" if method != "noisy" else ""
-            worse = f"{c['worse']} of {c['images']}" if method != "noisy" else ""
+        text = real_cells("real", method)
+        if text is not None:
             halves = [cell(row, method) for row in ("real-select", "real-unseen")]
-            half_text = " | ".join(f"{h['psnr']:.2f}" if h else "" for h in halves)
-            lines.append(f"| {label.get(method, method)} | {c['psnr']:.2f} | {gain} | {worse} | {least} | {half_text} |")
+            lines.append(text + " " + " | ".join(f"{h['psnr']:.2f}" if h else "" for h in halves) + " |")
     lines += [
         "",
         "### The same pairs, the reference aligned to the shot",
@@ -254,13 +261,7 @@ def write_table(results: dict[str, dict[str, float | str]], out: Path) -> None:
         "| method | PSNR (dB) | gain over the input | pairs made worse | least gain (pair) |",
         "|---|---|---|---|---|",
     ]
-    for method in methods:
-        c = cell("real-aligned", method)
-        if c is not None:
-            least = f"{c['least_gain']:+.2f} ({c['worst']})" if method != "noisy" else ""
-            gain = f"{c['gain']:+.2f}" if method != "noisy" else ""
-            worse = f"{c['worse']} of {c['images']}" if method != "noisy" else ""
-            lines.append(f"| {label.get(method, method)} | {c['psnr']:.2f} | {gain} | {worse} | {least} |")
+    lines += [text for text in (real_cells("real-aligned", method) for method in methods) if text is not None]
     lines += [
         "",
         "## Kodak24 as 8-bit files",
