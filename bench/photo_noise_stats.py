@@ -81,9 +81,14 @@ def main() -> None:
     noise_by_scale()
 
 
+def training_crops(count: int) -> torch.Tensor:
+    """A 64 x 64 crop of each of the first `count` training photos: count x 3 x 64 x 64."""
+    return torch.stack([image[:, 100:164, 100:164] for image in load_images(image_files(TRAIN)[:count])])
+
+
 def label_inflation() -> None:
     """RMS(noisy - clean) / RMS(noisy - reference) of photo noise on 40 training crops, by ISO and quality."""
-    crops = torch.stack([image[:, 100:164, 100:164] for image in load_images(image_files(TRAIN)[:40])])
+    crops = training_crops(40)
     print("photo noise on 40 64 x 64 CBSD400 crops: level against the clean crop / against the reference")
     for shot in (1e-4, 1e-3, 4e-3):
         cells = []
@@ -113,7 +118,7 @@ def estimator_by_family(level_model: Model) -> None:
     """What the level model's estimator reads / the level it is trained to read (RMS(noisy -
     reference)), on 64 64 x 64 crops of the training photos per noise: whether it reads every
     family of its training mixture, or only the white noise whose pixel-to-pixel differences show it."""
-    crops = torch.stack([image[:, 100:164, 100:164] for image in load_images(image_files(TRAIN)[:64])])
+    crops = training_crops(64)
     print(f"{level_model.name} estimator / RMS(noisy - reference) on 64 64 x 64 CBSD400 crops (median, 10th and 90th percentile)")
     for spec in FAMILY_SPECS:
         noisy, _, reference = noisy_pair_with_reference(parse_noise(spec), crops, torch.Generator().manual_seed(0))
