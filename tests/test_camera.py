@@ -111,6 +111,16 @@ def test_photo_specs_without_a_coarse_share_draw_as_before_it_existed() -> None:
     )
 
 
+def test_a_finer_luma_blur_keeps_more_of_the_noise_at_the_finest_scale() -> None:
+    # Real camera noise peaks at 2 pixels, the default camera's at 4 (bench/photo_noise_stats.py):
+    # a spec's BLUR moves the grain finer, with the default still drawn when it is left out.
+    clean = _smooth_image(2, 96)
+    default, fine = (parse_noise(spec).apply(clean, _gen(3)) - clean for spec in ("photo:1e-2,100", "photo:1e-2,100,0,0.3"))
+    lag1 = [_correlation(r[..., 1:], r[..., :-1]) for r in (default, fine)]
+    assert lag1[1] < lag1[0] - 0.15
+    assert torch.equal(parse_noise("photo:1e-2,100,0,0.4-1.6").apply(clean, _gen(3)) - clean, default)
+
+
 def test_photo_noise_is_8_bit_and_near_the_clean_image_at_low_iso() -> None:
     clean = _smooth_image()
     settings = draw_settings(2, (1e-5, 1e-5), (100, 100), _gen(7))
@@ -152,7 +162,17 @@ def test_photo_spec_reads_back_and_rejects_bad_values() -> None:
     assert str(parse_noise("photo:1e-5,100")) == "photo:1e-05,100"
     assert str(parse_noise("photo:1e-5,100,0-0.1")) == "photo:1e-05,100,0-0.1"
     assert str(parse_noise("photo:1e-5,100,0")) == "photo:1e-05,100"
-    for bad in ("photo:0.001", "photo:0,90", "photo:0.001,101", "photo:0.001,0", "photo:0.001,90,1.5", "photo:0.001,90,0.1,2"):
+    assert str(parse_noise("photo:1e-5,100,0,0.3-0.8")) == "photo:1e-05,100,0,0.3-0.8"
+    assert str(parse_noise("photo:1e-5,100,0,0.4-1.6")) == "photo:1e-05,100"
+    bad_specs = (
+        "photo:0.001",
+        "photo:0,90",
+        "photo:0.001,101",
+        "photo:0.001,0",
+        "photo:0.001,90,1.5",
+        "photo:0.001,90,0.1,0.5,1",
+    )
+    for bad in bad_specs:
         with pytest.raises(ValueError):
             parse_noise(bad)
     with pytest.raises(ValueError, match="colour"):

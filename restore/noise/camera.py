@@ -32,6 +32,7 @@ from PIL import Image as PILImage
 
 GAMMA = 2.2
 JPEG_BLOCK = 8
+DEFAULT_LUMA_BLUR = (0.4, 1.6)  # the camera's smoothing of luma noise, in pixels, unless a spec says otherwise
 
 
 def _uniform(n: int, low: float, high: float, generator: torch.Generator) -> torch.Tensor:
@@ -74,7 +75,7 @@ def draw_settings(
     shot: tuple[float, float],
     quality: tuple[float, float],
     generator: torch.Generator,
-    blur: tuple[float, float] = (0.4, 1.6),
+    blur: tuple[float, float] = DEFAULT_LUMA_BLUR,
     chroma: tuple[float, float] = (0.25, 1.0),
     chroma_blur: tuple[float, float] = (0.5, 2.5),
     coarse: tuple[float, float] = (0.0, 0.0),

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from restore.noise.camera import CameraSettings, draw_settings, photo_noise, photo_reference
+from restore.noise.camera import DEFAULT_LUMA_BLUR, CameraSettings, draw_settings, photo_noise, photo_reference
 from restore.noise.params import Param, check_image, check_param, draw, format_number, format_param
 
 
@@ -157,11 +157,15 @@ class PhotoNoise:
         coarse: the share (0-1) of the luma noise's variance in a coarse grain, as real JPEGs'
             noise reduction leaves it (restore.noise.camera.noise_reduction), or a range drawn
             uniformly; 0, the default, draws as the family did before it had the parameter.
+        blur: the standard deviation, in pixels, of the camera's smoothing of luma noise, or a
+            range drawn uniformly. The default 0.4-1.6 puts the noise's energy at 4 pixels; the
+            PolyU cameras' peaks at 2 pixels, as 0.3-0.8 does (bench/photo_noise_stats.py).
     """
 
     shot: Param
     quality: Param
     coarse: Param = 0.0
+    blur: Param = DEFAULT_LUMA_BLUR
 
     def __post_init__(self) -> None:
         check_param("shot noise", self.shot, 0.0, strict=True)
@@ -171,6 +175,7 @@ class PhotoNoise:
         check_param("coarse grain share", self.coarse, 0.0, strict=False)
         if max(self.coarse if isinstance(self.coarse, tuple) else (self.coarse,)) > 1:
             raise ValueError(f"the coarse grain share must be at most 1, got {self.coarse}")
+        check_param("luma blur", self.blur, 0.0, strict=False)
 
     def _settings(self, clean: torch.Tensor, generator: torch.Generator) -> CameraSettings:
         if clean.shape[1] != 3:
@@ -178,7 +183,8 @@ class PhotoNoise:
         shot = self.shot if isinstance(self.shot, tuple) else (self.shot, self.shot)
         quality = self.quality if isinstance(self.quality, tuple) else (self.quality, self.quality)
         coarse = self.coarse if isinstance(self.coarse, tuple) else (self.coarse, self.coarse)
-        return draw_settings(clean.shape[0], shot, quality, generator, coarse=coarse)
+        blur = self.blur if isinstance(self.blur, tuple) else (self.blur, self.blur)
+        return draw_settings(clean.shape[0], shot, quality, generator, blur=blur, coarse=coarse)
 
     def apply(self, clean: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Return ``clean`` (N x 3 x H x W on [0, 1]) as a camera of drawn settings photographs it."""
@@ -202,8 +208,9 @@ class PhotoNoise:
         return first, second, photo_reference(clean, settings)
 
     def __str__(self) -> str:
-        coarse = f",{format_param(self.coarse)}" if self.coarse != 0 else ""
-        return f"photo:{format_param(self.shot)},{format_param(self.quality)}{coarse}"
+        blur = f",{format_param(self.blur)}" if self.blur != DEFAULT_LUMA_BLUR else ""
+        coarse = f",{format_param(self.coarse)}" if self.coarse != 0 or blur else ""
+        return f"photo:{format_param(self.shot)},{format_param(self.quality)}{coarse}{blur}"
 
 
 def estimate_sigma(image: torch.Tensor) -> float:
