@@ -3,8 +3,8 @@
 For every 6th real pair of ../shared/data/realnoise/val, the residual noisy - clean is measured
 (standard deviation on 0-255, correlation with the pixel 1 and 2 to the right, correlation
 between R and G and between G and B), then the same for photo noise drawn on that pair's
-clean image at two shot-noise levels, and with two shares of coarse grain (the third
-parameter). Last, over all 62 pairs, how the level read off the noisy image alone compares
+clean image at two shot-noise levels, with two shares of coarse grain (the third
+parameter) and with a finer luma blur (the fourth). Last, over all 62 pairs, how the level read off the noisy image alone compares
 with the true std(noisy - clean): by `restore.noise.estimate_sigma` and by the learned
 estimator of the bundled level model (`restore.api.estimate_noise_level`). And, on 40 crops of
 the training photos, how much a photo's noise level grows when it is measured against the clean
@@ -33,7 +33,7 @@ from restore.noise import PhotoNoise, estimate_sigma, noisy_pair_with_reference,
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "realnoise" / "val"
 TRAIN = DATA.parents[1] / "train" / "CBSD400"
-SPECS = ("photo:0.001,90", "photo:0.004,90", "photo:0.004,90,0.1", "photo:0.004,90,0.2")
+SPECS = ("photo:0.001,90", "photo:0.004,90", "photo:0.004,90,0.1", "photo:0.004,90,0.2", "photo:0.004,90,0,0.3-0.8")
 LEVEL_MODEL = "n2n-photo-level"
 
 
@@ -111,6 +111,8 @@ FAMILY_SPECS = (
     "photo:0.002,80",
     "photo:0.002,60",
     "photo:0.008,60",
+    "photo:0.002,95,0,0.3-0.8",
+    "photo:0.008,60,0,0.3-0.8",
 )
 
 
@@ -127,7 +129,7 @@ def estimator_by_family(level_model: Model) -> None:
             read = torch.stack([torch.tensor(estimate_noise_level(level_model, image) / 255) for image in noisy])
         ratio = read / level.clamp_min(1e-6)
         print(
-            f"  {spec:18} level {float(level.median()) * 255:5.2f}: read {float(ratio.median()):.2f} "
+            f"  {spec:24} level {float(level.median()) * 255:5.2f}: read {float(ratio.median()):.2f} "
             f"({float(ratio.quantile(0.1)):.2f}-{float(ratio.quantile(0.9)):.2f})"
         )
 
@@ -151,8 +153,14 @@ def noise_by_scale() -> None:
     """Where the noise's energy lies, scale by scale, in the real pairs and in photo noise on
     the same clean images (every 3rd pair, mean of the profiles)."""
     print("noise energy by scale, over its std (every 3rd real pair; photo noise on the same clean images)")
-    print(f"  {'noise':22}  1 px   2 px   4 px   8 px  16 px  blur 4")
-    rows: dict[str, list[list[float]]] = {"real": [], "photo:0.003,95": [], "photo:0.003,95,0.2": [], "gaussian:5": []}
+    print(f"  {'noise':26}  1 px   2 px   4 px   8 px  16 px  blur 4")
+    rows: dict[str, list[list[float]]] = {
+        "real": [],
+        "photo:0.003,95": [],
+        "photo:0.003,95,0.2": [],
+        "photo:0.003,95,0,0.3-0.8": [],
+        "gaussian:5": [],
+    }
     for index, (noisy_path, clean_path) in enumerate(real_pairs(str(DATA))[::3]):
         noisy, clean = (image[None] for image in load_images([noisy_path, clean_path]))
         rows["real"].append(_scale_profile(noisy - clean))
@@ -161,7 +169,7 @@ def noise_by_scale() -> None:
             rows[spec].append(_scale_profile(synthetic - reference))
     for name, profiles in rows.items():
         mean = torch.tensor(profiles).mean(dim=0)
-        print(f"  {name:22}" + "".join(f" {float(v):5.3f} " for v in mean))
+        print(f"  {name:26}" + "".join(f" {float(v):5.3f} " for v in mean))
 
 
 if __name__ == "__main__":
