@@ -429,6 +429,10 @@ RunDirOpt = Annotated[str | None, typer.Option("--run-dir", help="Checkpoint fol
 KeepOpt = Annotated[
     str, typer.Option("--keep", help="Export the best-validated weights (the starting ones included) or the last.")
 ]
+EmaOpt = Annotated[
+    float,
+    typer.Option("--ema", help="Validate and export a moving average of the weights, decay per step e.g. 0.999 (0: off)."),
+]
 TrainPrecisionOpt = Annotated[
     str, typer.Option("--precision", help="auto (bf16 where a timed step shows it clearly faster), fp32 or bf16.")
 ]
@@ -493,6 +497,7 @@ def train(
         ),
     ] = "",
     keep: KeepOpt = "last",
+    ema: EmaOpt = 0.0,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     device: DeviceOpt = "auto",
     precision: TrainPrecisionOpt = "auto",
@@ -516,7 +521,7 @@ def train(
         lr=lr, lr_warmup=lr_warmup, lr_halve_every=lr_halve_every, loss=loss, demodulate=demodulate,
         log_radiance=log_radiance,
         val_count=val_count, val_every=val_every, val_pairs=val_pairs, checkpoint_every=val_every,
-        keep_best=keep == "best", seed=seed, device=device, precision=precision, run_dir=run_dir, name=name,
+        keep_best=keep == "best", ema=ema, seed=seed, device=device, precision=precision, run_dir=run_dir, name=name,
         description=description, overwrite=overwrite,
     )  # fmt: skip
     _run_training(config, quiet)
@@ -544,6 +549,7 @@ def finetune(
     precision: TrainPrecisionOpt = "auto",
     run_dir: RunDirOpt = None,
     keep: KeepOpt = "best",
+    ema: EmaOpt = 0.0,
     overwrite: OverwriteOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -556,7 +562,7 @@ def finetune(
         out=output, task="denoise", pairs=[folder_a, folder_b], init=base_path, loss=loss, steps=steps,
         minutes=minutes, batch=batch, patch=patch, lr=lr, lr_warmup=lr_warmup, val_count=val_count, val_every=val_every,
         checkpoint_every=val_every, seed=seed, device=device, precision=precision, run_dir=run_dir,
-        keep_best=keep == "best", overwrite=overwrite,
+        keep_best=keep == "best", ema=ema, overwrite=overwrite,
     )  # fmt: skip
     _run_training(config, quiet)
 

@@ -20,7 +20,16 @@ import restore
 from conftest import smooth_image, write_png
 from restore.io.datasets import split_real_pairs
 from restore.modelfile import read_info
-from restore.training.loop import TrainConfig, annealed_l0_loss, build_network, hdr_loss, learning_rate, prepare_data, train
+from restore.training.loop import (
+    RunState,
+    TrainConfig,
+    annealed_l0_loss,
+    build_network,
+    hdr_loss,
+    learning_rate,
+    prepare_data,
+    train,
+)
 
 
 @pytest.fixture
@@ -118,6 +127,42 @@ def test_a_killed_cli_run_resumes_from_its_last_checkpoint(tmp_path, photos):
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming from step" in resumed.stderr
     assert read_info(out).training["steps"] >= 3
+
+
+def test_the_moving_average_follows_the_weights_at_the_ramped_decay():
+    network = torch.nn.Linear(1, 1, bias=False)
+    state = RunState()
+    with torch.no_grad():
+        network.weight.fill_(1.0)
+        state.update_average(network, decay=0.9)  # the first call copies the weights
+        network.weight.fill_(3.0)
+        state.step = 10  # ramped decay (1 + 10) / (10 + 10) = 0.55: 45% of the way to the weights
+        state.update_average(network, decay=0.9)
+    assert state.average is not None and float(state.average["weight"]) == pytest.approx(1.9)
+    state.step = 1000  # past the ramp the decay itself: 10% of the way
+    state.update_average(network, decay=0.9)
+    assert float(state.average["weight"]) == pytest.approx(2.01)
+
+
+def test_an_averaged_run_exports_its_moving_average_and_resumes_it_exactly(tmp_path, photos):
+    straight = tiny_config(tmp_path / "one", photos, steps=4, ema=0.9)
+    info = train(straight, show_progress=False)
+    assert info.training["steps"] == 4
+    with safe_open(str(tmp_path / "one" / "m.run" / "checkpoint.safetensors"), framework="pt") as f:
+        last = {k[6:]: f.get_tensor(k) for k in f.keys() if k.startswith("model.")}
+        average = {k[8:]: f.get_tensor(k) for k in f.keys() if k.startswith("average.")}
+    exported = weights(tmp_path / "one" / "m.safetensors")
+    assert all(torch.equal(exported[key], average[key]) for key in exported)
+    assert not all(torch.equal(exported[key], last[key]) for key in exported)
+    split = tiny_config(tmp_path / "two", photos, steps=2, ema=0.9)
+    train(split, show_progress=False)
+    split.steps, split.overwrite = 4, True
+    train(split, show_progress=False)  # the average comes back from the checkpoint with the weights
+    resumed = weights(tmp_path / "two" / "m.safetensors")
+    for key in exported:
+        assert torch.allclose(exported[key], resumed[key], atol=1e-6), key
+    with pytest.raises(ValueError, match="--ema"):
+        tiny_config(tmp_path, photos, ema=1.0)
 
 
 def test_a_checkpoint_of_other_settings_is_not_silently_reused(tmp_path, photos):
