@@ -10,8 +10,8 @@ estimator of the bundled level model (`restore.api.estimate_noise_level`). And, 
 the training photos, how much a photo's noise level grows when it is measured against the clean
 image instead of the clean image through the same camera without noise (JPEG and 8 bits):
 the label a level model was told before it was measured against the reference. Then what the
-estimator reads on training crops, noise by noise, and last where the noise's energy lies, scale by
-scale, in the real pairs and in photo noise.
+estimator reads on training crops, noise by noise, where the noise's energy lies, scale by scale,
+in the real pairs and in photo noise, and last how strong the noise is by the clean image's brightness.
 
     python bench/photo_noise_stats.py
     python bench/photo_noise_stats.py --level-model runs/X.safetensors   # another level model's estimator
@@ -27,6 +27,8 @@ import torch
 from kornia.filters import gaussian_blur2d
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from photo_benchmark import aligned_reference  # noqa: E402
+
 from restore.api import Model, estimate_noise_level, load  # noqa: E402
 from restore.io.datasets import image_files, load_images, real_pairs  # noqa: E402
 from restore.noise import PhotoNoise, estimate_sigma, noisy_pair_with_reference, parse_noise  # noqa: E402
@@ -79,6 +81,7 @@ def main() -> None:
     label_inflation()
     estimator_by_family(level_model)
     noise_by_scale()
+    noise_by_brightness()
 
 
 def training_crops(count: int) -> torch.Tensor:
@@ -170,6 +173,38 @@ def noise_by_scale() -> None:
     for name, profiles in rows.items():
         mean = torch.tensor(profiles).mean(dim=0)
         print(f"  {name:26}" + "".join(f" {float(v):5.3f} " for v in mean))
+
+
+BRIGHTNESS_BINS = (0.0, 0.1, 0.2, 0.3, 0.45, 0.6, 0.75, 0.9, 1.01)
+
+
+def _brightness_profile(residual: torch.Tensor, clean: torch.Tensor) -> list[float]:
+    """The std of a 1 x 3 x H x W residual over the pixels whose clean luma falls in each of
+    BRIGHTNESS_BINS, over its std over the whole image (nan for a bin of under 500 pixels)."""
+    luma = (clean[0] * torch.tensor([0.299, 0.587, 0.114]).view(3, 1, 1)).sum(dim=0)
+    total, profile = float(residual.std()), []
+    for low, high in zip(BRIGHTNESS_BINS[:-1], BRIGHTNESS_BINS[1:], strict=True):
+        inside = (luma >= low) & (luma < high)
+        profile.append(float(residual[0][:, inside].std()) / total if int(inside.sum()) >= 500 else float("nan"))
+    return profile
+
+
+def noise_by_brightness() -> None:
+    """Where the noise is strongest, by the clean image's brightness, in the real pairs (against
+    the reference aligned to the shot, so that edges do not count as noise) and in photo noise on
+    the same clean images (every 2nd pair, mean of the profiles over the pairs that have the bin)."""
+    print("noise std by clean luma, over its std (every 2nd real pair, aligned reference; photo noise on the same clean images)")
+    print(f"  {'noise':26}" + "".join(f" {low:5.2f}" for low in BRIGHTNESS_BINS[:-1]))
+    rows: dict[str, list[list[float]]] = {"real": [], "photo:0.003,95": [], "photo:0.003,95,0,0.3-0.8": [], "gaussian:5": []}
+    for index, (noisy_path, clean_path) in enumerate(real_pairs(str(DATA))[::2]):
+        noisy, clean = (image[None] for image in load_images([noisy_path, clean_path]))
+        rows["real"].append(_brightness_profile(noisy - aligned_reference(noisy, clean), clean))
+        for spec in list(rows)[1:]:
+            synthetic, _, reference = noisy_pair_with_reference(parse_noise(spec), clean, torch.Generator().manual_seed(index))
+            rows[spec].append(_brightness_profile(synthetic - reference, clean))
+    for name, profiles in rows.items():
+        mean = torch.nanmean(torch.tensor(profiles), dim=0)
+        print(f"  {name:26}" + "".join(f" {float(v):5.2f}" for v in mean))
 
 
 if __name__ == "__main__":
