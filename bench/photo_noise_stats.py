@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
@@ -30,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from photo_benchmark import aligned_reference  # noqa: E402
 
 from restore.api import Model, estimate_noise_level, load  # noqa: E402
-from restore.io.datasets import image_files, load_images, real_pairs  # noqa: E402
+from restore.io.datasets import GRAY_WEIGHTS, image_files, load_images, real_pairs  # noqa: E402
 from restore.noise import PhotoNoise, estimate_sigma, noisy_pair_with_reference, parse_noise  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "realnoise" / "val"
@@ -152,26 +153,31 @@ def _scale_profile(residual: torch.Tensor) -> list[float]:
     return profile + [float(low.std()) / total]
 
 
+def _profiles_beside_real(
+    profile: Callable[[torch.Tensor, torch.Tensor], list[float]], specs: Sequence[str], every: int, aligned: bool
+) -> dict[str, torch.Tensor]:
+    """A profile of the noise (a function of the 1 x 3 x H x W residual and the clean image) in
+    every `every`-th real pair (against the reference aligned to the shot if `aligned`) and in
+    each noise of `specs` drawn on the same clean images; the mean over the pairs of each, a
+    nan of a pair left out."""
+    rows: dict[str, list[list[float]]] = {"real": []} | {spec: [] for spec in specs}
+    for index, (noisy_path, clean_path) in enumerate(real_pairs(str(DATA))[::every]):
+        noisy, clean = (image[None] for image in load_images([noisy_path, clean_path]))
+        reference = aligned_reference(noisy, clean) if aligned else clean
+        rows["real"].append(profile(noisy - reference, clean))
+        for spec in specs:
+            synthetic, _, reference = noisy_pair_with_reference(parse_noise(spec), clean, torch.Generator().manual_seed(index))
+            rows[spec].append(profile(synthetic - reference, clean))
+    return {name: torch.nanmean(torch.tensor(profiles), dim=0) for name, profiles in rows.items()}
+
+
 def noise_by_scale() -> None:
     """Where the noise's energy lies, scale by scale, in the real pairs and in photo noise on
     the same clean images (every 3rd pair, mean of the profiles)."""
     print("noise energy by scale, over its std (every 3rd real pair; photo noise on the same clean images)")
     print(f"  {'noise':26}  1 px   2 px   4 px   8 px  16 px  blur 4")
-    rows: dict[str, list[list[float]]] = {
-        "real": [],
-        "photo:0.003,95": [],
-        "photo:0.003,95,0.2": [],
-        "photo:0.003,95,0,0.3-0.8": [],
-        "gaussian:5": [],
-    }
-    for index, (noisy_path, clean_path) in enumerate(real_pairs(str(DATA))[::3]):
-        noisy, clean = (image[None] for image in load_images([noisy_path, clean_path]))
-        rows["real"].append(_scale_profile(noisy - clean))
-        for spec in list(rows)[1:]:
-            synthetic, _, reference = noisy_pair_with_reference(parse_noise(spec), clean, torch.Generator().manual_seed(index))
-            rows[spec].append(_scale_profile(synthetic - reference))
-    for name, profiles in rows.items():
-        mean = torch.tensor(profiles).mean(dim=0)
+    specs = ("photo:0.003,95", "photo:0.003,95,0.2", "photo:0.003,95,0,0.3-0.8", "gaussian:5")
+    for name, mean in _profiles_beside_real(lambda residual, _: _scale_profile(residual), specs, 3, aligned=False).items():
         print(f"  {name:26}" + "".join(f" {float(v):5.3f} " for v in mean))
 
 
@@ -181,7 +187,7 @@ BRIGHTNESS_BINS = (0.0, 0.1, 0.2, 0.3, 0.45, 0.6, 0.75, 0.9, 1.01)
 def _brightness_profile(residual: torch.Tensor, clean: torch.Tensor) -> list[float]:
     """The std of a 1 x 3 x H x W residual over the pixels whose clean luma falls in each of
     BRIGHTNESS_BINS, over its std over the whole image (nan for a bin of under 500 pixels)."""
-    luma = (clean[0] * torch.tensor([0.299, 0.587, 0.114]).view(3, 1, 1)).sum(dim=0)
+    luma = (clean[0] * torch.tensor(GRAY_WEIGHTS).view(3, 1, 1)).sum(dim=0)
     total, profile = float(residual.std()), []
     for low, high in zip(BRIGHTNESS_BINS[:-1], BRIGHTNESS_BINS[1:], strict=True):
         inside = (luma >= low) & (luma < high)
@@ -195,15 +201,8 @@ def noise_by_brightness() -> None:
     the same clean images (every 2nd pair, mean of the profiles over the pairs that have the bin)."""
     print("noise std by clean luma, over its std (every 2nd real pair, aligned reference; photo noise on the same clean images)")
     print(f"  {'noise':26}" + "".join(f" {low:5.2f}" for low in BRIGHTNESS_BINS[:-1]))
-    rows: dict[str, list[list[float]]] = {"real": [], "photo:0.003,95": [], "photo:0.003,95,0,0.3-0.8": [], "gaussian:5": []}
-    for index, (noisy_path, clean_path) in enumerate(real_pairs(str(DATA))[::2]):
-        noisy, clean = (image[None] for image in load_images([noisy_path, clean_path]))
-        rows["real"].append(_brightness_profile(noisy - aligned_reference(noisy, clean), clean))
-        for spec in list(rows)[1:]:
-            synthetic, _, reference = noisy_pair_with_reference(parse_noise(spec), clean, torch.Generator().manual_seed(index))
-            rows[spec].append(_brightness_profile(synthetic - reference, clean))
-    for name, profiles in rows.items():
-        mean = torch.nanmean(torch.tensor(profiles), dim=0)
+    specs = ("photo:0.003,95", "photo:0.003,95,0,0.3-0.8", "gaussian:5")
+    for name, mean in _profiles_beside_real(_brightness_profile, specs, 2, aligned=True).items():
         print(f"  {name:26}" + "".join(f" {float(v):5.2f}" for v in mean))
 
 

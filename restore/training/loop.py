@@ -432,7 +432,7 @@ def _save_checkpoint(
 ) -> None:
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in network.state_dict().items()}
     tensors.update({f"best.{k}": v for k, v in (state.best or {}).items()})
-    tensors.update({f"average.{k}": v.contiguous() for k, v in (state.average or {}).items()})
+    tensors.update({f"average.{k}": v.detach().cpu().contiguous() for k, v in (state.average or {}).items()})
     opt_state = optimizer.state_dict()
     for index, moments in opt_state["state"].items():
         for key, value in moments.items():
