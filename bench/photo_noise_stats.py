@@ -201,7 +201,8 @@ def noise_by_brightness() -> None:
     the same clean images (every 2nd pair, mean of the profiles over the pairs that have the bin)."""
     print("noise std by clean luma, over its std (every 2nd real pair, aligned reference; photo noise on the same clean images)")
     print(f"  {'noise':26}" + "".join(f" {low:5.2f}" for low in BRIGHTNESS_BINS[:-1]))
-    specs = ("photo:0.003,95", "photo:0.003,95,0,0.3-0.8", "gaussian:5")
+    specs = ("photo:0.003,95", "photo:0.003,95,0,0.3-0.8", "photo:0.003,95,0,0.3-0.8,2.6", "photo:0.003,95,0,0.3-0.8,3")
+    specs += ("gaussian:5",)
     for name, mean in _profiles_beside_real(_brightness_profile, specs, 2, aligned=True).items():
         print(f"  {name:26}" + "".join(f" {float(v):5.2f}" for v in mean))
 

@@ -121,6 +121,20 @@ def test_a_finer_luma_blur_keeps_more_of_the_noise_at_the_finest_scale() -> None
     assert torch.equal(parse_noise("photo:1e-2,100,0,0.4-1.6").apply(clean, _gen(3)) - clean, default)
 
 
+def test_a_larger_gamma_moves_the_noise_into_the_shadows() -> None:
+    # Real camera JPEGs are noisier in the shadows and cleaner in the highlights than a 2.2 gamma
+    # gives (bench/photo_noise_stats.py, noise by brightness); GAMMA lifts the shadows more.
+    clean = torch.cat([torch.full((1, 3, 64, 32), 0.15), torch.full((1, 3, 64, 32), 0.8)], dim=3)
+
+    def shadow_over_highlight(spec: str) -> float:
+        residual = parse_noise(spec).apply(clean, _gen(4)) - clean
+        return float(residual[..., 2:-2, 2:30].std() / residual[..., 2:-2, 34:-2].std())
+
+    assert shadow_over_highlight("photo:1e-2,100,0,0.4-1.6,3") > 1.3 * shadow_over_highlight("photo:1e-2,100")
+    same = (parse_noise(spec).apply(clean, _gen(4)) for spec in ("photo:1e-2,100,0,0.4-1.6,2.2", "photo:1e-2,100"))
+    assert torch.equal(*same)  # the default gamma draws as before GAMMA existed
+
+
 def test_photo_noise_is_8_bit_and_near_the_clean_image_at_low_iso() -> None:
     clean = _smooth_image()
     settings = draw_settings(2, (1e-5, 1e-5), (100, 100), _gen(7))
@@ -164,13 +178,16 @@ def test_photo_spec_reads_back_and_rejects_bad_values() -> None:
     assert str(parse_noise("photo:1e-5,100,0")) == "photo:1e-05,100"
     assert str(parse_noise("photo:1e-5,100,0,0.3-0.8")) == "photo:1e-05,100,0,0.3-0.8"
     assert str(parse_noise("photo:1e-5,100,0,0.4-1.6")) == "photo:1e-05,100"
+    assert str(parse_noise("photo:1e-5,100,0,0.4-1.6,2.2-3")) == "photo:1e-05,100,0,0.4-1.6,2.2-3"
+    assert str(parse_noise("photo:1e-5,100,0,0.4-1.6,2.2")) == "photo:1e-05,100"
     bad_specs = (
         "photo:0.001",
         "photo:0,90",
         "photo:0.001,101",
         "photo:0.001,0",
         "photo:0.001,90,1.5",
-        "photo:0.001,90,0.1,0.5,1",
+        "photo:0.001,90,0.1,0.5,0",
+        "photo:0.001,90,0.1,0.5,2.2,1",
     )
     for bad in bad_specs:
         with pytest.raises(ValueError):

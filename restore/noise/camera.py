@@ -55,6 +55,7 @@ class CameraSettings:
         offset: N x 2 positions of the JPEG block grid (0-7), as a crop leaves it.
         coarse: N fractions (0-1) of the luma noise's variance moved to a coarse grain.
         coarse_blur: N standard deviations, in pixels, of that coarse grain.
+        gamma: N exponents between linear light and the tone curve's input (2.2 in Brooks et al.).
     """
 
     rgb_to_camera: torch.Tensor
@@ -68,6 +69,7 @@ class CameraSettings:
     offset: torch.Tensor
     coarse: torch.Tensor
     coarse_blur: torch.Tensor
+    gamma: torch.Tensor
 
 
 def draw_settings(
@@ -80,9 +82,11 @@ def draw_settings(
     chroma_blur: tuple[float, float] = (0.5, 2.5),
     coarse: tuple[float, float] = (0.0, 0.0),
     coarse_blur: tuple[float, float] = (2.0, 4.0),
+    gamma: tuple[float, float] = (GAMMA, GAMMA),
 ) -> CameraSettings:
     """Draw settings for `n` images: shot noise log-uniform in `shot`, JPEG quality uniform in
-    `quality`, the coarse grain's share of the luma noise uniform in `coarse`.
+    `quality`, the coarse grain's share of the luma noise uniform in `coarse`, the gamma uniform
+    in `gamma`.
 
     The ranges of the rest follow Brooks et al.: red gain 1.9-2.4, blue gain 1.5-1.9, a
     brightness gain 1 / N(0.8, 0.1), and read noise tied to the shot noise as measured over
@@ -108,7 +112,11 @@ def draw_settings(
         grain = [_uniform(n, *r, generator) for r in (coarse, coarse_blur)]
     else:  # drawn only when asked for, so that settings without it draw the same numbers as before it existed
         grain = [torch.zeros(n, dtype=torch.float64), torch.zeros(n, dtype=torch.float64)]
-    return CameraSettings(rgb_to_camera, gains, torch.exp(log_shot), read, *smoothing, q, offset, *grain)
+    if gamma[1] > gamma[0]:  # likewise drawn only when it varies
+        exponent = _uniform(n, *gamma, generator)
+    else:
+        exponent = torch.full((n,), float(gamma[0]), dtype=torch.float64)
+    return CameraSettings(rgb_to_camera, gains, torch.exp(log_shot), read, *smoothing, q, offset, *grain, exponent)
 
 
 def tone_curve(x: torch.Tensor) -> torch.Tensor:
@@ -128,9 +136,14 @@ def _apply_matrix(image: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
     return torch.einsum("nij,njhw->nihw", matrix.to(image.dtype), image)
 
 
+def _per_image(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """N per-image numbers shaped to broadcast over N x C x H x W images like `like`."""
+    return values.to(device=like.device, dtype=like.dtype).view(-1, 1, 1, 1)
+
+
 def to_raw(srgb: torch.Tensor, settings: CameraSettings) -> torch.Tensor:
     """Unprocess: sRGB-like [0, 1] image -> linear camera RGB before white balance (N x 3 x H x W)."""
-    linear = inverse_tone_curve(srgb).clamp_min(1e-8) ** GAMMA
+    linear = inverse_tone_curve(srgb).clamp_min(1e-8) ** _per_image(settings.gamma, srgb)
     camera = _apply_matrix(linear, settings.rgb_to_camera)
     return camera / settings.gains.to(srgb.dtype)[:, :, None, None]
 
@@ -139,7 +152,7 @@ def from_raw(raw: torch.Tensor, settings: CameraSettings) -> torch.Tensor:
     """Process: linear camera RGB -> sRGB-like [0, 1] (white balance, colour matrix, gamma, tone curve)."""
     balanced = raw * settings.gains.to(raw.dtype)[:, :, None, None]
     linear = _apply_matrix(balanced, torch.linalg.inv(settings.rgb_to_camera)).clamp(0, 1)
-    return tone_curve(linear.clamp_min(1e-8) ** (1 / GAMMA))
+    return tone_curve(linear.clamp_min(1e-8) ** (1 / _per_image(settings.gamma, raw)))
 
 
 def bayer_masks(height: int, width: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:

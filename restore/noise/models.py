@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from restore.noise.camera import DEFAULT_LUMA_BLUR, CameraSettings, draw_settings, photo_noise, photo_reference
+from restore.noise.camera import DEFAULT_LUMA_BLUR, GAMMA, CameraSettings, draw_settings, photo_noise, photo_reference
 from restore.noise.params import Param, check_image, check_param, draw, format_number, format_param
 
 
@@ -160,12 +160,17 @@ class PhotoNoise:
         blur: the standard deviation, in pixels, of the camera's smoothing of luma noise, or a
             range drawn uniformly. The default 0.4-1.6 puts the noise's energy at 4 pixels; the
             PolyU cameras' peaks at 2 pixels, as 0.3-0.8 does (bench/photo_noise_stats.py).
+        gamma: the exponent between linear light and the tone curve, or a range drawn uniformly.
+            A larger one lifts the shadows more, and their noise with them: the PolyU JPEGs' noise
+            is heavier in the shadows and lighter in the highlights than 2.2 gives
+            (bench/photo_noise_stats.py, noise by brightness).
     """
 
     shot: Param
     quality: Param
     coarse: Param = 0.0
     blur: Param = DEFAULT_LUMA_BLUR
+    gamma: Param = GAMMA
 
     def __post_init__(self) -> None:
         check_param("shot noise", self.shot, 0.0, strict=True)
@@ -176,6 +181,7 @@ class PhotoNoise:
         if max(self.coarse if isinstance(self.coarse, tuple) else (self.coarse,)) > 1:
             raise ValueError(f"the coarse grain share must be at most 1, got {self.coarse}")
         check_param("luma blur", self.blur, 0.0, strict=False)
+        check_param("gamma", self.gamma, 0.0, strict=True)
 
     def _settings(self, clean: torch.Tensor, generator: torch.Generator) -> CameraSettings:
         if clean.shape[1] != 3:
@@ -184,7 +190,8 @@ class PhotoNoise:
         quality = self.quality if isinstance(self.quality, tuple) else (self.quality, self.quality)
         coarse = self.coarse if isinstance(self.coarse, tuple) else (self.coarse, self.coarse)
         blur = self.blur if isinstance(self.blur, tuple) else (self.blur, self.blur)
-        return draw_settings(clean.shape[0], shot, quality, generator, blur=blur, coarse=coarse)
+        gamma = self.gamma if isinstance(self.gamma, tuple) else (self.gamma, self.gamma)
+        return draw_settings(clean.shape[0], shot, quality, generator, blur=blur, coarse=coarse, gamma=gamma)
 
     def apply(self, clean: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Return ``clean`` (N x 3 x H x W on [0, 1]) as a camera of drawn settings photographs it."""
@@ -208,9 +215,10 @@ class PhotoNoise:
         return first, second, photo_reference(clean, settings)
 
     def __str__(self) -> str:
-        blur = f",{format_param(self.blur)}" if self.blur != DEFAULT_LUMA_BLUR else ""
+        gamma = f",{format_param(self.gamma)}" if self.gamma != GAMMA else ""
+        blur = f",{format_param(self.blur)}" if self.blur != DEFAULT_LUMA_BLUR or gamma else ""
         coarse = f",{format_param(self.coarse)}" if self.coarse != 0 or blur else ""
-        return f"photo:{format_param(self.shot)},{format_param(self.quality)}{coarse}{blur}"
+        return f"photo:{format_param(self.shot)},{format_param(self.quality)}{coarse}{blur}{gamma}"
 
 
 def estimate_sigma(image: torch.Tensor) -> float:

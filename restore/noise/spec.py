@@ -32,7 +32,7 @@ FAMILIES: tuple[Family, ...] = (
     Family("poisson", ("LAMBDA",), PoissonNoise),
     Family("poisson-gaussian", ("LAMBDA", "READ"), PoissonGaussianNoise),
     Family("correlated", ("SIGMA", "BLUR"), CorrelatedGaussianNoise),
-    Family("photo", ("SHOT", "QUALITY"), PhotoNoise, optional=("COARSE", "BLUR")),
+    Family("photo", ("SHOT", "QUALITY"), PhotoNoise, optional=("COARSE", "BLUR", "GAMMA")),
     Family("erase", ("P",), PixelErasure),
     Family("blur", ("SIGMA",), GaussianBlur),
     Family("block", ("SIZE",), BlockMask),
@@ -46,7 +46,7 @@ def parse_noise(spec: str) -> NoiseModel:
 
     Args:
         spec: a row of FAMILIES, e.g. ``gaussian:25``, ``gaussian:0-50``,
-            ``poisson-gaussian:30,5`` or ``photo:0.0001-0.012,70-99[,0-0.5[,0.3-0.8]]``, or ``mix:SPEC|SPEC|...``
+            ``poisson-gaussian:30,5`` or ``photo:0.0001-0.012,70-99[,0-0.5[,0.3-0.8[,2.2-3]]]``, or ``mix:SPEC|SPEC|...``
             (each image gets one of the listed models; no nested mixes).
 
     Raises:
