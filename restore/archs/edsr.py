@@ -137,6 +137,22 @@ class MDSR(_MeanShifted):
     def config_dict(self) -> dict[str, object]:
         return {**super().config_dict(), "scales": list(self.scales)}
 
+    def weights_from(self, source: nn.Module) -> dict[str, torch.Tensor]:
+        """An EDSR's weights as this MDSR's at the EDSR's scale: its upsampler becomes that
+        scale's, and the scale's pre-processing blocks start as the identity (last convolution
+        zero), so that the MDSR starts out computing exactly what the EDSR does at its scale."""
+        weights = super().weights_from(source)
+        if not isinstance(source, EDSR):
+            return weights
+        renamed = {
+            name.replace("upsample.", f"upsample.{source.scale}.", 1) if name.startswith("upsample.") else name: value
+            for name, value in weights.items()
+        }
+        for name, value in self.pre_process[str(source.scale)].state_dict().items():
+            if ".conv2." in f".{name}":
+                renamed[f"pre_process.{source.scale}.{name}"] = torch.zeros_like(value)
+        return renamed
+
 
 @register_variant
 def edsr_baseline_x2() -> EDSR:

@@ -65,6 +65,11 @@ class Restorer(nn.Module):
         level estimator's), added by the training loop; None for most networks."""
         return None
 
+    def weights_from(self, source: nn.Module) -> dict[str, torch.Tensor]:
+        """`source`'s weights under this network's names, for a warm start from another network
+        (restore.training.loop copies those whose names and shapes match): as they are for most."""
+        return source.state_dict()
+
     def parameter_groups(self) -> list[dict[str, Any]]:
         """The parameters as optimizer groups, each with an `lr_scale` on the run's learning rate:
         one group for most networks."""

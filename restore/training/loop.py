@@ -276,7 +276,7 @@ def build_network(config: TrainConfig) -> tuple[Restorer, ModelInfo | None]:
     base, info = load_model_file(config.init)
     if config.variant:
         # Another network warm-started from the file: every weight whose name and shape match
-        # is copied (MDSR's head, shared body and tail from EDSR x2), and a layer that takes
+        # is copied (MDSR's head, shared body, tail and x2 upsampler from EDSR x2), and a layer that takes
         # extra inputs starts from the file's weights for its first ones (n2n-mc-aux from n2n-mc).
         network = create(config.variant)
         _copy_matching_weights(base, network)
@@ -290,8 +290,9 @@ def build_network(config: TrainConfig) -> tuple[Restorer, ModelInfo | None]:
     return base, info
 
 
-def _copy_matching_weights(source: torch.nn.Module, target: torch.nn.Module) -> None:
-    """Copy every weight of `source` whose name matches into `target`: as is when the shapes match;
+def _copy_matching_weights(source: Restorer, target: Restorer) -> None:
+    """Copy every weight of `source` whose name matches into `target` (under the names
+    `target.weights_from` gives them: an EDSR's upsampler becomes MDSR's at its scale): as is when the shapes match;
     into the first input channels, with zeros for the rest, when the target's layer takes more
     inputs (dimension 1) and is otherwise the same shape.
 
@@ -302,7 +303,7 @@ def _copy_matching_weights(source: torch.nn.Module, target: torch.nn.Module) -> 
     """
     own = target.state_dict()
     copied = {}
-    for source_name, weight in source.state_dict().items():
+    for source_name, weight in target.weights_from(source).items():
         # A network that holds the file's network as a part (the level U-Net's `denoiser`) takes
         # its weights under that part's name: the one target name ending in ".NAME".
         inside = [key for key in own if key.endswith("." + source_name)]
