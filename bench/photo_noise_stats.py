@@ -15,6 +15,7 @@ in the real pairs and in photo noise, and last how strong the noise is by the cl
 
     python bench/photo_noise_stats.py
     python bench/photo_noise_stats.py --level-model runs/X.safetensors   # another level model's estimator
+    python bench/photo_noise_stats.py --left n2n-photo   # only: what a denoiser leaves of the noise, by scale
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from kornia.filters import gaussian_blur2d
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from photo_benchmark import aligned_reference  # noqa: E402
 
-from restore.api import Model, estimate_noise_level, load  # noqa: E402
+from restore.api import Model, denoise, estimate_noise_level, load  # noqa: E402
 from restore.io.datasets import GRAY_WEIGHTS, image_files, load_images, real_pairs  # noqa: E402
 from restore.noise import PhotoNoise, estimate_sigma, noisy_pair_with_reference, parse_noise  # noqa: E402
 
@@ -58,7 +59,11 @@ def noise_stats(residual: torch.Tensor) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--level-model", default=LEVEL_MODEL, help="bundled name or file of a level model")
+    parser.add_argument("--left", metavar="MODEL", help="print only what this denoiser leaves of the noise, by scale")
     args = parser.parse_args()
+    if args.left:
+        left_by_scale(load(args.left))
+        return
     print(f"{'image / noise':46}  std    lag1   lag2   R-G    G-B")
     for noisy_path, clean_path in real_pairs(str(DATA))[::6]:
         noisy, clean = (image[None] for image in load_images([noisy_path, clean_path]))
@@ -179,6 +184,40 @@ def noise_by_scale() -> None:
     specs = ("photo:0.003,95", "photo:0.003,95,0.2", "photo:0.003,95,0,0.3-0.8", "gaussian:5")
     for name, mean in _profiles_beside_real(lambda residual, _: _scale_profile(residual), specs, 3, aligned=False).items():
         print(f"  {name:26}" + "".join(f" {float(v):5.3f} " for v in mean))
+
+
+LEFT_SPEC = "photo:0.0007,95,0,0.3-0.8,2.6"  # about the real pairs' level (2 px: 1.5 against 1.85)
+
+
+def left_by_scale(model: Model) -> None:
+    """How much of the noise's energy a denoiser leaves, scale by scale (std of the output's
+    residual over the input's, after _scale_profile), on every 4th real pair against the
+    reference aligned to the shot, and on photo noise of about the same level drawn on the same
+    clean images. The residual counts what the model blurs of the image as well."""
+    absolute: dict[str, list[list[float]]] = {name: [] for name in ("real in", "real left", "photo in", "photo left")}
+
+    def profile(residual: torch.Tensor) -> list[float]:
+        level = float((residual - residual.mean(dim=(-1, -2), keepdim=True)).std())
+        return [share * level for share in _scale_profile(residual)]
+
+    for index, (noisy_path, clean_path) in enumerate(real_pairs(str(DATA))[::4]):
+        noisy, clean = (image[None] for image in load_images([noisy_path, clean_path]))
+        synthetic, _, synthetic_reference = noisy_pair_with_reference(
+            parse_noise(LEFT_SPEC), clean, torch.Generator().manual_seed(index)
+        )
+        shots = (("real", noisy, aligned_reference(noisy, clean)), ("photo", synthetic, synthetic_reference))
+        for name, shot, reference in shots:
+            output = denoise(shot[0], model, precision="fp32")[None]
+            absolute[f"{name} in"].append(profile(shot - reference))
+            absolute[f"{name} left"].append(profile(output - reference))
+    means = {name: torch.tensor(rows).mean(dim=0) for name, rows in absolute.items()}
+    print(f"what {model.name} leaves of the noise, by scale (every 4th real pair, aligned reference;")
+    print(f"{LEFT_SPEC} on the same clean images)")
+    print(f"  {'std on 0-255 / share left':26}  1 px   2 px   4 px   8 px  16 px  blur 4")
+    for name, mean in means.items():
+        print(f"  {name:26}" + "".join(f" {float(v) * 255:5.3f} " for v in mean))
+    for name in ("real", "photo"):
+        print(f"  {name + ' left / in':26}" + "".join(f" {float(v):5.3f} " for v in means[f"{name} left"] / means[f"{name} in"]))
 
 
 BRIGHTNESS_BINS = (0.0, 0.1, 0.2, 0.3, 0.45, 0.6, 0.75, 0.9, 1.01)

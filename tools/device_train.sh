@@ -35,6 +35,8 @@ SR=(--task upscale --loss l1 --lr 2e-4 --lr-warmup 200 --lr-halve-every 8000 --b
 run edsr-x2 --init models/edsr-x2.safetensors --scale 2 --seed 11 "${SR[@]}"
 run edsr-x3 --init models/edsr-x3.safetensors --scale 3 --seed 12 "${SR[@]}"
 run edsr-x4 --init models/edsr-x4.safetensors --scale 4 --seed 13 "${SR[@]}"
+# MDSR afresh from edsr-x2 (its x2 starts as edsr-x2's), so that its own file need not travel.
+run mdsr --init models/edsr-x2.safetensors --arch mdsr_baseline --seed 16 "${SR[@]}"
 DENOISE=(--noise gaussian:0-50 --lr 1e-4 --lr-warmup 200 --lr-halve-every 8000 --batch 16 --patch 64 --val-every 1000)
 run n2n-gaussian --init models/n2n-gaussian.safetensors --seed 14 "${DENOISE[@]}"
 run n2n-gray --init models/n2n-gray.safetensors --seed 15 "${DENOISE[@]}"
