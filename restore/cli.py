@@ -423,6 +423,13 @@ StepsOpt = Annotated[int, typer.Option("--steps", help="Training steps (batches)
 MinutesOpt = Annotated[float, typer.Option("--minutes", help="Also stop after this many minutes (0: no limit).")]
 BatchOpt = Annotated[int, typer.Option("--batch", help="Crops per batch.")]
 PatchOpt = Annotated[int, typer.Option("--patch", help="Input crop side in pixels.")]
+ZoomOpt = Annotated[
+    float,
+    typer.Option(
+        "--zoom",
+        help="Magnify each clean crop by a factor drawn from 1 to this before the noise (a high-resolution photo's detail).",
+    ),
+]
 LrOpt = Annotated[float, typer.Option("--lr", help="Adam learning rate.")]
 LrWarmupOpt = Annotated[int, typer.Option("--lr-warmup", help="Ramp the learning rate up over the first N steps (0: none).")]
 RunDirOpt = Annotated[str | None, typer.Option("--run-dir", help="Checkpoint folder (default: OUT with .run).")]
@@ -484,6 +491,7 @@ def train(
     minutes: MinutesOpt = 0.0,
     batch: BatchOpt = 16,
     patch: PatchOpt = 64,
+    zoom: ZoomOpt = 1.0,
     lr: LrOpt = 3e-4,
     lr_warmup: LrWarmupOpt = 0,
     lr_halve_every: Annotated[int, typer.Option("--lr-halve-every", help="Halve the learning rate every N steps.")] = 0,
@@ -517,8 +525,8 @@ def train(
     _check_training_options(loss, precision, keep)
     config = _train_config(
         out=output, task=task, data=data or "", pairs=list(pairs or []), variant=arch or "", init=init or "",
-        noise=noise, clean_targets=clean_targets, scale=scale, patch=patch, batch=batch, steps=steps, minutes=minutes,
-        lr=lr, lr_warmup=lr_warmup, lr_halve_every=lr_halve_every, loss=loss, demodulate=demodulate,
+        noise=noise, clean_targets=clean_targets, scale=scale, patch=patch, zoom=zoom, batch=batch, steps=steps,
+        minutes=minutes, lr=lr, lr_warmup=lr_warmup, lr_halve_every=lr_halve_every, loss=loss, demodulate=demodulate,
         log_radiance=log_radiance,
         val_count=val_count, val_every=val_every, val_pairs=val_pairs, checkpoint_every=val_every,
         keep_best=keep == "best", ema=ema, seed=seed, device=device, precision=precision, run_dir=run_dir, name=name,

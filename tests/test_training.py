@@ -20,6 +20,7 @@ import restore
 from conftest import smooth_image, write_png
 from restore.io.datasets import split_real_pairs
 from restore.modelfile import read_info
+from restore.noise import GaussianNoise
 from restore.training.loop import (
     RunState,
     TrainConfig,
@@ -30,6 +31,7 @@ from restore.training.loop import (
     prepare_data,
     train,
 )
+from restore.training.sources import NoisySource, random_crops
 
 
 @pytest.fixture
@@ -288,6 +290,27 @@ def test_real_pairs_split_into_a_selection_half_and_an_unseen_half_alternating_b
     selection, unseen = split_real_pairs(pairs)
     assert [n.name for n, _ in selection] == ["cam0_noisy.jpg", "cam2_noisy.jpg", "cam4_noisy.jpg"]
     assert [n.name for n, _ in unseen] == ["cam1_noisy.jpg", "cam3_noisy.jpg"]
+
+
+def test_a_zoom_magnifies_the_clean_crops_so_they_hold_less_fine_detail():
+    # A camera's large photo holds far less detail per pixel than the small training photos:
+    # --zoom draws each crop smaller and magnifies it to the patch, before the noise.
+    generator = torch.Generator().manual_seed(0)
+    texture = [torch.rand(3, 96, 96, generator=generator) for _ in range(4)]
+
+    def fine_detail(zoom: float) -> float:
+        _, target = NoisySource(texture, GaussianNoise(0), 32, clean_targets=True, zoom=zoom).batch(16, torch.Generator())
+        return float((target[..., 1:] - target[..., :-1]).abs().mean())
+
+    assert fine_detail(4) < 0.6 * fine_detail(1)
+    unzoomed = NoisySource(texture, GaussianNoise(0), 32, clean_targets=True)
+    assert torch.equal(
+        unzoomed.batch(4, torch.Generator())[1], random_crops([t[None] for t in texture], 4, 32, torch.Generator())[:, 0]
+    )
+    with pytest.raises(ValueError, match="--zoom must be at least 1"):
+        TrainConfig(out="", zoom=0.5)
+    with pytest.raises(ValueError, match="does nothing for upscalers"):
+        TrainConfig(out="", task="upscale", zoom=2)
 
 
 def test_a_photo_run_validates_on_the_selection_half_of_real_pairs_at_full_size(tmp_path, photos):

@@ -4,7 +4,8 @@ Every source draws a batch from a torch.Generator seeded by the step number, so 
 resumes from a checkpoint sees exactly the batches it would have seen without the kill.
 
 - `NoisySource`: clean photos from a folder; input and target are two independent noise draws
-  (Noise2Noise), or the target is the clean crop (`clean_targets`).
+  (Noise2Noise), or the target is the clean crop (`clean_targets`); crops optionally magnified
+  (`zoom`), as a high-resolution photo holds its detail.
 - `PairSource`: two folders of noisy shots of the same scenes, matched by file name.
 - `DownscaleSource`: HR crops and their bicubic (MATLAB imresize) LR versions, rounded to 8 bits;
   `MultiScaleSource` mixes scales batch by batch (one network for x2, x3 and x4).
@@ -63,16 +64,23 @@ class NoisySource:
     """
 
     def __init__(
-        self, images: Sequence[torch.Tensor], noise: NoiseModel, patch: int, clean_targets: bool, level_channel: bool = False
+        self,
+        images: Sequence[torch.Tensor],
+        noise: NoiseModel,
+        patch: int,
+        clean_targets: bool,
+        level_channel: bool = False,
+        zoom: float = 1.0,
     ) -> None:
         self.images = [img[None] for img in images]
         self.noise = noise
         self.patch = patch
         self.clean_targets = clean_targets
         self.level_channel = level_channel
+        self.zoom = zoom
 
     def batch(self, size: int, generator: torch.Generator) -> Batch:
-        clean = random_crops(self.images, size, self.patch, generator)[:, 0]
+        clean = self._clean_crops(size, generator)
         reference = clean
         if self.clean_targets:
             noisy, target = self.noise.apply(clean, generator), clean
@@ -84,6 +92,19 @@ class NoisySource:
             level = (noisy - reference).square().mean(dim=(1, 2, 3)).sqrt()
             noisy = append_level_map(noisy, level)
         return noisy, target
+
+    def _clean_crops(self, size: int, generator: torch.Generator) -> torch.Tensor:
+        """`size` clean patch x patch crops; with a zoom, each a smaller crop magnified (bicubic)
+        by a factor drawn log-uniformly from 1 to the zoom, as a high-resolution photo shows it."""
+        if self.zoom == 1:  # drawn only with a zoom, so that runs without one draw as before it existed
+            return random_crops(self.images, size, self.patch, generator)[:, 0]
+        crops = []
+        for _ in range(size):
+            factor = self.zoom ** float(torch.rand(1, generator=generator))
+            side = max(2, round(self.patch / factor))
+            crop = random_crops(self.images, 1, side, generator)[:, 0]
+            crops.append(F.interpolate(crop, size=(self.patch, self.patch), mode="bicubic", align_corners=False))
+        return torch.cat(crops).clamp(0, 1)
 
 
 class DigitSource:
