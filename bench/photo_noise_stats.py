@@ -16,6 +16,7 @@ in the real pairs and in photo noise, and last how strong the noise is by the cl
     python bench/photo_noise_stats.py
     python bench/photo_noise_stats.py --level-model runs/X.safetensors   # another level model's estimator
     python bench/photo_noise_stats.py --left n2n-photo   # only: what a denoiser leaves of the noise, by scale
+    python bench/photo_noise_stats.py --detail   # only: how much fine detail the clean images hold
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from kornia.filters import gaussian_blur2d
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -37,6 +39,7 @@ from restore.noise import PhotoNoise, estimate_sigma, noisy_pair_with_reference,
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "realnoise" / "val"
 TRAIN = DATA.parents[1] / "train" / "CBSD400"
+KODAK = DATA.parents[1] / "test" / "Kodak24"
 SPECS = ("photo:0.001,90", "photo:0.004,90", "photo:0.004,90,0.1", "photo:0.004,90,0.2", "photo:0.004,90,0,0.3-0.8")
 LEVEL_MODEL = "n2n-photo-level"
 
@@ -60,7 +63,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--level-model", default=LEVEL_MODEL, help="bundled name or file of a level model")
     parser.add_argument("--left", metavar="MODEL", help="print only what this denoiser leaves of the noise, by scale")
+    parser.add_argument("--detail", action="store_true", help="print only the clean images' detail, by scale")
     args = parser.parse_args()
+    if args.detail:
+        detail_by_scale()
+        return
     if args.left:
         left_by_scale(load(args.left))
         return
@@ -184,6 +191,36 @@ def noise_by_scale() -> None:
     specs = ("photo:0.003,95", "photo:0.003,95,0.2", "photo:0.003,95,0,0.3-0.8", "gaussian:5")
     for name, mean in _profiles_beside_real(lambda residual, _: _scale_profile(residual), specs, 3, aligned=False).items():
         print(f"  {name:26}" + "".join(f" {float(v):5.3f} " for v in mean))
+
+
+def _detail_profile(image: torch.Tensor) -> list[float]:
+    """Mean |horizontal Haar detail| of a C x H x W image at scales 1, 2, 4 and 8 pixels, on 0-255."""
+    profile, y = [], image
+    for _ in range(4):
+        y = y[..., : y.shape[-2] // 2 * 2, : y.shape[-1] // 2 * 2]
+        a, b, c, d = y[..., 0::2, 0::2], y[..., 0::2, 1::2], y[..., 1::2, 0::2], y[..., 1::2, 1::2]
+        profile.append(float(((a - b + c - d) / 2).abs().mean()) * 255)
+        y = (a + b + c + d) / 4
+    return profile
+
+
+def detail_by_scale() -> None:
+    """How much detail the clean images hold, scale by scale: the real pairs' clean crops (from
+    cameras' large photos) against the training photos, as they are and magnified by 2 and 4
+    (bicubic, what `restore train --zoom` does to a crop), and Kodak24."""
+    print("mean |horizontal Haar detail| of the clean images (0-255)")
+    print(f"  {'images':26}  1 px   2 px   4 px   8 px")
+    train = load_images(image_files(TRAIN)[:60])
+    sets = {
+        "real pairs, clean": load_images([clean for _, clean in real_pairs(str(DATA))]),
+        "CBSD400 (first 60)": train,
+        "CBSD400 magnified x2": [F.interpolate(x[None], scale_factor=2, mode="bicubic")[0].clamp(0, 1) for x in train],
+        "CBSD400 magnified x4": [F.interpolate(x[None], scale_factor=4, mode="bicubic")[0].clamp(0, 1) for x in train],
+        "Kodak24": load_images(image_files(KODAK)),
+    }
+    for name, images in sets.items():
+        mean = torch.tensor([_detail_profile(image) for image in images]).mean(dim=0)
+        print(f"  {name:26}" + "".join(f" {float(v):5.2f} " for v in mean))
 
 
 LEFT_SPEC = "photo:0.0007,95,0,0.3-0.8,2.6"  # about the real pairs' level (2 px: 1.5 against 1.85)
