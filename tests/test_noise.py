@@ -153,7 +153,7 @@ def test_unknown_noise_message() -> None:
     expected = (
         r"unknown noise 'foo' "
         r"\(expected gaussian:SIGMA, poisson:LAMBDA, poisson-gaussian:LAMBDA,READ, correlated:SIGMA,BLUR, "
-        r"photo:SHOT,QUALITY\[,COARSE\]\[,BLUR\], erase:P, blur:SIGMA, block:SIZE or mix:SPEC\|SPEC\|...\)"
+        r"photo:SHOT,QUALITY\[,COARSE\]\[,BLUR\]\[,GAMMA\], erase:P, blur:SIGMA, block:SIZE or mix:SPEC\|SPEC\|...\)"
     )
     with pytest.raises(ValueError, match=expected):
         parse_noise("foo")
