@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from restore.noise.camera import DEFAULT_LUMA_BLUR, GAMMA, CameraSettings, draw_settings, photo_noise, photo_reference
-from restore.noise.params import Param, check_image, check_param, draw, format_number, format_param
+from restore.noise.params import Param, as_range, check_image, check_param, draw, format_number, format_param
 
 
 def _gaussian(clean: torch.Tensor, sigma: torch.Tensor | float, generator: torch.Generator) -> torch.Tensor:
@@ -175,10 +175,10 @@ class PhotoNoise:
     def __post_init__(self) -> None:
         check_param("shot noise", self.shot, 0.0, strict=True)
         check_param("JPEG quality", self.quality, 1.0, strict=False)
-        if max(self.quality if isinstance(self.quality, tuple) else (self.quality,)) > 100:
+        if max(as_range(self.quality)) > 100:
             raise ValueError(f"JPEG quality must be at most 100, got {self.quality}")
         check_param("coarse grain share", self.coarse, 0.0, strict=False)
-        if max(self.coarse if isinstance(self.coarse, tuple) else (self.coarse,)) > 1:
+        if max(as_range(self.coarse)) > 1:
             raise ValueError(f"the coarse grain share must be at most 1, got {self.coarse}")
         check_param("luma blur", self.blur, 0.0, strict=False)
         check_param("gamma", self.gamma, 0.0, strict=True)
@@ -186,12 +186,15 @@ class PhotoNoise:
     def _settings(self, clean: torch.Tensor, generator: torch.Generator) -> CameraSettings:
         if clean.shape[1] != 3:
             raise ValueError(f"photo noise needs colour images, got {clean.shape[1]} channels")
-        shot = self.shot if isinstance(self.shot, tuple) else (self.shot, self.shot)
-        quality = self.quality if isinstance(self.quality, tuple) else (self.quality, self.quality)
-        coarse = self.coarse if isinstance(self.coarse, tuple) else (self.coarse, self.coarse)
-        blur = self.blur if isinstance(self.blur, tuple) else (self.blur, self.blur)
-        gamma = self.gamma if isinstance(self.gamma, tuple) else (self.gamma, self.gamma)
-        return draw_settings(clean.shape[0], shot, quality, generator, blur=blur, coarse=coarse, gamma=gamma)
+        return draw_settings(
+            clean.shape[0],
+            as_range(self.shot),
+            as_range(self.quality),
+            generator,
+            blur=as_range(self.blur),
+            coarse=as_range(self.coarse),
+            gamma=as_range(self.gamma),
+        )
 
     def apply(self, clean: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Return ``clean`` (N x 3 x H x W on [0, 1]) as a camera of drawn settings photographs it."""

@@ -36,6 +36,11 @@ def check_param(name: str, value: Param, minimum: float, strict: bool) -> None:
             raise ValueError(f"{name} must be finite and {bound} {minimum:g}, got {value}")
 
 
+def as_range(value: Param) -> tuple[float, float]:
+    """A parameter as its (low, high) range: a fixed value is the range from itself to itself."""
+    return value if isinstance(value, tuple) else (value, value)
+
+
 def format_number(v: float) -> str:
     """Shortest text that reads back as ``v``: '25' rather than '25.0'."""
     return str(int(v)) if float(v).is_integer() else repr(float(v))

@@ -258,18 +258,18 @@ def prepare_data(
         if len(scales) == 1:
             return Data(DownscaleSource(train, scales[0], config.patch), validation, described)
         return Data(MultiScaleSource(train, scales, config.patch), validation, described)
+    source = NoisySource(train, noise, config.patch, config.clean_targets, level_channel, config.zoom)
     if config.val_pairs:
         selection, _ = split_real_pairs(real_pairs(config.val_pairs))
         validation = [tuple(image[None] for image in load_images([n, c], channels)) for n, c in selection]
         described += f"; validated on {len(selection)} real pairs of {config.val_pairs}"
-        source = NoisySource(train, noise, config.patch, config.clean_targets, level_channel, config.zoom)
         return Data(source, validation, described)
     validation = []
     for i, clean in enumerate(val):
         clean = center_crop(clean, val_crop)[None]
         noisy = noise.apply(clean, torch.Generator().manual_seed(1000 + i))
         validation.append((noisy, clean))
-    return Data(NoisySource(train, noise, config.patch, config.clean_targets, level_channel, config.zoom), validation, described)
+    return Data(source, validation, described)
 
 
 def _grid(digits: torch.Tensor, columns: int = 8) -> torch.Tensor:
