@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import torch
@@ -150,19 +150,31 @@ def estimator_by_family(level_model: Model) -> None:
         )
 
 
-def _scale_profile(residual: torch.Tensor) -> list[float]:
-    """The std of a 1 x 3 x H x W residual's diagonal Haar detail at scales 1, 2, 4, 8 and 16
-    pixels, over the residual's std (white noise: 1, 1/2, 1/4, ...), then the std of what a
-    Gaussian blur of 4 pixels keeps (the blotches no 11-pixel window sees), over the std."""
-    r = residual - residual.mean(dim=(-1, -2), keepdim=True)
-    total, profile, y = float(r.std()), [], r
-    for _ in range(5):
+def _haar_quadrants(image: torch.Tensor, levels: int) -> Iterator[tuple[torch.Tensor, ...]]:
+    """The four pixels of each 2 x 2 block (top-left, top-right, bottom-left, bottom-right) at
+    scales 1, 2, 4, ... pixels: each level works on the previous one's block means."""
+    y = image
+    for _ in range(levels):
         y = y[..., : y.shape[-2] // 2 * 2, : y.shape[-1] // 2 * 2]
         a, b, c, d = y[..., 0::2, 0::2], y[..., 0::2, 1::2], y[..., 1::2, 0::2], y[..., 1::2, 1::2]
-        profile.append(float(((a - b - c + d) / 2).std()) / total)
+        yield a, b, c, d
         y = (a + b + c + d) / 4
+
+
+def _scale_energy(residual: torch.Tensor) -> list[float]:
+    """The std of a 1 x 3 x H x W residual's diagonal Haar detail at scales 1, 2, 4, 8 and 16
+    pixels, then the std of what a Gaussian blur of 4 pixels keeps (the blotches no 11-pixel
+    window sees); each channel's mean removed first."""
+    r = residual - residual.mean(dim=(-1, -2), keepdim=True)
+    profile = [float(((a - b - c + d) / 2).std()) for a, b, c, d in _haar_quadrants(r, 5)]
     low = gaussian_blur2d(r, (25, 25), (4.0, 4.0), border_type="reflect")
-    return profile + [float(low.std()) / total]
+    return profile + [float(low.std())]
+
+
+def _scale_profile(residual: torch.Tensor) -> list[float]:
+    """:func:`_scale_energy` over the residual's std (white noise: 1, 1/2, 1/4, ...)."""
+    total = float((residual - residual.mean(dim=(-1, -2), keepdim=True)).std())
+    return [energy / total for energy in _scale_energy(residual)]
 
 
 def _profiles_beside_real(
@@ -195,13 +207,7 @@ def noise_by_scale() -> None:
 
 def _detail_profile(image: torch.Tensor) -> list[float]:
     """Mean |horizontal Haar detail| of a C x H x W image at scales 1, 2, 4 and 8 pixels, on 0-255."""
-    profile, y = [], image
-    for _ in range(4):
-        y = y[..., : y.shape[-2] // 2 * 2, : y.shape[-1] // 2 * 2]
-        a, b, c, d = y[..., 0::2, 0::2], y[..., 0::2, 1::2], y[..., 1::2, 0::2], y[..., 1::2, 1::2]
-        profile.append(float(((a - b + c - d) / 2).abs().mean()) * 255)
-        y = (a + b + c + d) / 4
-    return profile
+    return [float(((a - b + c - d) / 2).abs().mean()) * 255 for a, b, c, d in _haar_quadrants(image, 4)]
 
 
 def detail_by_scale() -> None:
@@ -228,14 +234,10 @@ LEFT_SPEC = "photo:0.0007,95,0,0.3-0.8,2.6"  # about the real pairs' level (2 px
 
 def left_by_scale(model: Model) -> None:
     """How much of the noise's energy a denoiser leaves, scale by scale (std of the output's
-    residual over the input's, after _scale_profile), on every 4th real pair against the
+    residual over the input's, after _scale_energy), on every 4th real pair against the
     reference aligned to the shot, and on photo noise of about the same level drawn on the same
     clean images. The residual counts what the model blurs of the image as well."""
     absolute: dict[str, list[list[float]]] = {name: [] for name in ("real in", "real left", "photo in", "photo left")}
-
-    def profile(residual: torch.Tensor) -> list[float]:
-        level = float((residual - residual.mean(dim=(-1, -2), keepdim=True)).std())
-        return [share * level for share in _scale_profile(residual)]
 
     for index, (noisy_path, clean_path) in enumerate(real_pairs(str(DATA))[::4]):
         noisy, clean = (image[None] for image in load_images([noisy_path, clean_path]))
@@ -245,8 +247,8 @@ def left_by_scale(model: Model) -> None:
         shots = (("real", noisy, aligned_reference(noisy, clean)), ("photo", synthetic, synthetic_reference))
         for name, shot, reference in shots:
             output = denoise(shot[0], model, precision="fp32")[None]
-            absolute[f"{name} in"].append(profile(shot - reference))
-            absolute[f"{name} left"].append(profile(output - reference))
+            absolute[f"{name} in"].append(_scale_energy(shot - reference))
+            absolute[f"{name} left"].append(_scale_energy(output - reference))
     means = {name: torch.tensor(rows).mean(dim=0) for name, rows in absolute.items()}
     print(f"what {model.name} leaves of the noise, by scale (every 4th real pair, aligned reference;")
     print(f"{LEFT_SPEC} on the same clean images)")
