@@ -26,8 +26,10 @@ from restore.training.loop import (
     TrainConfig,
     annealed_l0_loss,
     build_network,
+    crop_levels,
     hdr_loss,
     learning_rate,
+    level_balanced_loss,
     prepare_data,
     train,
 )
@@ -462,6 +464,48 @@ def test_annealed_l0_loss_goes_from_l2_through_l1_to_l0():
     assert annealed_l0_loss(output, target, 0.0).item() == pytest.approx(torch.mean((output - target) ** 2).item(), rel=1e-4)
     assert annealed_l0_loss(output, target, 0.5).item() == pytest.approx(torch.mean((output - target).abs()).item(), rel=1e-4)
     assert annealed_l0_loss(output, target, 1.0).item() == pytest.approx(1.0)  # gamma 0: every pixel counts 1
+
+
+def test_each_crops_noise_level_is_read_off_the_batch_itself():
+    # Two independent draws at sigma 0.1 differ by sqrt 2 x 0.1; a clean target by 0.1.
+    generator = torch.Generator().manual_seed(0)
+    clean = torch.rand(2, 3, 64, 64, generator=generator)
+    sigma = torch.tensor([0.02, 0.1]).view(2, 1, 1, 1)
+    first = clean + sigma * torch.randn(clean.shape, generator=generator)
+    second = clean + sigma * torch.randn(clean.shape, generator=generator)
+    assert crop_levels(first, second, clean_targets=False) == pytest.approx([0.02, 0.1], rel=0.03)
+    assert crop_levels(first, clean, clean_targets=True) == pytest.approx([0.02, 0.1], rel=0.03)
+    with_level_map = torch.cat([first, torch.ones(2, 1, 64, 64)], dim=1)  # a level model's input
+    assert torch.equal(crop_levels(with_level_map, clean, clean_targets=True), crop_levels(first, clean, clean_targets=True))
+
+
+def test_balanced_levels_weigh_each_crops_loss_by_one_over_its_level():
+    # Crop 0 is nearly clean, crop 1 ten times noisier: a plain mean is crop 1's error, the
+    # balanced loss weighs crop 0 by 1 / (2/255 + 2/255) and crop 1 by 1 / (38/255 + 2/255).
+    target = torch.zeros(2, 1, 4, 4)
+    output = torch.stack([torch.full((1, 4, 4), 0.01), torch.full((1, 4, 4), 0.1)])
+    levels = torch.tensor([2 / 255, 38 / 255])
+    weights = torch.tensor([255 / 4, 255 / 40])
+    weights = weights / weights.mean()
+    assert level_balanced_loss(output, target, levels, "l2").item() == pytest.approx(
+        float((weights * torch.tensor([0.01**2, 0.1**2])).mean())
+    )
+    assert level_balanced_loss(output, target, levels, "l1").item() == pytest.approx(
+        float((weights * torch.tensor([0.01, 0.1])).mean())
+    )
+    # Equal levels weigh equally: the plain mean.
+    same = torch.tensor([0.1, 0.1])
+    assert level_balanced_loss(output, target, same, "l2").item() == pytest.approx(float(((output - target) ** 2).mean()))
+
+
+def test_a_balanced_run_trains_records_it_and_is_refused_where_there_is_no_level(tmp_path, photos):
+    info = train(tiny_config(tmp_path, photos, noise="gaussian:0-50", balance_levels=True), show_progress=False)
+    assert info.training["balance_levels"] is True
+    assert "balance_levels" not in train(tiny_config(tmp_path / "plain", photos), show_progress=False).training
+    with pytest.raises(ValueError, match="--balance-levels"):
+        TrainConfig(out="", task="upscale", balance_levels=True)
+    with pytest.raises(ValueError, match="--balance-levels"):
+        TrainConfig(out="", loss="hdr", balance_levels=True)
 
 
 def test_finetune_with_the_l0_loss_runs(tmp_path, noisy_pairs, tiny_models):

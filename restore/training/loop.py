@@ -79,6 +79,10 @@ class TrainConfig:
     lr_halve_every: int = 0  # halve the learning rate every N steps (0: constant)
     lr_warmup: int = 0  # ramp the learning rate up linearly over the first N steps
     loss: str = "l2"  # "l1", "l2", "l0" (annealed) or "hdr"
+    # Weigh each crop's loss by 1 / (its noise level + 2/255) (see `level_balanced_loss`): with
+    # levels drawn from 0 to 50, a plain mean is decided by the noisiest crops, whose errors are
+    # tens of times larger, and the network learns least about the nearly clean photos users have.
+    balance_levels: bool = False
     demodulate: bool = False  # HDR input divided by the albedo buffer (restore.hdr), for renders with buffers
     log_radiance: bool = False  # HDR input and output as log radiance (restore.hdr), so that emitters keep their energy
     val_count: int = 8  # images (or pairs) held out for validation
@@ -124,6 +128,8 @@ class TrainConfig:
             raise ValueError(f"--ema must be at least 0 and below 1, got {self.ema}")
         if not self.lr > 0:
             raise ValueError(f"--lr must be positive, got {self.lr}")
+        if self.balance_levels and (self.task != "denoise" or self.loss not in ("l1", "l2")):
+            raise ValueError("--balance-levels weighs a denoiser's L1 or L2 loss by each crop's noise level")
         if self.task == "upscale" and self.scale < 2:
             raise ValueError(f"--scale must be 2 or more for an upscaler, got {self.scale}")
 
@@ -162,6 +168,31 @@ def learning_rate(config: TrainConfig, step: int) -> float:
     """
     lr = config.lr * 0.5 ** (step // config.lr_halve_every) if config.lr_halve_every else config.lr
     return lr * min(1.0, (step + 1) / config.lr_warmup) if config.lr_warmup else lr
+
+
+LEVEL_BALANCE_FLOOR = 2 / 255
+"""Below about two grey levels a crop's level says little (8-bit rounding, the clean photos' own
+grain): the floor keeps a clean crop from outweighing the others without limit."""
+
+
+def crop_levels(noisy: torch.Tensor, target: torch.Tensor, clean_targets: bool) -> torch.Tensor:
+    """Each crop's noise level (sigma on the [0, 1] scale) read off a batch: RMS(noisy - target),
+    divided by sqrt 2 for a Noise2Noise target, whose own independent noise doubles the variance."""
+    rms = (noisy[:, : target.shape[1]] - target).float().square().mean(dim=(1, 2, 3)).sqrt()
+    return rms if clean_targets else rms / 2**0.5
+
+
+def level_balanced_loss(output: torch.Tensor, target: torch.Tensor, levels: torch.Tensor, loss: str) -> torch.Tensor:
+    """The mean over crops of each crop's L1 or L2 loss times 1 / (its level + LEVEL_BALANCE_FLOOR),
+    the weights scaled to a mean of 1 over the batch.
+
+    A denoiser's squared error grows about as fast as the noise level, so these weights bring
+    every level's error to a common scale: the loss then follows the mean PSNR over levels
+    rather than the mean squared error, which the noisiest crops decide.
+    """
+    error = (output - target).abs() if loss == "l1" else (output - target).square()
+    weights = 1 / (levels.to(output.device) + LEVEL_BALANCE_FLOOR)
+    return (weights / weights.mean() * error.mean(dim=(1, 2, 3))).mean()
 
 
 Loss = Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]
@@ -604,7 +635,11 @@ def _train(config: TrainConfig, console: Console, show_progress: bool, ranks: Ra
             done = state.step / config.steps  # how far through the run, for annealed losses
             if config.minutes:
                 done = max(done, (time.monotonic() - started) / (config.minutes * 60))
-            loss = loss_fn(output.float(), target.to(device), done)
+            if config.balance_levels:
+                levels = crop_levels(inp, target, config.clean_targets)
+                loss = level_balanced_loss(output.float(), target.to(device), levels, config.loss)
+            else:
+                loss = loss_fn(output.float(), target.to(device), done)
             extra = network.extra_loss()  # e.g. a level estimator's, computed in the forward above
             if extra is not None:
                 loss = loss + extra
@@ -711,6 +746,7 @@ def _export_info(
             "from": base.name if base else None,
             "targets": "clean" if config.clean_targets else "noisy (Noise2Noise)" if config.task == "denoise" else "HR",
             "loss": config.loss,
+            **({"balance_levels": True} if config.balance_levels else {}),
             "steps": step,
             "batch": config.batch,
             "patch": config.patch,
