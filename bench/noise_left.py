@@ -45,7 +45,9 @@ def main() -> None:
                 out = run_model(model, clean + noise, device="cpu", precision="fp32").clamp(0, 1)
                 left.append(float(((out - clean) * noise).sum() / noise.square().sum()))
                 scores.append(psnr((out * 255).round() / 255, clean, peak=1.0))
-            print(f"{name}  sigma {sigma:g}: noise left {100 * statistics.mean(left):.0f} %, PSNR {statistics.mean(scores):.2f} dB")
+            print(
+                f"{name}  sigma {sigma:g}: noise left {100 * statistics.mean(left):.0f} %, PSNR {statistics.mean(scores):.2f} dB"
+            )
 
 
 if __name__ == "__main__":
