@@ -23,6 +23,7 @@ from restore.api import load, run_model  # noqa: E402
 from restore.evaluation import read_batch  # noqa: E402
 from restore.io.datasets import image_files  # noqa: E402
 from restore.metrics import psnr  # noqa: E402
+from restore.noise import GaussianNoise  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -41,7 +42,7 @@ def main() -> None:
             left, scores = [], []
             for index, path in enumerate(files):
                 clean = read_batch(path)[:, : model.info.channels]
-                noise = torch.randn(clean.shape, generator=torch.Generator().manual_seed(index)) * sigma / 255
+                noise = GaussianNoise(sigma).apply(clean, torch.Generator().manual_seed(index)) - clean
                 out = run_model(model, clean + noise, device="cpu", precision="fp32").clamp(0, 1)
                 left.append(float(((out - clean) * noise).sum() / noise.square().sum()))
                 scores.append(psnr((out * 255).round() / 255, clean, peak=1.0))

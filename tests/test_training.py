@@ -26,14 +26,13 @@ from restore.training.loop import (
     TrainConfig,
     annealed_l0_loss,
     build_network,
-    crop_levels,
     hdr_loss,
     learning_rate,
     level_balanced_loss,
     prepare_data,
     train,
 )
-from restore.training.sources import NoisySource, random_crops
+from restore.training.sources import NoisySource, crop_levels, random_crops
 
 
 @pytest.fixture

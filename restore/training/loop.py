@@ -43,7 +43,15 @@ from restore.modelfile import ModelInfo, load_model_file, save_model_file
 from restore.noise import parse_noise
 from restore.resize import center_crop, downscale
 from restore.training.distributed import Ranks, joined
-from restore.training.sources import DigitSource, DownscaleSource, MultiScaleSource, NoisySource, PairSource, PooledDigitSource
+from restore.training.sources import (
+    DigitSource,
+    DownscaleSource,
+    MultiScaleSource,
+    NoisySource,
+    PairSource,
+    PooledDigitSource,
+    crop_levels,
+)
 
 CHECKPOINT = "checkpoint.safetensors"
 
@@ -173,13 +181,6 @@ def learning_rate(config: TrainConfig, step: int) -> float:
 LEVEL_BALANCE_FLOOR = 2 / 255
 """Below about two grey levels a crop's level says little (8-bit rounding, the clean photos' own
 grain): the floor keeps a clean crop from outweighing the others without limit."""
-
-
-def crop_levels(noisy: torch.Tensor, target: torch.Tensor, clean_targets: bool) -> torch.Tensor:
-    """Each crop's noise level (sigma on the [0, 1] scale) read off a batch: RMS(noisy - target),
-    divided by sqrt 2 for a Noise2Noise target, whose own independent noise doubles the variance."""
-    rms = (noisy[:, : target.shape[1]] - target).float().square().mean(dim=(1, 2, 3)).sqrt()
-    return rms if clean_targets else rms / 2**0.5
 
 
 def level_balanced_loss(output: torch.Tensor, target: torch.Tensor, levels: torch.Tensor, loss: str) -> torch.Tensor:

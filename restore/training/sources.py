@@ -53,6 +53,13 @@ def random_crops(
     return torch.stack(out).reshape(count, partners, *out[0].shape[-3:])
 
 
+def crop_levels(noisy: torch.Tensor, target: torch.Tensor, clean_targets: bool) -> torch.Tensor:
+    """Each crop's noise level (sigma on the [0, 1] scale) read off a batch: RMS(noisy - target),
+    divided by sqrt 2 for a Noise2Noise target, whose own independent noise doubles the variance."""
+    rms = (noisy[:, : target.shape[1]] - target).float().square().mean(dim=(1, 2, 3)).sqrt()
+    return rms if clean_targets else rms / 2**0.5
+
+
 class NoisySource:
     """Clean images + a noise model -> (noisy input, independently noisy or clean target).
 
@@ -153,8 +160,7 @@ class PairSource:
         first = torch.where(swap[:, None, None, None], crops[:, 1], crops[:, 0])
         second = torch.where(swap[:, None, None, None], crops[:, 0], crops[:, 1])
         if self.level_channel:
-            level = (first - second).square().mean(dim=(1, 2, 3)).sqrt() / 2**0.5
-            first = append_level_map(first, level)
+            first = append_level_map(first, crop_levels(first, second, clean_targets=False))
         return first, second
 
 
