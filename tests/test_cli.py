@@ -330,3 +330,12 @@ def test_a_clean_16_bit_ramp_keeps_its_levels_under_the_default_precision(tmp_pa
     out = read_image(tmp_path / "ramp.denoised.png")
     assert out.bit_depth == "u16" and len(np.unique(out.pixels[..., 1])) >= 10_000
     assert '"precision": "fp32"' in manifest.read_text()
+
+
+def test_starting_the_cli_does_not_import_the_training_only_libraries():
+    # Every `restore` run pays for what `restore.cli` imports; kornia alone costs a quarter second
+    # and only training and the blur corruption use it.
+    code = "import sys, restore.cli; print(sorted(m for m in ('kornia',) if m in sys.modules))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

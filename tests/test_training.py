@@ -22,13 +22,14 @@ from restore.io.datasets import split_real_pairs
 from restore.modelfile import read_info
 from restore.noise import GaussianNoise
 from restore.training.loop import (
+    LOSSES,
     RunState,
     TrainConfig,
     annealed_l0_loss,
     build_network,
     hdr_loss,
     learning_rate,
-    level_balanced_loss,
+    level_weights,
     prepare_data,
     train,
 )
@@ -359,7 +360,7 @@ def test_a_loss_that_becomes_nan_stops_the_run_and_keeps_the_last_good_checkpoin
 
     def failing_at_the_fourth_step(output, target, progress):
         calls.append(1)
-        return torch.nn.functional.mse_loss(output, target) * (float("nan") if len(calls) == 4 else 1.0)
+        return (output - target).square().flatten(1).mean(1) * (float("nan") if len(calls) == 4 else 1.0)
 
     monkeypatch.setitem(restore.training.loop.LOSSES, "l2", failing_at_the_fourth_step)
     with pytest.raises(ValueError, match="loss became nan at step 4; the checkpoint of step 2 is kept"):
@@ -459,10 +460,20 @@ def test_the_learning_rate_warms_up_linearly_then_halves_on_schedule():
 
 
 def test_annealed_l0_loss_goes_from_l2_through_l1_to_l0():
-    output, target = torch.tensor([0.5, 0.1, 0.9]), torch.tensor([0.2, 0.1, 0.4])
+    output, target = torch.tensor([[0.5, 0.1, 0.9]]), torch.tensor([[0.2, 0.1, 0.4]])  # one crop of three pixels
     assert annealed_l0_loss(output, target, 0.0).item() == pytest.approx(torch.mean((output - target) ** 2).item(), rel=1e-4)
     assert annealed_l0_loss(output, target, 0.5).item() == pytest.approx(torch.mean((output - target).abs()).item(), rel=1e-4)
     assert annealed_l0_loss(output, target, 1.0).item() == pytest.approx(1.0)  # gamma 0: every pixel counts 1
+
+
+def test_every_loss_gives_one_value_per_crop_so_the_loop_can_weigh_the_crops():
+    generator = torch.Generator().manual_seed(0)
+    output, target = torch.rand(3, 2, 5, 5, generator=generator), torch.rand(3, 2, 5, 5, generator=generator)
+    for name, loss in LOSSES.items():
+        per_crop = loss(output, target, 0.5)
+        assert per_crop.shape == (3,), name
+        assert per_crop[1].item() == pytest.approx(loss(output[1:2], target[1:2], 0.5).item()), name
+    assert LOSSES["l2"](output, target, 0.0).mean().item() == pytest.approx(float(((output - target) ** 2).mean()))
 
 
 def test_each_crops_noise_level_is_read_off_the_batch_itself():
@@ -479,22 +490,12 @@ def test_each_crops_noise_level_is_read_off_the_batch_itself():
 
 
 def test_balanced_levels_weigh_each_crops_loss_by_one_over_its_level():
-    # Crop 0 is nearly clean, crop 1 ten times noisier: a plain mean is crop 1's error, the
-    # balanced loss weighs crop 0 by 1 / (2/255 + 2/255) and crop 1 by 1 / (38/255 + 2/255).
-    target = torch.zeros(2, 1, 4, 4)
-    output = torch.stack([torch.full((1, 4, 4), 0.01), torch.full((1, 4, 4), 0.1)])
-    levels = torch.tensor([2 / 255, 38 / 255])
-    weights = torch.tensor([255 / 4, 255 / 40])
-    weights = weights / weights.mean()
-    assert level_balanced_loss(output, target, levels, "l2").item() == pytest.approx(
-        float((weights * torch.tensor([0.01**2, 0.1**2])).mean())
-    )
-    assert level_balanced_loss(output, target, levels, "l1").item() == pytest.approx(
-        float((weights * torch.tensor([0.01, 0.1])).mean())
-    )
-    # Equal levels weigh equally: the plain mean.
-    same = torch.tensor([0.1, 0.1])
-    assert level_balanced_loss(output, target, same, "l2").item() == pytest.approx(float(((output - target) ** 2).mean()))
+    # Crop 0 is nearly clean, crop 1 ten times noisier: crop 0 weighs 1 / (2/255 + 2/255), crop 1
+    # 1 / (38/255 + 2/255), scaled to a mean of 1, so a balanced mean is not crop 1's error alone.
+    weights = level_weights(torch.tensor([2 / 255, 38 / 255]))
+    assert weights.tolist() == pytest.approx([2 * 10 / 11, 2 * 1 / 11])
+    assert level_weights(torch.tensor([0.1, 0.1, 0.1])).tolist() == pytest.approx([1, 1, 1])  # equal levels: the plain mean
+    assert level_weights(torch.zeros(2)).tolist() == pytest.approx([1, 1])  # clean crops: the floor keeps it finite
 
 
 def test_a_balanced_run_trains_records_it_and_is_refused_where_there_is_no_level(tmp_path, photos):
@@ -514,16 +515,16 @@ def test_finetune_with_the_l0_loss_runs(tmp_path, noisy_pairs, tiny_models):
 
 
 def test_hdr_loss_is_relative_and_stops_the_denominator_gradient():
-    target = torch.tensor([1.0, 100.0])
-    output = torch.tensor([2.0, 101.0], requires_grad=True)
-    loss = hdr_loss(output, target)
+    target = torch.tensor([[1.0], [100.0]])  # two crops of one pixel
+    output = torch.tensor([[2.0], [101.0]], requires_grad=True)
+    loss = hdr_loss(output, target).mean()
     # The same absolute error of 1 costs far less on a bright pixel.
     assert loss.item() == pytest.approx(((1 / 2.01) ** 2 + (1 / 101.01) ** 2) / 2, rel=1e-5)
     loss.backward()
     expected = 2 * (output.detach() - target) / (output.detach() + 0.01) ** 2 / 2
     assert torch.allclose(output.grad, expected)
     # A negative output (radiance never is) divides by 0.01^2 at most, not by ~0.
-    assert hdr_loss(torch.tensor([-0.0099]), torch.tensor([1.0])).item() == pytest.approx((1.0099 / 0.01) ** 2)
+    assert hdr_loss(torch.tensor([[-0.0099]]), torch.tensor([[1.0]])).item() == pytest.approx((1.0099 / 0.01) ** 2)
 
 
 def test_a_bf16_run_records_its_precision_and_a_resumed_auto_run_keeps_it(tmp_path, photos, monkeypatch):

@@ -27,7 +27,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
-from kornia.filters import gaussian_blur2d
 from PIL import Image as PILImage
 
 GAMMA = 2.2
@@ -212,6 +211,10 @@ def _blur(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         return x
     radius = max(1, math.ceil(3 * float(sigma.max())))
     sigmas = sigma.clamp_min(1e-3).to(x.dtype)[:, None].expand(-1, 2)
+    # Imported here: importing kornia costs every `restore` start a quarter second, and only
+    # training and the blur corruption need it.
+    from kornia.filters import gaussian_blur2d
+
     return gaussian_blur2d(x, (2 * radius + 1, 2 * radius + 1), sigmas, border_type="reflect")
 
 

@@ -27,7 +27,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-from kornia.filters import gaussian_blur2d
 
 from restore.noise.params import (
     NoiseModel,
@@ -102,6 +101,10 @@ class GaussianBlur:
         # kornia takes one (sigma_y, sigma_x) row per image, or a pair shared by the batch.
         sigmas = sigma.view(-1, 1).expand(-1, 2) if isinstance(sigma, torch.Tensor) else (sigma, sigma)
         size = self.kernel_size()
+        # Imported here: importing kornia costs every `restore` start a quarter second, and only
+        # training and the blur corruption need it.
+        from kornia.filters import gaussian_blur2d
+
         return gaussian_blur2d(clean, (size, size), sigmas, border_type="constant")
 
     def __str__(self) -> str:

@@ -87,7 +87,7 @@ class TrainConfig:
     lr_halve_every: int = 0  # halve the learning rate every N steps (0: constant)
     lr_warmup: int = 0  # ramp the learning rate up linearly over the first N steps
     loss: str = "l2"  # "l1", "l2", "l0" (annealed) or "hdr"
-    # Weigh each crop's loss by 1 / (its noise level + 2/255) (see `level_balanced_loss`): with
+    # Weigh each crop's loss by 1 / (its noise level + 2/255) (see `level_weights`): with
     # levels drawn from 0 to 50, a plain mean is decided by the noisiest crops, whose errors are
     # tens of times larger, and the network learns least about the nearly clean photos users have.
     balance_levels: bool = False
@@ -148,23 +148,28 @@ HDR_MAX_GRAD_NORM = 10.0
 a firefly gives 70-200, which would swamp Adam's moment estimates for many steps."""
 
 
+def per_crop_mean(error: torch.Tensor) -> torch.Tensor:
+    """Each crop's mean over its channels and pixels: N x ... -> N."""
+    return error.flatten(1).mean(dim=1)
+
+
 def hdr_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Noise2Noise's relative L2 for HDR: (f(x) - y)^2 / (f(x) + 0.01)^2, denominator gradient stopped.
+    """Noise2Noise's relative L2 for HDR per crop: (f(x) - y)^2 / (f(x) + 0.01)^2, denominator gradient stopped.
 
     The denominator uses max(f(x), 0): radiance is never negative, and an output near -0.01 (an
     untrained network's) would otherwise divide by zero and blow the loss up a millionfold.
     """
-    return ((output - target) ** 2 / (output.detach().clamp_min(0) + 0.01) ** 2).mean()
+    return per_crop_mean((output - target) ** 2 / (output.detach().clamp_min(0) + 0.01) ** 2)
 
 
 def annealed_l0_loss(output: torch.Tensor, target: torch.Tensor, progress: float) -> torch.Tensor:
-    """Noise2Noise's L0 approximation (|f(x) - y| + 1e-8)^gamma, gamma annealed linearly from 2 to 0.
+    """Noise2Noise's L0 approximation (|f(x) - y| + 1e-8)^gamma per crop, gamma annealed linearly from 2 to 0.
 
     Its minimiser tends to the mode of the targets: the loss for impulse-like noise, where a few
     pixels are replaced by outliers and the mean (L2) or median (L1) would be pulled off.
     """
     gamma = 2.0 * (1.0 - min(max(progress, 0.0), 1.0))
-    return ((output - target).abs() + 1e-8).pow(gamma).mean()
+    return per_crop_mean(((output - target).abs() + 1e-8).pow(gamma))
 
 
 def learning_rate(config: TrainConfig, step: int) -> float:
@@ -183,25 +188,24 @@ LEVEL_BALANCE_FLOOR = 2 / 255
 grain): the floor keeps a clean crop from outweighing the others without limit."""
 
 
-def level_balanced_loss(output: torch.Tensor, target: torch.Tensor, levels: torch.Tensor, loss: str) -> torch.Tensor:
-    """The mean over crops of each crop's L1 or L2 loss times 1 / (its level + LEVEL_BALANCE_FLOOR),
-    the weights scaled to a mean of 1 over the batch.
+def level_weights(levels: torch.Tensor) -> torch.Tensor:
+    """Each crop's loss weight, 1 / (its noise level + LEVEL_BALANCE_FLOOR), scaled to a mean of 1.
 
     A denoiser's squared error grows about as fast as the noise level, so these weights bring
     every level's error to a common scale: the loss then follows the mean PSNR over levels
     rather than the mean squared error, which the noisiest crops decide.
     """
-    error = (output - target).abs() if loss == "l1" else (output - target).square()
-    weights = 1 / (levels.to(output.device) + LEVEL_BALANCE_FLOOR)
-    return (weights / weights.mean() * error.mean(dim=(1, 2, 3))).mean()
+    weights = 1 / (levels + LEVEL_BALANCE_FLOOR)
+    return weights / weights.mean()
 
 
 Loss = Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]
-"""(output, target, progress in [0, 1] through the run) -> scalar loss."""
+"""(output, target, progress in [0, 1] through the run) -> each crop's loss (N values). The loop
+weighs the crops (`level_weights`) or not, and takes the mean: one place reduces every loss."""
 
 LOSSES: dict[str, Loss] = {
-    "l1": lambda output, target, progress: F.l1_loss(output, target),
-    "l2": lambda output, target, progress: F.mse_loss(output, target),
+    "l1": lambda output, target, progress: per_crop_mean((output - target).abs()),
+    "l2": lambda output, target, progress: per_crop_mean((output - target).square()),
     "l0": annealed_l0_loss,
     "hdr": lambda output, target, progress: hdr_loss(output, target),
 }
@@ -636,11 +640,10 @@ def _train(config: TrainConfig, console: Console, show_progress: bool, ranks: Ra
             done = state.step / config.steps  # how far through the run, for annealed losses
             if config.minutes:
                 done = max(done, (time.monotonic() - started) / (config.minutes * 60))
+            crop_losses = loss_fn(output.float(), target.to(device), done)
             if config.balance_levels:
-                levels = crop_levels(inp, target, config.clean_targets)
-                loss = level_balanced_loss(output.float(), target.to(device), levels, config.loss)
-            else:
-                loss = loss_fn(output.float(), target.to(device), done)
+                crop_losses = crop_losses * level_weights(crop_levels(inp, target, config.clean_targets)).to(device)
+            loss = crop_losses.mean()
             extra = network.extra_loss()  # e.g. a level estimator's, computed in the forward above
             if extra is not None:
                 loss = loss + extra
