@@ -16,6 +16,7 @@ in the real pairs and in photo noise, and last how strong the noise is by the cl
     python bench/photo_noise_stats.py
     python bench/photo_noise_stats.py --level-model runs/X.safetensors   # another level model's estimator
     python bench/photo_noise_stats.py --left n2n-photo   # only: what a denoiser leaves of the noise, by scale
+    python bench/photo_noise_stats.py --left cbm3d       # the same for CBM3D given each pair's true sigma
     python bench/photo_noise_stats.py --detail   # only: how much fine detail the clean images hold
 """
 
@@ -31,7 +32,7 @@ import torch.nn.functional as F
 from kornia.filters import gaussian_blur2d
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from photo_benchmark import aligned_reference  # noqa: E402
+from photo_benchmark import aligned_reference, cbm3d  # noqa: E402
 
 from restore.api import Model, denoise, estimate_noise_level, load  # noqa: E402
 from restore.io.datasets import GRAY_WEIGHTS, image_files, load_images, real_pairs  # noqa: E402
@@ -62,14 +63,14 @@ def noise_stats(residual: torch.Tensor) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--level-model", default=LEVEL_MODEL, help="bundled name or file of a level model")
-    parser.add_argument("--left", metavar="MODEL", help="print only what this denoiser leaves of the noise, by scale")
+    parser.add_argument("--left", metavar="MODEL", help="print only what this denoiser (or cbm3d) leaves of the noise, by scale")
     parser.add_argument("--detail", action="store_true", help="print only the clean images' detail, by scale")
     args = parser.parse_args()
     if args.detail:
         detail_by_scale()
         return
     if args.left:
-        left_by_scale(load(args.left))
+        left_by_scale(*denoiser_named(args.left))
         return
     print(f"{'image / noise':46}  std    lag1   lag2   R-G    G-B")
     for noisy_path, clean_path in real_pairs(str(DATA))[::6]:
@@ -232,31 +233,57 @@ def detail_by_scale() -> None:
 LEFT_SPEC = "photo:0.0007,95,0,0.3-0.8,2.6"  # about the real pairs' level (2 px: 1.5 against 1.85)
 
 
-def left_by_scale(model: Model) -> None:
-    """How much of the noise's energy a denoiser leaves, scale by scale (std of the output's
-    residual over the input's, after _scale_energy), on every 4th real pair against the
-    reference aligned to the shot, and on photo noise of about the same level drawn on the same
-    clean images. The residual counts what the model blurs of the image as well."""
-    absolute: dict[str, list[list[float]]] = {name: [] for name in ("real in", "real left", "photo in", "photo left")}
+# BT.601 luma and the two colour differences (JPEG's YCbCr without the offsets): cameras treat
+# them apart (restore.noise.camera.noise_reduction), and so may a denoiser.
+YCBCR = torch.tensor([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
 
+
+def _scale_energy_ycbcr(residual: torch.Tensor) -> list[list[float]]:
+    """:func:`_scale_energy` of a 1 x 3 x H x W residual's Y, Cb and Cr, each on its own."""
+    ycbcr = torch.einsum("ij,njhw->nihw", YCBCR, residual)
+    return [_scale_energy(ycbcr[:, c : c + 1]) for c in range(3)]
+
+
+Denoise = Callable[[torch.Tensor, float], torch.Tensor]
+"""(1 x 3 x H x W noisy image, std(noisy - clean)) -> the denoised image."""
+
+
+def denoiser_named(name: str) -> tuple[str, Denoise]:
+    """A model's denoising run, or with "cbm3d" CBM3D given the true std (bm3d, the bench extra)."""
+    if name == "cbm3d":
+        return "CBM3D (true sigma)", cbm3d(estimated=False)
+    model = load(name)
+    return model.name, lambda noisy, sigma: denoise(noisy[0], model, precision="fp32")[None]
+
+
+def left_by_scale(name: str, run: Denoise) -> None:
+    """How much of the noise's energy a denoiser leaves, scale by scale and in luma and colour
+    apart (std of the output's residual over the input's, after _scale_energy), on every 4th
+    real pair against the reference aligned to the shot, and on photo noise of about the same
+    level drawn on the same clean images. The residual counts what the denoiser blurs of the
+    image as well."""
+    rows: dict[str, list[list[list[float]]]] = {key: [] for key in ("real in", "real left", "photo in", "photo left")}
     for index, (noisy_path, clean_path) in enumerate(real_pairs(str(DATA))[::4]):
         noisy, clean = (image[None] for image in load_images([noisy_path, clean_path]))
         synthetic, _, synthetic_reference = noisy_pair_with_reference(
             parse_noise(LEFT_SPEC), clean, torch.Generator().manual_seed(index)
         )
         shots = (("real", noisy, aligned_reference(noisy, clean)), ("photo", synthetic, synthetic_reference))
-        for name, shot, reference in shots:
-            output = denoise(shot[0], model, precision="fp32")[None]
-            absolute[f"{name} in"].append(_scale_energy(shot - reference))
-            absolute[f"{name} left"].append(_scale_energy(output - reference))
-    means = {name: torch.tensor(rows).mean(dim=0) for name, rows in absolute.items()}
-    print(f"what {model.name} leaves of the noise, by scale (every 4th real pair, aligned reference;")
-    print(f"{LEFT_SPEC} on the same clean images)")
+        for kind, shot, reference in shots:
+            output = run(shot, float((shot - clean).std()))
+            rows[f"{kind} in"].append(_scale_energy_ycbcr(shot - reference))
+            rows[f"{kind} left"].append(_scale_energy_ycbcr(output - reference))
+    means = {key: torch.tensor(values).mean(dim=0) for key, values in rows.items()}  # key -> 3 channels x 6 scales
+    print(f"what {name} leaves of the noise, by scale, in luma (Y) and colour (Cb, Cr); every 4th real pair,")
+    print(f"aligned reference; {LEFT_SPEC} on the same clean images")
     print(f"  {'std on 0-255 / share left':26}  1 px   2 px   4 px   8 px  16 px  blur 4")
-    for name, mean in means.items():
-        print(f"  {name:26}" + "".join(f" {float(v) * 255:5.3f} " for v in mean))
-    for name in ("real", "photo"):
-        print(f"  {name + ' left / in':26}" + "".join(f" {float(v):5.3f} " for v in means[f"{name} left"] / means[f"{name} in"]))
+    for key, mean in means.items():
+        for channel, label in enumerate(("Y", "Cb", "Cr")):
+            print(f"  {key + ' ' + label:26}" + "".join(f" {float(v) * 255:5.3f} " for v in mean[channel]))
+    for kind in ("real", "photo"):
+        share = means[f"{kind} left"] / means[f"{kind} in"]
+        for channel, label in enumerate(("Y", "Cb", "Cr")):
+            print(f"  {kind + ' left / in ' + label:26}" + "".join(f" {float(v):5.3f} " for v in share[channel]))
 
 
 BRIGHTNESS_BINS = (0.0, 0.1, 0.2, 0.3, 0.45, 0.6, 0.75, 0.9, 1.01)

@@ -277,6 +277,12 @@ def colour_denoiser() -> str:
     return PHOTO_DENOISER if PHOTO_DENOISER in bundled_models() else DEFAULT_DENOISER
 
 
+def finetune_base(loss: str) -> str:
+    """The bundled denoiser a finetune starts from when none is given: the render denoiser for
+    the HDR loss (pairs of renders), else the colour photo model (pairs of camera shots)."""
+    return RENDER_DENOISER if loss == "hdr" and RENDER_DENOISER in bundled_models() else colour_denoiser()
+
+
 def denoise(
     image: ImageLike,
     model: Model | str | os.PathLike[str] | None = None,

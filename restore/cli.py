@@ -25,7 +25,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from restore import __version__
-from restore.api import RENDER_DENOISER, colour_denoiser, load
+from restore.api import finetune_base, load
 from restore.device import TRAINING_PRECISIONS
 from restore.engines.batch import (
     FileResult,
@@ -571,7 +571,7 @@ def finetune(
     """Adapt a denoiser to your camera or renderer from pairs of noisy shots (Noise2Noise, no clean images)."""
     _check_training_options(loss, precision, keep)
     if base is None:
-        base = RENDER_DENOISER if loss == "hdr" and RENDER_DENOISER in bundled_models() else colour_denoiser()
+        base = finetune_base(loss)
     base_path = str(load(base).source)
     config = _train_config(
         out=output, task="denoise", pairs=[folder_a, folder_b], init=base_path, loss=loss, steps=steps,

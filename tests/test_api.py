@@ -61,6 +61,11 @@ def test_hdr_renders_get_the_render_denoiser_by_default(monkeypatch, bundled, au
     assert restore.api.default_denoiser(render, linear=False, aux=aux) == "n2n-gaussian"
 
 
+def test_a_finetune_starts_from_the_render_model_for_the_hdr_loss_and_from_the_photo_model_otherwise():
+    assert restore.api.finetune_base("hdr") == "n2n-mc"
+    assert restore.api.finetune_base("l1") == restore.api.finetune_base("l2") == "n2n-photo"
+
+
 def test_upscale_by_path_and_scale(tiny_models):
     out = restore.upscale(torch.rand(3, 11, 13), scale=2, model=tiny_models["upscaler"])
     assert out.shape == (3, 22, 26)
