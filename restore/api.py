@@ -195,7 +195,7 @@ def run_model(
         )
 
     def run_image(x: torch.Tensor) -> torch.Tensor:
-        if network.in_channels == 1 and x.shape[1] > 1:
+        if colour_channels == 1 and x.shape[1] > 1:
             # A gray network on a colour image: channel by channel, each distinct channel once.
             first = run_image(x[:, :1])
             if _same_channels(x, dim=1):
@@ -240,8 +240,10 @@ def estimate_noise_level(model: Model, image: ImageLike) -> float | None:
     if not model.network.takes_noise_level:
         return None
     batch, _ = _to_batch(image)
-    colour = batch[:1].expand(-1, 3, -1, -1) if batch.shape[1] == 1 else batch[:1]
-    return 255 * _estimated_level(model.network, colour)
+    first = batch[:1]
+    if model.info.channels == 1:  # a gray model reads each channel apart, as it denoises them
+        return 255 * sum(_estimated_level(model.network, first[:, c : c + 1]) for c in range(first.shape[1])) / first.shape[1]
+    return 255 * _estimated_level(model.network, first.expand(-1, 3, -1, -1) if first.shape[1] == 1 else first)
 
 
 def _same_channels(x: torch.Tensor, dim: int) -> bool:

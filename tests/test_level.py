@@ -146,3 +146,26 @@ def test_the_wide_estimator_starts_as_a_plain_mean_and_trains_at_three_times_the
     model = restore.load(config.out)
     assert list(model.network.config.estimator_dilations) == [1, 1, 2, 4, 8, 1]  # the file rebuilds its estimator
     assert estimate_noise_level(model, busy[0]) > 0
+
+
+def test_a_gray_level_model_starts_from_the_gray_model_and_trains_on_gray_crops(tmp_path, photos):
+    gray = TrainConfig(out=str(tmp_path / "g.safetensors"), data=str(photos), variant="n2n_unet_gray", steps=2)
+    gray.batch, gray.patch, gray.val_count, gray.val_every, gray.device, gray.precision = 2, 32, 2, 2, "cpu", "fp32"
+    train(gray, show_progress=False)
+    config = TrainConfig(out=str(tmp_path / "l.safetensors"), data=str(photos), init=gray.out, variant="n2n_unet_level_gray")
+    network, _ = build_network(config)
+    image = torch.rand(1, 1, 40, 40)
+    with torch.inference_mode():  # the level's weights start at zero: step 0 is the gray model
+        started = network.eval()(with_level_map(network, image, torch.tensor([0.1])))
+        assert torch.allclose(started, restore.load(gray.out).network(image), atol=1e-5)
+    config.steps, config.batch, config.patch, config.val_count, config.val_every = 2, 2, 32, 2, 2
+    config.device, config.precision = "cpu", "fp32"
+    model = restore.load(train(config, show_progress=False) and config.out)
+    assert model.info.channels == 1 and model.network.takes_noise_level
+    gray_image, colour_image = torch.rand(1, 24, 24), torch.rand(3, 24, 24)
+    assert estimate_noise_level(model, gray_image) is not None
+    # A colour image goes through a gray model channel by channel, its level read channel by channel.
+    by_channel = [run_model(model, colour_image[c : c + 1], precision="fp32", device="cpu") for c in range(3)]
+    assert torch.allclose(run_model(model, colour_image, precision="fp32", device="cpu"), torch.cat(by_channel), atol=1e-5)
+    levels = [estimate_noise_level(model, colour_image[c : c + 1]) for c in range(3)]
+    assert estimate_noise_level(model, colour_image) == pytest.approx(sum(levels) / 3)

@@ -226,6 +226,13 @@ def n2n_unet_level(channels: int = 3) -> LevelUNet:
 
 
 @register_variant
+def n2n_unet_level_gray() -> LevelUNet:
+    """The level U-Net for one-channel (gray) images: FFDNet's noise map for the gray rows, where
+    the blind n2n_unet_gray leaves half of faint white noise (bench/noise_left.py)."""
+    return LevelUNet(LevelUNetConfig(channels=1))
+
+
+@register_variant
 def n2n_unet_level_wide(channels: int = 3) -> LevelUNet:
     """The level U-Net with a wider estimator (about 190,000 parameters): 64 features, dilated
     convolutions that see 37 pixels across, and a weighted mean. The 11-pixel estimator reads
