@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from restore.api import load, run_model  # noqa: E402
+from restore.api import GRAY_DENOISER, load, run_model  # noqa: E402
 from restore.device import cpu_name, resolve_precision  # noqa: E402
 from restore.io.datasets import image_files  # noqa: E402
 from restore.io.images import read_image  # noqa: E402
@@ -69,7 +69,7 @@ def model_for(set_name: str, noise: str) -> str:
     """The bundled model `restore denoise` would use for this row."""
     bundled = bundled_models()
     if set_name in GRAY_SETS:
-        return "n2n-gray" if "n2n-gray" in bundled else "n2n-gaussian"
+        return GRAY_DENOISER if GRAY_DENOISER in bundled else "n2n-gaussian"
     if noise.startswith("poisson") and "n2n-lowlight" in bundled:
         return "n2n-lowlight"
     return "n2n-gaussian"
@@ -258,7 +258,7 @@ def write_table(results: dict[str, dict[str, float | str]], out: Path | None, sp
         "Protocol (../shared/data/README.md): clean in [0, 255]; noisy = noise drawn with seed = image index, not",
         "clipped, not quantised; outputs clipped to [0, 255] and rounded; PSNR over all pixels and channels (RGB for",
         "colour sets, one channel for gray sets), mean over images; SSIM likewise. `restore` is the bundled model",
-        "that `restore denoise` picks for the row (n2n-gaussian for colour Gaussian, n2n-lowlight for Poisson, n2n-gray",
+        "that `restore denoise` picks for the row (n2n-gaussian for colour Gaussian, n2n-lowlight for Poisson, n2n-gray-level",
         "for gray). BM3D / CBM3D (`bm3d` 4.0.3) gets the true sigma; for Poisson noise, the image's mean noise std",
         "sqrt(mean(clean) / lambda).",
         "",

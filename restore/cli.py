@@ -337,7 +337,7 @@ def denoise(
     """Denoise images. Writes IN.denoised.EXT unless -o is given.
 
     Default model: n2n-mc for HDR renders (EXR, PFM, float TIFF), n2n-mc-aux when NAME.albedo.EXT and
-    NAME.normal.EXT (or --albedo / --normal) come with them, n2n-gray for gray images, else n2n-photo.
+    NAME.normal.EXT (or --albedo / --normal) come with them, n2n-gray-level for gray images, else n2n-photo.
     """
     if not (math.isfinite(strength) and strength >= 0):
         raise UsageError("--strength must be a number >= 0")

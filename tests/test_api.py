@@ -39,8 +39,8 @@ def test_a_gray_model_runs_a_colour_image_channel_by_channel(tiny_models):
 
 def test_gray_images_get_the_gray_model_by_default():
     gray = smooth_image(16, 16, channels=1)
-    assert restore.api.default_denoiser(gray[..., 0]) == "n2n-gray"
-    assert restore.api.default_denoiser(np.repeat(gray, 3, axis=-1)) == "n2n-gray"  # RGB with R = G = B
+    assert restore.api.default_denoiser(gray[..., 0]) == "n2n-gray-level"
+    assert restore.api.default_denoiser(np.repeat(gray, 3, axis=-1)) == "n2n-gray-level"  # RGB with R = G = B
     assert restore.api.default_denoiser(smooth_image(16, 16)) == "n2n-photo"  # colour photos
 
 
@@ -54,7 +54,7 @@ def test_gray_images_get_the_gray_model_by_default():
     ],
 )
 def test_hdr_renders_get_the_render_denoiser_by_default(monkeypatch, bundled, aux, expected):
-    models = {name: object() for name in {"n2n-gaussian", "n2n-gray", *bundled}}
+    models = {name: object() for name in {"n2n-gaussian", "n2n-gray-level", *bundled}}
     monkeypatch.setattr(restore.api, "bundled_models", lambda: models)
     render = smooth_image(16, 16) * 40  # linear radiance, far above 1
     assert restore.api.default_denoiser(render, linear=True, aux=aux) == expected
