@@ -37,6 +37,7 @@ from photo_benchmark import aligned_reference, cbm3d  # noqa: E402
 from restore.api import Model, denoise, estimate_noise_level, load  # noqa: E402
 from restore.io.datasets import GRAY_WEIGHTS, image_files, load_images, real_pairs  # noqa: E402
 from restore.noise import PhotoNoise, estimate_sigma, noisy_pair_with_reference, parse_noise  # noqa: E402
+from restore.noise.camera import TO_YCBCR  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "realnoise" / "val"
 TRAIN = DATA.parents[1] / "train" / "CBSD400"
@@ -233,14 +234,10 @@ def detail_by_scale() -> None:
 LEFT_SPEC = "photo:0.0007,95,0,0.3-0.8,2.6"  # about the real pairs' level (2 px: 1.5 against 1.85)
 
 
-# BT.601 luma and the two colour differences (JPEG's YCbCr without the offsets): cameras treat
-# them apart (restore.noise.camera.noise_reduction), and so may a denoiser.
-YCBCR = torch.tensor([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
-
-
 def _scale_energy_ycbcr(residual: torch.Tensor) -> list[list[float]]:
-    """:func:`_scale_energy` of a 1 x 3 x H x W residual's Y, Cb and Cr, each on its own."""
-    ycbcr = torch.einsum("ij,njhw->nihw", YCBCR, residual)
+    """:func:`_scale_energy` of a 1 x 3 x H x W residual's Y, Cb and Cr (the camera model's
+    `TO_YCBCR`: cameras treat luma and colour noise apart, and so may a denoiser), each on its own."""
+    ycbcr = torch.einsum("ij,njhw->nihw", TO_YCBCR, residual)
     return [_scale_energy(ycbcr[:, c : c + 1]) for c in range(3)]
 
 

@@ -202,7 +202,7 @@ def raw_noise(raw: torch.Tensor, settings: CameraSettings, generator: torch.Gene
 
 
 # BT.601 luma and colour differences: a camera's noise reduction treats them apart.
-_TO_YCBCR = torch.tensor([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
+TO_YCBCR = torch.tensor([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
 
 
 def _blur(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
@@ -230,7 +230,7 @@ def noise_reduction(noise: torch.Tensor, settings: CameraSettings) -> torch.Tens
     single blur gives 0.30): their noise reduction leaves coarse blotches. A `coarse` share of the
     luma variance is drawn from the same noise blurred far more, scaled to the fine grain's level.
     """
-    to_ycbcr = _TO_YCBCR.to(noise)
+    to_ycbcr = TO_YCBCR.to(noise)
     ycbcr = torch.einsum("ij,njhw->nihw", to_ycbcr, noise)
     luma = _blur(ycbcr[:, :1], settings.blur.to(noise.device))
     if bool((settings.coarse > 0).any()):
