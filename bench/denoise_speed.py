@@ -33,11 +33,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's package
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # this checkout's package
 from restore.device import cpu_name, cpu_precisions  # noqa: E402
 from restore.io.images import Image, write_image  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results" / "denoise-speed.md"
 # The benchmark denoiser the table first timed, the default for colour photos, and the level model
 # (its estimator and the level channel cost a little more).

@@ -160,7 +160,8 @@ def test_a_gray_level_model_starts_from_the_gray_model_and_trains_on_gray_crops(
         assert torch.allclose(started, restore.load(gray.out).network(image), atol=1e-5)
     config.steps, config.batch, config.patch, config.val_count, config.val_every = 2, 2, 32, 2, 2
     config.device, config.precision = "cpu", "fp32"
-    model = restore.load(train(config, show_progress=False) and config.out)
+    train(config, show_progress=False)
+    model = restore.load(config.out)
     assert model.info.channels == 1 and model.network.takes_noise_level
     gray_image, colour_image = torch.rand(1, 24, 24), torch.rand(3, 24, 24)
     assert estimate_noise_level(model, gray_image) is not None

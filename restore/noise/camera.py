@@ -29,6 +29,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image as PILImage
 
+from restore.noise.params import gaussian_blur
+
 GAMMA = 2.2
 JPEG_BLOCK = 8
 DEFAULT_LUMA_BLUR = (0.4, 1.6)  # the camera's smoothing of luma noise, in pixels, unless a spec says otherwise
@@ -211,11 +213,7 @@ def _blur(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         return x
     radius = max(1, math.ceil(3 * float(sigma.max())))
     sigmas = sigma.clamp_min(1e-3).to(x.dtype)[:, None].expand(-1, 2)
-    # Imported here: importing kornia costs every `restore` start a quarter second, and only
-    # training and the blur corruption need it.
-    from kornia.filters import gaussian_blur2d
-
-    return gaussian_blur2d(x, (2 * radius + 1, 2 * radius + 1), sigmas, border_type="reflect")
+    return gaussian_blur(x, 2 * radius + 1, sigmas, "reflect")
 
 
 def noise_reduction(noise: torch.Tensor, settings: CameraSettings) -> torch.Tensor:

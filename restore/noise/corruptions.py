@@ -35,6 +35,7 @@ from restore.noise.params import (
     check_param,
     draw,
     format_param,
+    gaussian_blur,
     noisy_pair,
     noisy_pair_with_reference,
 )
@@ -98,14 +99,9 @@ class GaussianBlur:
         """Return ``clean`` blurred; the area outside the image counts as black."""
         check_image(clean)
         sigma = draw(self.sigma, clean, generator)
-        # kornia takes one (sigma_y, sigma_x) row per image, or a pair shared by the batch.
+        # One (sigma_y, sigma_x) row per image, or a pair shared by the batch.
         sigmas = sigma.view(-1, 1).expand(-1, 2) if isinstance(sigma, torch.Tensor) else (sigma, sigma)
-        size = self.kernel_size()
-        # Imported here: importing kornia costs every `restore` start a quarter second, and only
-        # training and the blur corruption need it.
-        from kornia.filters import gaussian_blur2d
-
-        return gaussian_blur2d(clean, (size, size), sigmas, border_type="constant")
+        return gaussian_blur(clean, self.kernel_size(), sigmas, "constant")
 
     def __str__(self) -> str:
         return f"blur:{format_param(self.sigma)}"

@@ -70,6 +70,16 @@ def draw(value: Param, clean: torch.Tensor, generator: torch.Generator, log: boo
     return drawn.to(device=clean.device, dtype=clean.dtype).view(-1, 1, 1, 1)
 
 
+def gaussian_blur(x: torch.Tensor, size: int, sigmas: torch.Tensor | tuple[float, float], border: str) -> torch.Tensor:
+    """kornia's Gaussian blur of an N x C x H x W batch with a size x size kernel; `sigmas` is one
+    (sigma_y, sigma_x) row per image, or a pair shared by the batch."""
+    # Imported here: importing kornia costs every `restore` start a quarter second, and only
+    # training noise and the blur corruption blur.
+    from kornia.filters import gaussian_blur2d
+
+    return gaussian_blur2d(x, (size, size), sigmas, border_type=border)
+
+
 def check_image(clean: torch.Tensor) -> None:
     """Raise ValueError unless ``clean`` is a float N x C x H x W tensor."""
     if clean.ndim != 4 or not clean.is_floating_point():
