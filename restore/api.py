@@ -163,7 +163,7 @@ def run_model(
         return _from_batch(batch, layout)  # told "no noise": the input, exactly
     network = model.network
     channels = batch.shape[1]
-    colour_channels = network.in_channels - 3 * len(model.info.aux) - int(conditioned)
+    colour_channels = _colour_channels(model)
     if channels not in (colour_channels, 1) and colour_channels != 1:
         raise ValueError(f"model '{model.name}' takes {colour_channels}-channel images, got {channels} channels")
     if model.info.aux:
@@ -194,19 +194,18 @@ def run_model(
             network, x, tile=tile, device=dev, dtype=dtype, memory_format=memory_format, max_memory=max_memory, on_tile=progress
         )
 
-    def run_image(x: torch.Tensor) -> torch.Tensor:
-        if colour_channels == 1 and x.shape[1] > 1:
-            # A gray network on a colour image: channel by channel, each distinct channel once.
-            first = run_image(x[:, :1])
-            if _same_channels(x, dim=1):
-                return first.expand(-1, x.shape[1], -1, -1).contiguous()
-            return torch.cat([first, *(run_image(x[:, c : c + 1]) for c in range(1, x.shape[1]))], dim=1)
-        x = x.expand(-1, 3, -1, -1) if gray_on_colour else x
+    def run_view(x: torch.Tensor) -> torch.Tensor:
         if conditioned:
             # One level for the whole image (per tile it would differ and leave seams).
             level = noise_level / 255 if noise_level is not None else _estimated_level(model.network, x)
             x = with_level_map(model.network, x, torch.tensor([level * strength]))
-        y = self_ensemble(run_pass, x) if ensemble else run_pass(x, 0)
+        return self_ensemble(run_pass, x) if ensemble else run_pass(x, 0)
+
+    def run_image(x: torch.Tensor) -> torch.Tensor:
+        if colour_channels == 1 and _same_channels(x, dim=1):
+            # A gray network on a colour image whose channels are equal: one channel, run once.
+            return run_view(x[:, :1]).expand(-1, x.shape[1], -1, -1).contiguous()
+        y = torch.cat([run_view(view) for view in _network_views(x, colour_channels)], dim=1)
         return y.mean(dim=1, keepdim=True) if gray_on_colour else y
 
     outputs = []
@@ -240,10 +239,25 @@ def estimate_noise_level(model: Model, image: ImageLike) -> float | None:
     if not model.network.takes_noise_level:
         return None
     batch, _ = _to_batch(image)
-    first = batch[:1]
-    if model.info.channels == 1:  # a gray model reads each channel apart, as it denoises them
-        return 255 * sum(_estimated_level(model.network, first[:, c : c + 1]) for c in range(first.shape[1])) / first.shape[1]
-    return 255 * _estimated_level(model.network, first.expand(-1, 3, -1, -1) if first.shape[1] == 1 else first)
+    views = _network_views(batch[:1], _colour_channels(model))  # the images the network denoises
+    return 255 * sum(_estimated_level(model.network, view) for view in views) / len(views)
+
+
+def _colour_channels(model: Model) -> int:
+    """How many image channels a model's network takes (its input less aux buffers and level map)."""
+    return model.network.in_channels - 3 * len(model.info.aux) - int(model.network.takes_noise_level)
+
+
+def _network_views(x: torch.Tensor, colour_channels: int) -> list[torch.Tensor]:
+    """The images a network taking `colour_channels` channels is run on for the N x C x H x W `x`:
+    a gray network sees a colour image channel by channel, a colour network sees a gray image
+    as three equal channels; otherwise `x` itself. The one home of that decision, for the
+    denoising and the level estimate alike."""
+    if colour_channels == 1 and x.shape[1] > 1:
+        return [x[:, c : c + 1] for c in range(x.shape[1])]
+    if colour_channels == 3 and x.shape[1] == 1:
+        return [x.expand(-1, 3, -1, -1)]
+    return [x]
 
 
 def _same_channels(x: torch.Tensor, dim: int) -> bool:
