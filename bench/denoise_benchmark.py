@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from restore.api import GRAY_DENOISER, load, run_model  # noqa: E402
+from restore.api import GRAY_DENOISER, InferenceOptions, load, run_model  # noqa: E402
 from restore.device import cpu_name, resolve_precision  # noqa: E402
 from restore.io.datasets import image_files  # noqa: E402
 from restore.io.images import read_image  # noqa: E402
@@ -82,7 +82,7 @@ def model_ident(name: str) -> str:
 
 def network_denoiser(name_or_path: str, precision: str = "fp32") -> Denoiser:
     model = load(name_or_path)
-    return lambda noisy, clean: run_model(model, noisy, device="cpu", precision=precision)
+    return lambda noisy, clean: run_model(model, noisy, InferenceOptions(device="cpu", precision=precision))
 
 
 def bm3d_sigma(noise: str, clean: torch.Tensor) -> float:
@@ -133,7 +133,7 @@ def real_noise_row(data: Path, methods: list[str]) -> dict[str, dict[str, float]
     sigma = (noisy - clean).std().item()  # an oracle sigma: BM3D gets the true level it needs
     outputs = {"noisy": noisy}
     if "restore" in methods:
-        outputs["restore"] = run_model(load("n2n-gaussian"), noisy, device="cpu", precision="fp32")
+        outputs["restore"] = run_model(load("n2n-gaussian"), noisy, InferenceOptions(device="cpu", precision="fp32"))
     if "bm3d" in methods:
         import bm3d
 

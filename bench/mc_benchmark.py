@@ -38,7 +38,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from restore.api import Model, load, run_model  # noqa: E402
+from restore.api import InferenceOptions, Model, load, run_model  # noqa: E402
 from restore.device import cpu_name, cpu_precisions  # noqa: E402
 from restore.hdr import luminance, psnr_tone_mapped, tone_map  # noqa: E402
 from restore.io.datasets import aux_path  # noqa: E402
@@ -127,7 +127,7 @@ def oidn(with_aux: bool) -> Denoiser:
 def ours(model: Model, precision: str = "fp32") -> Denoiser:
     def run(case: Case) -> np.ndarray:
         aux = np.concatenate([case.albedo, case.normal], axis=-1) if model.info.aux else None
-        return run_model(model, case.noisy, device="cpu", precision=precision, aux=aux)
+        return run_model(model, case.noisy, InferenceOptions(device="cpu", precision=precision), aux=aux)
 
     return run
 

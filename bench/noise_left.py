@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from restore.api import load, run_model  # noqa: E402
+from restore.api import InferenceOptions, load, run_model  # noqa: E402
 from restore.evaluation import read_batch  # noqa: E402
 from restore.io.datasets import image_files  # noqa: E402
 from restore.metrics import psnr  # noqa: E402
@@ -43,7 +43,7 @@ def main() -> None:
             for index, path in enumerate(files):
                 clean = read_batch(path)[:, : model.info.channels]
                 noise = GaussianNoise(sigma).apply(clean, torch.Generator().manual_seed(index)) - clean
-                out = run_model(model, clean + noise, device="cpu", precision="fp32").clamp(0, 1)
+                out = run_model(model, clean + noise, InferenceOptions(device="cpu", precision="fp32")).clamp(0, 1)
                 left.append(float(((out - clean) * noise).sum() / noise.square().sum()))
                 scores.append(psnr((out * 255).round() / 255, clean, peak=1.0))
             print(

@@ -42,7 +42,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from restore.api import load, run_model  # noqa: E402
+from restore.api import InferenceOptions, load, run_model  # noqa: E402
 from restore.evaluation import read_batch  # noqa: E402
 from restore.io.datasets import image_files, real_pairs, split_real_pairs  # noqa: E402
 from restore.metrics import psnr  # noqa: E402
@@ -132,7 +132,7 @@ def model_denoiser(name: str, strength: float = 1.0, true_level: bool = False) -
 
     def run(noisy: torch.Tensor, true_sigma: float) -> torch.Tensor:
         level = 255 * true_sigma if true_level else None
-        return run_model(model, noisy, device="cpu", precision="fp32", strength=strength, noise_level=level)
+        return run_model(model, noisy, InferenceOptions(device="cpu", precision="fp32", strength=strength), noise_level=level)
 
     return run
 

@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from restore.api import Model, load, resolved_precision, run_model  # noqa: E402
+from restore.api import InferenceOptions, Model, load, resolved_precision, run_model  # noqa: E402
 from restore.device import PRECISIONS, cpu_name, cpu_precisions  # noqa: E402
 from restore.evaluation import evaluate_folder  # noqa: E402
 from restore.zoo import bundled_models  # noqa: E402
@@ -77,7 +77,7 @@ def seconds_per_output_mp(model: Model, scale: int, side: int = 256, repeats: in
     times = []
     for i in range(repeats + 1):
         start = time.perf_counter()
-        run_model(model, image, device="cpu", precision=precision)
+        run_model(model, image, InferenceOptions(device="cpu", precision=precision))
         if i > 0:
             times.append(time.perf_counter() - start)
     return statistics.median(times) / ((side * scale) ** 2 / 1e6)

@@ -62,7 +62,7 @@ def crop(image: torch.Tensor) -> torch.Tensor:
 
 def main() -> None:
     OUT.mkdir(exist_ok=True)
-    run = {"device": "cpu", "precision": "fp32"}
+    run = restore.InferenceOptions(device="cpu", precision="fp32")
 
     clean = crop(read_batch(DATA / "test" / "Kodak24" / "kodim19.png"))
     noisy = to_8_bits(GaussianNoise(25).apply(clean, torch.Generator().manual_seed(0)))
@@ -71,7 +71,7 @@ def main() -> None:
         "photo.png",
         ("noisy, sigma 25", photo_model.name),
         noisy,
-        to_8_bits(restore.api.run_model(photo_model, noisy, **run)),
+        to_8_bits(restore.api.run_model(photo_model, noisy, run)),
         clean,
     )
 
@@ -79,19 +79,19 @@ def main() -> None:
     lr = downscale(hr, 2)
     bicubic = to_8_bits(imresize(lr, scale=2))
     upscaler = restore.api.upscaler_for(2)
-    save("upscale.png", ("bicubic x2", upscaler.name), bicubic, to_8_bits(restore.api.run_model(upscaler, lr, **run)), hr)
+    save("upscale.png", ("bicubic x2", upscaler.name), bicubic, to_8_bits(restore.api.run_model(upscaler, lr, run)), hr)
 
     box = DATA / "mc" / "cbox"
     noisy_render = read_batch(box / "noisy_4spp_a.exr")
     aux = torch.cat([read_batch(box / "albedo.exr"), read_batch(box / "normal.exr")], dim=1)
     render_model = restore.load("n2n-mc-aux")
-    denoised = restore.api.run_model(render_model, noisy_render, aux=aux, **run)
+    denoised = restore.api.run_model(render_model, noisy_render, run, aux=aux)
     reference = read_batch(box / "reference.exr")
     save("render.png", ("4 spp", render_model.name), *(to_8_bits(tone_map(x)) for x in (noisy_render, denoised, reference)))
 
     noisy_path, clean_path = real_pairs(str(DATA / "realnoise" / "val"))[0]
     camera_noisy, camera_clean = crop(read_batch(noisy_path)), crop(read_batch(clean_path))
-    restored = to_8_bits(restore.api.run_model(photo_model, camera_noisy, **run))
+    restored = to_8_bits(restore.api.run_model(photo_model, camera_noisy, run))
     save("camera.png", ("camera JPEG", photo_model.name), camera_noisy, restored, camera_clean)
 
 

@@ -6,7 +6,7 @@ clean = restore.denoise(noisy, model)        # tensor C x H x W or array H x W x
 big = restore.upscale(small, scale=2)
 """
 
-from restore.api import Model, denoise, load, upscale
+from restore.api import InferenceOptions, Model, denoise, load, upscale
 
 __version__ = "0.1.0"
-__all__ = ["Model", "__version__", "denoise", "load", "upscale"]
+__all__ = ["InferenceOptions", "Model", "__version__", "denoise", "load", "upscale"]

@@ -49,6 +49,27 @@ class Model:
         return self.info.name
 
 
+@dataclass(frozen=True)
+class InferenceOptions:
+    """How a model is run over an image: the one options object of inference, taken by
+    `run_model`, built by `denoise` and `upscale` from their keywords, and extended by the file
+    pipeline (`restore.pipeline.RunOptions`) with what files need. Invalid values raise ValueError."""
+
+    device: str = "auto"  # "auto" (a GPU when there is one), "cpu", "cuda", "cuda:1", "mps"
+    precision: str = "auto"  # "auto" (on a CPU: the fastest measured for the network), "fp32", "bf16", "fp16"
+    tile: int | None = None  # tile core side in input pixels; None: the largest that fits max_memory
+    max_memory: int | None = None  # bytes one tile may use; None: a share of the device's memory
+    ensemble: bool = False  # average the 8 flips and rotations (8x the time)
+    outscale: float | None = None  # resize the output (MATLAB bicubic) to this factor of the input size
+    strength: float = 1.0  # level-conditioned models: told the level times this (0 returns the input)
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.strength) and self.strength >= 0):
+            raise ValueError(f"strength must be a number >= 0, got {self.strength}")
+        if self.outscale is not None and not (math.isfinite(self.outscale) and self.outscale > 0):
+            raise ValueError(f"outscale must be a positive number, got {self.outscale}")
+
+
 def load(name_or_path: str | os.PathLike[str]) -> Model:
     """Load a bundled model by name (sha256-checked) or a `.safetensors` model file by path."""
     text = str(name_or_path)
@@ -119,24 +140,19 @@ def resolved_precision(model: Model, device: str = "auto", precision: str = "aut
 def run_model(
     model: Model,
     image: ImageLike,
+    options: InferenceOptions = InferenceOptions(),
     *,
-    device: str = "auto",
-    precision: str = "auto",
-    tile: int | None = None,
-    max_memory: int | None = None,
     on_tile: TileCallback | None = None,
-    ensemble: bool = False,
-    outscale: float | None = None,
     aux: ImageLike | None = None,
     noise_level: float | None = None,
-    strength: float = 1.0,
 ) -> ImageLike:
-    """Run a loaded model over an image (each image of a batch in turn), through the tiler.
+    """Run a loaded model over an image (each image of a batch in turn), through the tiler, as
+    `options` say (device, precision, tiles, self-ensemble, output scale, strength).
 
     A gray image given to a colour model is run as three equal channels and averaged back; a
     colour image given to a gray model is run channel by channel.
-    `ensemble` averages the 8 flips and rotations (8x the time). `outscale` resizes the output
-    (MATLAB bicubic) to that factor of the input size, e.g. 1.5 after a x2 network. HDR models
+    `options.outscale` resizes the output to that factor of the input size, e.g. 1.5 after a
+    x2 network. `on_tile` is called with (tiles done, tiles in all) as the run goes. HDR models
     (input transform "hdr") get the auto-exposed, tone-mapped image and return linear values;
     with "hdr-demodulated", the colour divided by the albedo buffer, and the output multiplied back;
     with "hdr-log" (and "hdr-log-demodulated"), log radiance in and out (restore.hdr).
@@ -144,12 +160,11 @@ def run_model(
     `aux`: those buffers stacked as channels, in the layout of `image`.
     A level-conditioned model (`model.network.takes_noise_level`) is told `noise_level` (sigma in
     0-255 units) or, without it, the level its estimator reads off each image
-    (`estimate_noise_level`), times `strength`: below 1 keeps grain, above 1 removes more, and 0
-    returns the input. Other models have no such control and refuse a strength other than 1.
+    (`estimate_noise_level`), times `options.strength`: below 1 keeps grain, above 1 removes
+    more, and 0 returns the input. Other models have no such control and refuse a strength other than 1.
     """
     conditioned = model.network.takes_noise_level
-    if not (math.isfinite(strength) and strength >= 0):
-        raise ValueError(f"strength must be a number >= 0, got {strength}")
+    strength, outscale = options.strength, options.outscale
     if strength != 1 and not conditioned:
         raise ValueError(f"model '{model.name}' has no strength control (it is not conditioned on a noise level)")
     batch, layout = _to_batch(image)
@@ -176,14 +191,12 @@ def run_model(
                 needs += f": the buffers are {aw} x {ah}, the image {w} x {h}"
             raise ValueError(needs)
         batch = torch.cat([batch, aux_batch], dim=1)
-    if outscale is not None and not (math.isfinite(outscale) and outscale > 0):
-        raise ValueError(f"outscale must be a positive number, got {outscale}")
     gray_on_colour = channels == 1 and colour_channels == 3
-    dev = resolve_device(device)
-    dtype = resolved_precision(model, device, precision)
+    dev = resolve_device(options.device)
+    dtype = resolved_precision(model, options.device, options.precision)
     memory_format = resolve_memory_format(dev, dtype, network, _timing_key(model))
     network = on_device(network, dev, dtype, memory_format)  # once: the passes, channels and images below share it
-    passes = TRANSFORMS if ensemble else 1
+    passes = TRANSFORMS if options.ensemble else 1
 
     def run_pass(x: torch.Tensor, index: int) -> torch.Tensor:
         def progress(done: int, total: int) -> None:
@@ -191,7 +204,14 @@ def run_model(
                 on_tile(index * total + done, passes * total)
 
         return run_tiled(
-            network, x, tile=tile, device=dev, dtype=dtype, memory_format=memory_format, max_memory=max_memory, on_tile=progress
+            network,
+            x,
+            tile=options.tile,
+            device=dev,
+            dtype=dtype,
+            memory_format=memory_format,
+            max_memory=options.max_memory,
+            on_tile=progress,
         )
 
     def run_view(x: torch.Tensor) -> torch.Tensor:
@@ -199,7 +219,7 @@ def run_model(
             # One level for the whole image (per tile it would differ and leave seams).
             level = noise_level / 255 if noise_level is not None else _estimated_level(model.network, x)
             x = with_level_map(model.network, x, torch.tensor([level * strength]))
-        return self_ensemble(run_pass, x) if ensemble else run_pass(x, 0)
+        return self_ensemble(run_pass, x) if options.ensemble else run_pass(x, 0)
 
     def run_image(x: torch.Tensor) -> torch.Tensor:
         if colour_channels == 1 and _same_channels(x, dim=1):
@@ -320,19 +340,11 @@ def denoise(
     returns the input) and `noise_level` (sigma in 0-255 units; read off the image when None).
     """
     check_image_like(image)
-    chosen = model if model is not None else default_denoiser(image)
-    return run_model(
-        denoiser(chosen),
-        image,
-        device=device,
-        precision=precision,
-        tile=tile,
-        max_memory=max_memory,
-        on_tile=on_tile,
-        ensemble=ensemble,
-        strength=strength,
-        noise_level=noise_level,
+    options = InferenceOptions(
+        device=device, precision=precision, tile=tile, max_memory=max_memory, ensemble=ensemble, strength=strength
     )
+    chosen = model if model is not None else default_denoiser(image)
+    return run_model(denoiser(chosen), image, options, on_tile=on_tile, noise_level=noise_level)
 
 
 def denoiser(model: Model | str | os.PathLike[str] = DEFAULT_DENOISER) -> Model:
@@ -382,15 +394,7 @@ def upscale(
     to any factor of the input size.
     """
     check_image_like(image)
-    loaded = upscaler_for(scale, model)
-    return run_model(
-        loaded,
-        image,
-        device=device,
-        precision=precision,
-        tile=tile,
-        max_memory=max_memory,
-        on_tile=on_tile,
-        ensemble=ensemble,
-        outscale=outscale,
+    options = InferenceOptions(
+        device=device, precision=precision, tile=tile, max_memory=max_memory, ensemble=ensemble, outscale=outscale
     )
+    return run_model(upscaler_for(scale, model), image, options, on_tile=on_tile)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import functools
 import inspect
 import json
-import math
 import os
 import shlex
 import sys
@@ -303,13 +302,13 @@ def _options(
         # U-Net): a 1-pixel core ran for 20 minutes on a small photo.
         raise UsageError(f"--tile must be at least {MIN_TILE} pixels (smaller tiles are almost all overlap)")
     return RunOptions(
-        device,
-        precision.value,
-        tile,
-        _parse_memory(max_memory),
-        bit_depth.value if bit_depth else None,
-        overwrite,
+        device=device,
+        precision=precision.value,
+        tile=tile,
+        max_memory=_parse_memory(max_memory),
         ensemble=ensemble,
+        bit_depth=bit_depth.value if bit_depth else None,
+        overwrite=overwrite,
         repair_nonfinite=repair_nonfinite,
         max_pixels=_parse_pixels(max_pixels),
     )
@@ -339,13 +338,8 @@ def denoise(
     Default model: n2n-mc for HDR renders (EXR, PFM, float TIFF), n2n-mc-aux when NAME.albedo.EXT and
     NAME.normal.EXT (or --albedo / --normal) come with them, n2n-gray-level for gray images, else n2n-photo.
     """
-    if not (math.isfinite(strength) and strength >= 0):
-        raise UsageError("--strength must be a number >= 0")
-    options = replace(
-        options,
-        strength=strength,
-        aux_files={name: path for name, path in (("albedo", albedo), ("normal", normal)) if path is not None},
-    )
+    buffers = {name: path for name, path in (("albedo", albedo), ("normal", normal)) if path is not None}
+    options = _with(options, strength=strength, aux_files=buffers)
     if options.aux_files and len(expand_inputs(inputs, folder_run.recursive).files) > 1:
         raise UsageError("--albedo / --normal go with one image; for several, put NAME.albedo.EXT beside each")
 
@@ -376,13 +370,19 @@ def upscale(
         raise UsageError("give one scale: --x2, --x3, --x4 or --scale N")
     if scale is not None and scale < 2:
         raise UsageError(f"--scale {scale}: an upscaler's factor is 2 or more")
-    if outscale is not None and not (math.isfinite(outscale) and outscale > 0):
-        raise UsageError("--outscale must be a positive number")
+    options = _with(options, outscale=outscale)
     factor = chosen[0] if chosen else network_scale_for(outscale)
-    options = replace(options, outscale=outscale)
     tag = f".x{outscale:g}" if outscale is not None else f".x{factor}"
 
     _process(inputs, output, UpscalerFor(factor, model), tag, options, folder_run)
+
+
+def _with(options: RunOptions, **changes: Any) -> RunOptions:
+    """`options` with `changes`; a value the options refuse is a usage error, named as its flag."""
+    try:
+        return replace(options, **changes)
+    except ValueError as error:
+        raise UsageError(f"--{error}") from None
 
 
 def network_scale_for(outscale: float | None) -> int:

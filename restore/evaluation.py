@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from rich.console import Console
 
-from restore.api import Model, denoiser, run_model, upscaler_for
+from restore.api import InferenceOptions, Model, denoiser, run_model, upscaler_for
 from restore.io.datasets import image_files, real_pairs
 from restore.io.images import Image, read_image, write_image
 from restore.metrics import psnr, psnr_y, ssim, ssim_y
@@ -84,6 +84,7 @@ def evaluate_folder(
         raise ValueError(f"no images in '{folder}'")
     loaded = upscaler_for(scale, model) if scale else denoiser(model)
     noise_model = parse_noise(noise) if noise else None
+    options = InferenceOptions(device=device, precision=precision, ensemble=ensemble)
     ours, base = [], []
     model_label = f"{loaded.name}+" if ensemble else loaded.name
     baseline_label = "bicubic" if scale else "noisy input"
@@ -96,7 +97,7 @@ def evaluate_folder(
                 noisy = read_batch(noisy_path)
             else:
                 noisy = noise_model.apply(clean, torch.Generator().manual_seed(index))
-            restored = _to_255(run_model(loaded, noisy, device=device, precision=precision, ensemble=ensemble))
+            restored = _to_255(run_model(loaded, noisy, options))
             shown, ref = noisy * 255, clean * 255
             ours.append((psnr(restored, ref), ssim(restored, ref)))
             base.append((psnr(shown, ref), ssim(shown, ref)))
@@ -104,7 +105,7 @@ def evaluate_folder(
             assert scale is not None
             hr = modcrop(clean, scale)
             lr = downscale(hr, scale)
-            restored = _to_255(run_model(loaded, lr, device=device, precision=precision, ensemble=ensemble))
+            restored = _to_255(run_model(loaded, lr, options))
             shown = matlab_uint8(imresize(lr * 255, scale=scale))
             ref = (hr * 255).round()
             ours.append((psnr_y(restored, ref, scale), ssim_y(restored, ref, scale)))

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from restore.api import Model, default_denoiser, denoiser, estimate_noise_level, run_model, upscaler_for
+from restore.api import InferenceOptions, Model, default_denoiser, denoiser, estimate_noise_level, run_model, upscaler_for
 from restore.io.datasets import AUX_BUFFERS, aux_path, load_aux
 from restore.io.images import MAX_PIXELS, Image, ImageError, read_image, srgb_decode, srgb_encode, write_image
 from restore.io.nonfinite import count_nonfinite, repair_nonfinite
@@ -21,20 +21,15 @@ from restore.resize import imresize
 from restore.tiling import TileCallback
 
 
-@dataclass
-class RunOptions:
-    device: str = "auto"
-    precision: str = "auto"
-    tile: int | None = None
-    max_memory: int | None = None
-    bit_depth: str | None = None
-    overwrite: bool = False
-    ensemble: bool = False  # average the 8 flips and rotations
-    outscale: float | None = None  # resize the output to this factor of the input size
+@dataclass(frozen=True)
+class RunOptions(InferenceOptions):
+    """How a file is restored: how the model is run (InferenceOptions) and how files are read and written."""
+
+    bit_depth: str | None = None  # the output's ("u8", "u16", "f16", "f32"); None: the input's
+    overwrite: bool = False  # replace an existing output file instead of refusing
     repair_nonfinite: bool = False  # replace NaN / Inf input values instead of refusing the image
     aux_files: dict[str, Path] = field(default_factory=dict)  # e.g. {"albedo": path}; default: beside the image
     max_pixels: int = MAX_PIXELS  # decoded-size limit: a header claiming more is refused before decoding
-    strength: float = 1.0  # for level-conditioned denoisers: below 1 keeps grain, above removes more
 
 
 @dataclass(frozen=True)
@@ -77,20 +72,8 @@ def restore_image(
     elif model.info.transfer == "linear" and image.transfer == "srgb":
         pixels = srgb_decode(pixels)
     level = estimate_noise_level(model, pixels)
-    result = run_model(
-        model,
-        pixels,
-        device=options.device,
-        precision=precision_for(image.bit_depth, options.precision),
-        tile=options.tile,
-        max_memory=options.max_memory,
-        on_tile=on_tile,
-        ensemble=options.ensemble,
-        outscale=options.outscale,
-        aux=aux,
-        noise_level=level,
-        strength=options.strength,
-    )
+    inference = replace(options, precision=precision_for(image.bit_depth, options.precision))
+    result = run_model(model, pixels, inference, on_tile=on_tile, aux=aux, noise_level=level)
     if model.info.transfer == "srgb":
         result = np.clip(result, 0.0, 1.0)
         if image.transfer == "linear":

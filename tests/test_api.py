@@ -97,6 +97,18 @@ def test_outscale_resizes_the_network_output_to_any_factor(tiny_models):
         restore.upscale(image, scale=2, model=tiny_models["upscaler"], outscale=0)
 
 
+def test_one_options_object_runs_the_model_as_the_keywords_of_denoise_and_upscale_do(tiny_models):
+    image = torch.rand(3, 20, 30)
+    options = restore.InferenceOptions(device="cpu", precision="fp32", tile=16, outscale=1.5)
+    model = restore.api.upscaler_for(2, tiny_models["upscaler"])
+    by_keywords = restore.upscale(image, 2, model, device="cpu", precision="fp32", tile=16, outscale=1.5)
+    torch.testing.assert_close(restore.api.run_model(model, image, options), by_keywords)
+    # Values no run could use are refused where the options are made, before any model runs.
+    for bad in ({"strength": -1.0}, {"strength": float("nan")}, {"outscale": 0.0}, {"outscale": float("inf")}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            restore.InferenceOptions(**bad)
+
+
 @pytest.mark.defect(8)
 def test_a_nan_pixel_is_refused_by_the_library_not_spread_over_the_image(tiny_models):
     image = torch.rand(3, 24, 24)

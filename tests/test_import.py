@@ -16,7 +16,7 @@ from spandrel.architectures.DRUNet import DRUNet
 
 import restore
 from conftest import assert_one_line_error, run, smooth_image, write_png
-from restore.api import run_model
+from restore.api import InferenceOptions, run_model
 from restore.interop.importer import import_model
 from restore.io.images import read_image
 from restore.modelfile import ModelFileError
@@ -56,8 +56,8 @@ def test_an_imported_network_runs_tiled_exactly_as_whole(imported, name, scale, 
     assert model.info.architecture == "spandrel" and model.network.scale == scale
     assert model.network.size_multiple == grid and model.network.tileable
     image = torch.rand(3, 45, 67)
-    whole = run_model(model, image, tile=4096, precision="fp32", device="cpu")
-    tiled = run_model(model, image, tile=16, precision="fp32", device="cpu")
+    whole = run_model(model, image, InferenceOptions(device="cpu", precision="fp32", tile=4096))
+    tiled = run_model(model, image, InferenceOptions(device="cpu", precision="fp32", tile=16))
     assert whole.shape == (3, 45 * scale, 67 * scale)
     assert torch.allclose(tiled, whole, atol=1e-5)
 

@@ -3,6 +3,7 @@ image: how training makes their level channel, and what `--strength` does with i
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ import torch
 
 import restore
 from conftest import assert_one_line_error, run, smooth_image, write_png
-from restore.api import estimate_noise_level, run_model
+from restore.api import InferenceOptions, estimate_noise_level, run_model
 from restore.archs import create
 from restore.archs.unet import with_level_map
 from restore.noise import GaussianNoise, PhotoNoise, noisy_pair_with_reference
@@ -86,13 +87,14 @@ def test_strength_zero_returns_the_input_and_a_level_is_applied_to_the_whole_ima
         network, restore.modelfile.ModelInfo("lvl", network.architecture, network.config_dict(), "denoise"), "-"
     )
     image = torch.rand(3, 70, 90)
-    assert torch.equal(run_model(model, image, strength=0), image)
-    whole = run_model(model, image, precision="fp32", device="cpu")
-    tiled = run_model(model, image, precision="fp32", device="cpu", tile=32)
+    exact = InferenceOptions(device="cpu", precision="fp32")
+    assert torch.equal(run_model(model, image, InferenceOptions(strength=0)), image)
+    whole = run_model(model, image, exact)
+    tiled = run_model(model, image, replace(exact, tile=32))
     assert torch.allclose(whole, tiled, atol=1e-5)
-    told = run_model(model, image, precision="fp32", device="cpu", noise_level=estimate_noise_level(model, image))
+    told = run_model(model, image, exact, noise_level=estimate_noise_level(model, image))
     assert torch.allclose(whole, told, atol=1e-5)  # without a level, the estimate is what it is told
-    weaker = run_model(model, image, precision="fp32", device="cpu", strength=0.5)
+    weaker = run_model(model, image, replace(exact, strength=0.5))
     assert not torch.allclose(whole, weaker, atol=1e-4)
 
 
@@ -166,7 +168,8 @@ def test_a_gray_level_model_starts_from_the_gray_model_and_trains_on_gray_crops(
     gray_image, colour_image = torch.rand(1, 24, 24), torch.rand(3, 24, 24)
     assert estimate_noise_level(model, gray_image) is not None
     # A colour image goes through a gray model channel by channel, its level read channel by channel.
-    by_channel = [run_model(model, colour_image[c : c + 1], precision="fp32", device="cpu") for c in range(3)]
-    assert torch.allclose(run_model(model, colour_image, precision="fp32", device="cpu"), torch.cat(by_channel), atol=1e-5)
+    exact = InferenceOptions(device="cpu", precision="fp32")
+    by_channel = [run_model(model, colour_image[c : c + 1], exact) for c in range(3)]
+    assert torch.allclose(run_model(model, colour_image, exact), torch.cat(by_channel), atol=1e-5)
     levels = [estimate_noise_level(model, colour_image[c : c + 1]) for c in range(3)]
     assert estimate_noise_level(model, colour_image) == pytest.approx(sum(levels) / 3)
