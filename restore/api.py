@@ -375,9 +375,17 @@ def upscaler_for(scale: int, model: Model | str | os.PathLike[str] | None = None
     return loaded
 
 
+def network_scale_for(outscale: float | None) -> int:
+    """The network scale for an output factor: the smallest of 2, 3, 4 that reaches it (4 beyond),
+    so the resize after the network only ever shrinks or stretches a little; 2 without one."""
+    if outscale is None:
+        return 2
+    return next((s for s in (2, 3, 4) if s >= outscale), 4)
+
+
 def upscale(
     image: ImageLike,
-    scale: int = 2,
+    scale: int | None = None,
     model: Model | str | os.PathLike[str] | None = None,
     *,
     device: str = "auto",
@@ -391,9 +399,11 @@ def upscale(
     """Upscale an image by 2, 3 or 4 with the bundled EDSR for that scale, or `model`.
 
     `ensemble` averages the 8 flips and rotations (EDSR's "+"); `outscale` resizes the result
-    to any factor of the input size.
+    to any factor of the input size. Without `scale`, the network scale is the one `outscale`
+    needs (`network_scale_for`: x4 for 3.5), else 2.
     """
     check_image_like(image)
+    scale = scale if scale is not None else network_scale_for(outscale)
     options = InferenceOptions(
         device=device, precision=precision, tile=tile, max_memory=max_memory, ensemble=ensemble, outscale=outscale
     )

@@ -24,7 +24,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from restore import __version__
-from restore.api import finetune_base, load
+from restore.api import finetune_base, load, network_scale_for
 from restore.device import TRAINING_PRECISIONS
 from restore.engines.batch import (
     FileResult,
@@ -383,13 +383,6 @@ def _with(options: RunOptions, **changes: Any) -> RunOptions:
         return replace(options, **changes)
     except ValueError as error:
         raise UsageError(f"--{error}") from None
-
-
-def network_scale_for(outscale: float | None) -> int:
-    """The network scale for an output factor: the smallest of 2, 3, 4 that reaches it (4 beyond)."""
-    if outscale is None:
-        return 2
-    return next((s for s in (2, 3, 4) if s >= outscale), 4)
 
 
 @app.command()

@@ -93,6 +93,11 @@ def test_outscale_resizes_the_network_output_to_any_factor(tiny_models):
     image = torch.rand(3, 20, 30)
     out = restore.upscale(image, scale=2, model=tiny_models["upscaler"], outscale=1.5)
     assert out.shape == (3, 30, 45)
+    # Without a scale, the network scale is the smallest that reaches the factor (x4 beyond 4).
+    assert [restore.api.network_scale_for(f) for f in (None, 1.5, 2, 2.5, 3, 3.5, 4, 6)] == [2, 2, 2, 3, 3, 4, 4, 4]
+    small, exact = torch.rand(3, 8, 10), {"device": "cpu", "precision": "fp32"}
+    by_x4 = restore.upscale(small, outscale=3.5, **exact)  # the bundled edsr-x4, resized to 3.5x
+    assert by_x4.shape == (3, 28, 35) and torch.equal(by_x4, restore.upscale(small, 4, outscale=3.5, **exact))
     with pytest.raises(ValueError, match="outscale"):
         restore.upscale(image, scale=2, model=tiny_models["upscaler"], outscale=0)
 
