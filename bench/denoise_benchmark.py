@@ -65,14 +65,21 @@ PUBLISHED: dict[tuple[str, str], str] = {
 Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (noisy, clean) -> restored, 1 x C x H x W in [0, 1]
 
 
+GAUSSIAN_MODEL = "n2n-gaussian-level"  # colour Gaussian rows: told the level its estimator reads
+
+
 def model_for(set_name: str, noise: str) -> str:
-    """The bundled model `restore denoise` would use for this row."""
+    """The bundled model for this row: the gray default for gray sets, the low-light model for
+    Poisson noise, the level-conditioned Gaussian model for colour Gaussian noise (each falling
+    back to the blind n2n-gaussian where it is not bundled)."""
     bundled = bundled_models()
     if set_name in GRAY_SETS:
-        return GRAY_DENOISER if GRAY_DENOISER in bundled else "n2n-gaussian"
-    if noise.startswith("poisson") and "n2n-lowlight" in bundled:
-        return "n2n-lowlight"
-    return "n2n-gaussian"
+        chosen = GRAY_DENOISER
+    elif noise.startswith("poisson"):
+        chosen = "n2n-lowlight"
+    else:
+        chosen = GAUSSIAN_MODEL
+    return chosen if chosen in bundled else "n2n-gaussian"
 
 
 def model_ident(name: str) -> str:
@@ -258,9 +265,9 @@ def write_table(results: dict[str, dict[str, float | str]], out: Path | None, sp
         "Protocol (../shared/data/README.md): clean in [0, 255]; noisy = noise drawn with seed = image index, not",
         "clipped, not quantised; outputs clipped to [0, 255] and rounded; PSNR over all pixels and channels (RGB for",
         "colour sets, one channel for gray sets), mean over images; SSIM likewise. `restore` is the bundled model",
-        "that `restore denoise` picks for the row (n2n-gaussian for colour Gaussian, n2n-lowlight for Poisson, n2n-gray-level",
-        "for gray). BM3D / CBM3D (`bm3d` 4.0.3) gets the true sigma; for Poisson noise, the image's mean noise std",
-        "sqrt(mean(clean) / lambda).",
+        "for the row (n2n-gaussian-level for colour Gaussian, n2n-lowlight for Poisson, n2n-gray-level for gray;",
+        "the level models are told what their own estimator reads). BM3D / CBM3D (`bm3d` 4.0.3) gets the true sigma;",
+        "for Poisson noise, the image's mean noise std sqrt(mean(clean) / lambda).",
         "",
         "| set | noise | noisy | restore (model) | BM3D / CBM3D | published |",
         "|---|---|---|---|---|---|",
