@@ -222,7 +222,7 @@ def run_model(
         return self_ensemble(run_pass, x) if options.ensemble else run_pass(x, 0)
 
     def run_image(x: torch.Tensor) -> torch.Tensor:
-        if colour_channels == 1 and _same_channels(x, dim=1):
+        if colour_channels == 1 and x.shape[1] > 1 and _same_channels(x, dim=1):
             # A gray network on a colour image whose channels are equal: one channel, run once.
             return run_view(x[:, :1]).expand(-1, x.shape[1], -1, -1).contiguous()
         y = torch.cat([run_view(view) for view in _network_views(x, colour_channels)], dim=1)
