@@ -173,3 +173,22 @@ def test_a_gray_level_model_starts_from_the_gray_model_and_trains_on_gray_crops(
     assert torch.allclose(run_model(model, colour_image, exact), torch.cat(by_channel), atol=1e-5)
     levels = [estimate_noise_level(model, colour_image[c : c + 1]) for c in range(3)]
     assert estimate_noise_level(model, colour_image) == pytest.approx(sum(levels) / 3)
+
+
+def test_an_estimator_only_run_trains_the_estimator_and_leaves_the_denoiser_as_it_was(tmp_path, photos):
+    start = level_model(tmp_path, photos, steps=2)
+    config = TrainConfig(
+        out=str(tmp_path / "estimator.safetensors"), data=str(photos), init=str(start), estimator_only=True, steps=3,
+        batch=4, patch=48, val_count=2, val_every=3, noise="gaussian:0-50", lr=1e-3, device="cpu", precision="fp32",
+    )  # fmt: skip
+    train(config, show_progress=False)
+    before, after = restore.load(start).network.state_dict(), restore.load(config.out).network.state_dict()
+    assert all(torch.equal(before[key], after[key]) for key in before if key.startswith("denoiser."))
+    assert any(not torch.equal(before[key], after[key]) for key in before if key.startswith("estimator."))
+    assert restore.load(config.out).info.training["estimator_only"] is True
+
+    blind = replace(config, init="", variant="n2n_unet", out=str(tmp_path / "blind.safetensors"))
+    with pytest.raises(ValueError, match="estimator-only trains a level model's estimator"):
+        train(blind, show_progress=False)
+    with pytest.raises(ValueError, match="no image loss"):
+        replace(config, balance_levels=True)

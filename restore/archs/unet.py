@@ -198,15 +198,17 @@ class LevelUNet(Restorer):
             return level.mean(dim=1)
         return (level * torch.softmax(out[:, 1], dim=1)).sum(dim=1)
 
+    def level_loss(self, x: torch.Tensor) -> torch.Tensor:
+        """The estimator's error on a training input N x (C + 1) x H x W, whose level channel holds
+        the level its noise was made with: L1 on a log scale, as levels span two orders of magnitude."""
+        told = x[:, -1].float().mean(dim=(1, 2))
+        guessed = self.estimate_level(x[:, :-1])
+        return F.l1_loss(torch.log(guessed + LEVEL_LOSS_FLOOR), torch.log(told + LEVEL_LOSS_FLOOR))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Denoise N x (C + 1) x H x W: the colour channels, then the level map."""
         if self.training:
-            # The estimator learns from the level the training data was made with (the level
-            # channel of the training input); log scale, as levels span two orders of magnitude.
-            told = x[:, -1].float().mean(dim=(1, 2))
-            guessed = self.estimate_level(x[:, :-1])
-            floor = LEVEL_LOSS_FLOOR
-            self.last_level_loss = F.l1_loss(torch.log(guessed + floor), torch.log(told + floor))
+            self.last_level_loss = self.level_loss(x)  # the estimator learns beside the denoiser
         return self.denoiser(x)
 
     def extra_loss(self) -> torch.Tensor | None:
@@ -217,6 +219,12 @@ class LevelUNet(Restorer):
             {"params": list(self.denoiser.parameters()), "lr_scale": 1.0},
             {"params": list(self.estimator.parameters()), "lr_scale": ESTIMATOR_LR_SCALE},
         ]
+
+    def estimator_parameter_groups(self) -> list[dict[str, Any]]:
+        """The estimator's parameters alone, at the run's own rate, the denoiser frozen: for a
+        run that trains only the estimator (restore.training.loop, `estimator_only`)."""
+        self.denoiser.requires_grad_(False)
+        return [{"params": list(self.estimator.parameters()), "lr_scale": 1.0}]
 
 
 @register_variant

@@ -24,7 +24,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from restore.archs import Restorer, build, create
-from restore.archs.unet import with_level_map
+from restore.archs.unet import LevelUNet, with_level_map
 from restore.device import MEMORY_FORMATS, resolve_device, training_memory_format, training_precision
 from restore.hdr import input_transform_named, is_demodulated, is_hdr, is_log, network_input, tone_map
 from restore.io.datasets import (
@@ -91,6 +91,10 @@ class TrainConfig:
     # levels drawn from 0 to 50, a plain mean is decided by the noisiest crops, whose errors are
     # tens of times larger, and the network learns least about the nearly clean photos users have.
     balance_levels: bool = False
+    # Train only a level model's estimator (restore.archs.unet.LevelUNet), at the run's own rate,
+    # with the denoiser frozen and not run: a step costs a small part of a full one, and a
+    # denoiser that already denoises well when told the true level is kept as it is.
+    estimator_only: bool = False
     demodulate: bool = False  # HDR input divided by the albedo buffer (restore.hdr), for renders with buffers
     log_radiance: bool = False  # HDR input and output as log radiance (restore.hdr), so that emitters keep their energy
     val_count: int = 8  # images (or pairs) held out for validation
@@ -136,6 +140,8 @@ class TrainConfig:
             raise ValueError(f"--ema must be at least 0 and below 1, got {self.ema}")
         if not self.lr > 0:
             raise ValueError(f"--lr must be positive, got {self.lr}")
+        if self.estimator_only and (self.task != "denoise" or self.balance_levels or self.clean_targets):
+            raise ValueError("--estimator-only trains a denoiser's level estimator alone: no image loss to weigh or target")
         if self.balance_levels and (self.task != "denoise" or self.loss not in ("l1", "l2")):
             raise ValueError("--balance-levels weighs a denoiser's L1 or L2 loss by each crop's noise level")
         if self.task == "upscale" and self.scale < 2:
@@ -560,7 +566,9 @@ def _train(config: TrainConfig, console: Console, show_progress: bool, ranks: Ra
     level = network.takes_noise_level  # its input ends with a level map (restore.archs.unet.LevelUNet)
     data = prepare_data(config, network.in_channels - 3 * len(aux) - level, network.scales, aux, level_channel=level)
     network = network.to(device).train()
-    optimizer = torch.optim.Adam(network.parameter_groups(), lr=config.lr)
+    estimator = _estimator_to_train(config, network, ranks)  # None: the whole network trains
+    groups = network.parameter_groups() if estimator is None else estimator.estimator_parameter_groups()
+    optimizer = torch.optim.Adam(groups, lr=config.lr)
     loss_fn = LOSSES[config.loss]
 
     state = RunState()
@@ -627,26 +635,31 @@ def _train(config: TrainConfig, console: Console, show_progress: bool, ranks: Ra
                 group["lr"] = learning_rate(config, state.step) * group["lr_scale"]
             if config.task == "upscale":
                 network.select_scale(target.shape[-1] // inp.shape[-1])
-            target = target[:, : network.out_channels]  # pairs carry their auxiliary buffers too
-            frame = None
-            if hdr:
-                # Each crop exposed on its own: the network learns every brightness range.
-                inp, frame = network_input(inp, network.out_channels, transform)
-                target = target * frame.exposure
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=state.precision == "bf16"):
-                output = model(inp.to(device, memory_format=memory_format))
-            if frame is not None:
-                output = frame.exposed(output.float())  # remodulated: the loss scores the image the user gets
-            done = state.step / config.steps  # how far through the run, for annealed losses
-            if config.minutes:
-                done = max(done, (time.monotonic() - started) / (config.minutes * 60))
-            crop_losses = loss_fn(output.float(), target.to(device), done)
-            if config.balance_levels:
-                crop_losses = crop_losses * level_weights(crop_levels(inp, target, config.clean_targets)).to(device)
-            loss = crop_losses.mean()
-            extra = network.extra_loss()  # e.g. a level estimator's, computed in the forward above
-            if extra is not None:
-                loss = loss + extra
+            if estimator is not None:
+                # The denoiser is frozen and not run: the step is the estimator's alone.
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=state.precision == "bf16"):
+                    loss = estimator.level_loss(inp.to(device, memory_format=memory_format))
+            else:
+                target = target[:, : network.out_channels]  # pairs carry their auxiliary buffers too
+                frame = None
+                if hdr:
+                    # Each crop exposed on its own: the network learns every brightness range.
+                    inp, frame = network_input(inp, network.out_channels, transform)
+                    target = target * frame.exposure
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=state.precision == "bf16"):
+                    output = model(inp.to(device, memory_format=memory_format))
+                if frame is not None:
+                    output = frame.exposed(output.float())  # remodulated: the loss scores the image the user gets
+                done = state.step / config.steps  # how far through the run, for annealed losses
+                if config.minutes:
+                    done = max(done, (time.monotonic() - started) / (config.minutes * 60))
+                crop_losses = loss_fn(output.float(), target.to(device), done)
+                if config.balance_levels:
+                    crop_losses = crop_losses * level_weights(crop_levels(inp, target, config.clean_targets)).to(device)
+                loss = crop_losses.mean()
+                extra = network.extra_loss()  # e.g. a level estimator's, computed in the forward above
+                if extra is not None:
+                    loss = loss + extra
             if ranks.any(not torch.isfinite(loss), device):
                 # Stop before the update: the checkpoint on disk is the last good state.
                 last_saved = state.step // config.checkpoint_every * config.checkpoint_every
@@ -685,6 +698,17 @@ def _train(config: TrainConfig, console: Console, show_progress: bool, ranks: Ra
     info = _export_info(config, network, base_info, data, state, device)
     save_model_file(out, network.cpu().eval(), info, overwrite=config.overwrite)
     return ranks.from_leader(info)
+
+
+def _estimator_to_train(config: TrainConfig, network: Restorer, ranks: Ranks) -> LevelUNet | None:
+    """With `estimator_only`, the level network whose estimator alone trains; else None."""
+    if not config.estimator_only:
+        return None
+    if not isinstance(network, LevelUNet):
+        raise ValueError(f"--estimator-only trains a level model's estimator; {network.architecture} has none")
+    if ranks.world > 1:
+        raise ValueError("--estimator-only trains in one process: run it without torchrun")
+    return network
 
 
 def input_transform_of(config: TrainConfig, base: ModelInfo | None) -> str:
@@ -751,6 +775,7 @@ def _export_info(
             "targets": "clean" if config.clean_targets else "noisy (Noise2Noise)" if config.task == "denoise" else "HR",
             "loss": config.loss,
             **({"balance_levels": True} if config.balance_levels else {}),
+            **({"estimator_only": True} if config.estimator_only else {}),
             "steps": step,
             "batch": config.batch,
             "patch": config.patch,
