@@ -221,9 +221,8 @@ class LevelUNet(Restorer):
         ]
 
     def estimator_parameter_groups(self) -> list[dict[str, Any]]:
-        """The estimator's parameters alone, at the run's own rate, the denoiser frozen: for a
-        run that trains only the estimator (restore.training.loop, `estimator_only`)."""
-        self.denoiser.requires_grad_(False)
+        """The estimator's parameters alone, at the run's own rate: for a run that trains only the
+        estimator (restore.training.loop, `estimator_only`), whose steps never run the denoiser."""
         return [{"params": list(self.estimator.parameters()), "lr_scale": 1.0}]
 
 

@@ -92,7 +92,7 @@ class TrainConfig:
     # tens of times larger, and the network learns least about the nearly clean photos users have.
     balance_levels: bool = False
     # Train only a level model's estimator (restore.archs.unet.LevelUNet), at the run's own rate,
-    # with the denoiser frozen and not run: a step costs a small part of a full one, and a
+    # with the denoiser frozen and not run: the estimator can learn from larger crops, and a
     # denoiser that already denoises well when told the true level is kept as it is.
     estimator_only: bool = False
     demodulate: bool = False  # HDR input divided by the albedo buffer (restore.hdr), for renders with buffers
