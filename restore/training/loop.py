@@ -92,7 +92,7 @@ class TrainConfig:
     # tens of times larger, and the network learns least about the nearly clean photos users have.
     balance_levels: bool = False
     # Train only a level model's estimator (restore.archs.unet.LevelUNet), at the run's own rate,
-    # with the denoiser frozen and not run: the estimator can learn from larger crops, and a
+    # the denoiser kept as it is and not run: the estimator can learn from larger crops, and a
     # denoiser that already denoises well when told the true level is kept as it is.
     estimator_only: bool = False
     demodulate: bool = False  # HDR input divided by the albedo buffer (restore.hdr), for renders with buffers
@@ -636,7 +636,7 @@ def _train(config: TrainConfig, console: Console, show_progress: bool, ranks: Ra
             if config.task == "upscale":
                 network.select_scale(target.shape[-1] // inp.shape[-1])
             if estimator is not None:
-                # The denoiser is frozen and not run: the step is the estimator's alone.
+                # The denoiser is not run and not in the optimizer: the step is the estimator's alone.
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=state.precision == "bf16"):
                     loss = estimator.level_loss(inp.to(device, memory_format=memory_format))
             else:
