@@ -20,10 +20,10 @@ from PIL import Image, ImageDraw
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from restore.modelfile import read_info  # noqa: E402
 
-WIDTH, HEIGHT = 720, 400
-LEFT, RIGHT, TOP, BOTTOM = 70, 20, 30, 70
+WIDTH = 720
+LEFT, RIGHT, TOP, PLOT_BOTTOM = 70, 20, 30, 330  # the plot's edges; tick labels and the legend go below
 COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
-LEGEND_LINE = 14  # pixels per run named below the plot; the picture grows with the chain
+LEGEND_TOP, LEGEND_LINE = PLOT_BOTTOM + 22, 14  # one line per run: the picture grows with the chain
 
 
 def runs_of(model: Path) -> list[tuple[str, list[tuple[int, float]]]]:
@@ -58,25 +58,24 @@ def plot(model: Path, out: Path) -> None:
     y_low, y_high = min(p[1] for p in points), max(p[1] for p in points)
     pad = max((y_high - y_low) * 0.08, 0.05)
     y_low, y_high = y_low - pad, y_high + pad
-    plot_bottom = HEIGHT - BOTTOM  # the legend below it takes as many lines as there are runs
-    height = plot_bottom + 22 + LEGEND_LINE * len(runs) + 8
+    height = LEGEND_TOP + LEGEND_LINE * len(runs) + 8
 
     def xy(step: float, score: float) -> tuple[float, float]:
         x = LEFT + (WIDTH - LEFT - RIGHT) * step / x_max
-        y = plot_bottom - (plot_bottom - TOP) * (score - y_low) / (y_high - y_low)
+        y = PLOT_BOTTOM - (PLOT_BOTTOM - TOP) * (score - y_low) / (y_high - y_low)
         return x, y
 
     image = Image.new("RGB", (WIDTH, height), "white")
     draw = ImageDraw.Draw(image)
-    draw.rectangle([LEFT, TOP, WIDTH - RIGHT, plot_bottom], outline="black")
+    draw.rectangle([LEFT, TOP, WIDTH - RIGHT, PLOT_BOTTOM], outline="black")
     for tick in _nice_ticks(y_low, y_high):
         _, y = xy(0, tick)
         draw.line([LEFT - 4, y, LEFT, y], fill="black")
         draw.text((6, y - 6), f"{tick:.2f}", fill="black")
     for tick in _nice_ticks(0, x_max):
         x, _ = xy(tick, y_low)
-        draw.line([x, plot_bottom, x, plot_bottom + 4], fill="black")
-        draw.text((x - 14, plot_bottom + 6), f"{int(tick):,}", fill="black")
+        draw.line([x, PLOT_BOTTOM, x, PLOT_BOTTOM + 4], fill="black")
+        draw.text((x - 14, PLOT_BOTTOM + 6), f"{int(tick):,}", fill="black")
     draw.text((LEFT, 8), f"{read_info(model).name}: validation PSNR (dB) by training step", fill="black")
     for index, (label, curve) in enumerate(runs):
         colour = COLOURS[index % len(COLOURS)]
@@ -85,7 +84,7 @@ def plot(model: Path, out: Path) -> None:
             draw.line(line, fill=colour, width=2)
         for x, y in line:
             draw.ellipse([x - 2, y - 2, x + 2, y + 2], fill=colour)
-        draw.text((LEFT + 8, plot_bottom + 22 + LEGEND_LINE * index), label, fill=colour)
+        draw.text((LEFT + 8, LEGEND_TOP + LEGEND_LINE * index), label, fill=colour)
     out.parent.mkdir(parents=True, exist_ok=True)
     image.save(out)
     print(f"wrote {out}")

@@ -92,8 +92,8 @@ class TrainConfig:
     # tens of times larger, and the network learns least about the nearly clean photos users have.
     balance_levels: bool = False
     # Train only a level model's estimator (restore.archs.unet.LevelUNet), at the run's own rate,
-    # the denoiser kept as it is and not run: the estimator can learn from larger crops, and a
-    # denoiser that already denoises well when told the true level is kept as it is.
+    # the denoiser not run: the estimator can learn from larger crops, and a denoiser that
+    # already denoises well when told the true level stays exactly as it is.
     estimator_only: bool = False
     demodulate: bool = False  # HDR input divided by the albedo buffer (restore.hdr), for renders with buffers
     log_radiance: bool = False  # HDR input and output as log radiance (restore.hdr), so that emitters keep their energy
