@@ -15,7 +15,7 @@ from conftest import assert_one_line_error, run, smooth_image, write_png
 from restore.api import InferenceOptions, estimate_noise_level, run_model
 from restore.archs import create
 from restore.archs.unet import with_level_map
-from restore.noise import GaussianNoise, PhotoNoise, noisy_pair_with_reference
+from restore.noise import GaussianNoise, PhotoNoise, noisy_pair_with_reference, parse_noise
 from restore.training.loop import TrainConfig, build_network, train
 from restore.training.sources import NoisySource, PairSource
 
@@ -52,6 +52,25 @@ def test_a_photos_level_leaves_out_the_jpeg_compression_of_the_clean_image():
     # The pair itself is the one `pair` draws: the reference costs no random numbers.
     pair = noise.pair(textured, torch.Generator().manual_seed(1))
     assert torch.equal(pair[0], first)
+
+
+def test_an_estimator_only_source_skips_the_target_and_labels_the_same_shot():
+    # A run that trains the estimator alone never looks at the Noise2Noise target, so its source
+    # does not draw one (a second camera pipeline per crop): the shot and its label are the ones a
+    # full batch holds, and the reference takes the target's place.
+    textured = torch.rand(3, 3, 48, 48, generator=torch.Generator().manual_seed(0)) * 0.6 + 0.2
+    noise = PhotoNoise((1e-4, 1e-2), (60, 99))
+    full, _ = NoisySource(list(textured), noise, 48, False, level_channel=True).batch(6, torch.Generator().manual_seed(3))
+    alone = NoisySource(list(textured), noise, 48, False, level_channel=True, draw_targets=False)
+    shots, references = alone.batch(6, torch.Generator().manual_seed(3))
+    assert torch.equal(shots, full)
+    measured = (shots[:, :3] - references).square().mean(dim=(1, 2, 3)).sqrt()
+    assert torch.allclose(shots[:, 3, 0, 0], measured)
+    mix = parse_noise("mix:photo:0.0001-0.01,60-99|gaussian:0-50")  # each crop its own model's shot and reference
+    shots, references = NoisySource(list(textured), mix, 48, False, True, draw_targets=False).batch(8, torch.Generator())
+    assert torch.allclose(shots[:, 3, 0, 0], (shots[:, :3] - references).square().mean(dim=(1, 2, 3)).sqrt())
+    with pytest.raises(ValueError, match="level channel"):
+        NoisySource(list(textured), noise, 48, False, draw_targets=False)
 
 
 def test_a_pair_tells_its_own_level_without_a_clean_image():

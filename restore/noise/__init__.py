@@ -46,7 +46,7 @@ from restore.noise.models import (
     PoissonNoise,
     estimate_sigma,
 )
-from restore.noise.params import NoiseModel, Param, noisy_pair, noisy_pair_with_reference
+from restore.noise.params import NoiseModel, Param, noisy_pair, noisy_pair_with_reference, noisy_with_reference
 from restore.noise.spec import FAMILIES, Family, parse_noise
 
 __all__ = [
@@ -66,5 +66,6 @@ __all__ = [
     "estimate_sigma",
     "noisy_pair",
     "noisy_pair_with_reference",
+    "noisy_with_reference",
     "parse_noise",
 ]

@@ -38,6 +38,7 @@ from restore.noise.params import (
     gaussian_blur,
     noisy_pair,
     noisy_pair_with_reference,
+    noisy_with_reference,
 )
 
 __all__ = ["BlockMask", "GaussianBlur", "MixedCorruption", "PixelErasure"]
@@ -183,6 +184,13 @@ class MixedCorruption:
             clean, generator, lambda choice, images: noisy_pair_with_reference(choice, images, generator)
         )
         return first, second, reference
+
+    def with_reference(self, clean: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """One corrupted copy and its reference per image (restore.noise.params.noisy_with_reference)."""
+        noisy, reference = self._by_choice(
+            clean, generator, lambda choice, images: noisy_with_reference(choice, images, generator)
+        )
+        return noisy, reference
 
     def _by_choice(
         self,

@@ -217,6 +217,13 @@ class PhotoNoise:
         first, second = photo_noise(clean, settings, generator), photo_noise(clean, settings, generator)
         return first, second, photo_reference(clean, settings)
 
+    def with_reference(self, clean: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """`pair_with_reference` without the second shot: the first shot is the same one for the
+        same generator (restore.noise.params.noisy_with_reference)."""
+        check_image(clean)
+        settings = self._settings(clean, generator)
+        return photo_noise(clean, settings, generator), photo_reference(clean, settings)
+
     def __str__(self) -> str:
         gamma = f",{format_param(self.gamma)}" if self.gamma != GAMMA else ""
         blur = f",{format_param(self.blur)}" if self.blur != DEFAULT_LUMA_BLUR or gamma else ""

@@ -131,3 +131,15 @@ def noisy_pair_with_reference(
         return with_reference(clean, generator)
     first, second = noisy_pair(noise, clean, generator)
     return first, second, clean
+
+
+def noisy_with_reference(noise: NoiseModel, clean: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """One noisy copy of ``clean`` and the image its noise is measured against
+    (`noisy_pair_with_reference` without the pair's second copy), for training that never looks
+    at a target: a level estimator's alone, which would otherwise draw a photo's second copy, a
+    whole camera pipeline with its JPEG, only to drop it.
+    """
+    with_reference = getattr(noise, "with_reference", None)
+    if with_reference is not None:
+        return with_reference(clean, generator)
+    return noise.apply(clean, generator), clean

@@ -300,7 +300,9 @@ def prepare_data(
         if len(scales) == 1:
             return Data(DownscaleSource(train, scales[0], config.patch), validation, described)
         return Data(MultiScaleSource(train, scales, config.patch), validation, described)
-    source = NoisySource(train, noise, config.patch, config.clean_targets, level_channel, config.zoom)
+    # An estimator-only run never looks at the Noise2Noise target: it is not drawn.
+    targets = not config.estimator_only
+    source = NoisySource(train, noise, config.patch, config.clean_targets, level_channel, config.zoom, targets)
     if config.val_pairs:
         selection, _ = split_real_pairs(real_pairs(config.val_pairs))
         validation = [tuple(image[None] for image in load_images([n, c], channels)) for n, c in selection]
@@ -564,9 +566,9 @@ def _train(config: TrainConfig, console: Console, show_progress: bool, ranks: Ra
     if is_demodulated(transform) and "albedo" not in aux:
         raise ValueError("--demodulate divides by the albedo buffer: train a network that takes one (--arch n2n_unet_aux)")
     level = network.takes_noise_level  # its input ends with a level map (restore.archs.unet.LevelUNet)
+    estimator = _estimator_to_train(config, network, ranks)  # None: the whole network trains
     data = prepare_data(config, network.in_channels - 3 * len(aux) - level, network.scales, aux, level_channel=level)
     network = network.to(device).train()
-    estimator = _estimator_to_train(config, network, ranks)  # None: the whole network trains
     groups = network.parameter_groups() if estimator is None else estimator.estimator_parameter_groups()
     optimizer = torch.optim.Adam(groups, lr=config.lr)
     loss_fn = LOSSES[config.loss]

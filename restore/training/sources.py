@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from restore.archs.unet import append_level_map
 from restore.ensemble import TRANSFORMS, dihedral
-from restore.noise import NoiseModel, noisy_pair, noisy_pair_with_reference
+from restore.noise import NoiseModel, noisy_pair, noisy_pair_with_reference, noisy_with_reference
 from restore.resize import downscale
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -67,7 +67,9 @@ class NoisySource:
     RMS of (noisy - reference) over each crop, the reference being the clean crop as the noise's
     pipeline delivers it without noise (restore.noise.noisy_pair_with_reference: a photo's JPEG
     compression of the clean image is not its noise), which a level-conditioned network
-    (restore.archs.unet.LevelUNet) is told and its estimator learns to read.
+    (restore.archs.unet.LevelUNet) is told and its estimator learns to read. Without
+    `draw_targets` (a run that trains the estimator alone, which never looks at a target) the
+    second noisy copy is not drawn and the reference takes the target's place in the batch.
     """
 
     def __init__(
@@ -78,19 +80,26 @@ class NoisySource:
         clean_targets: bool,
         level_channel: bool = False,
         zoom: float = 1.0,
+        draw_targets: bool = True,
     ) -> None:
+        if not draw_targets and (clean_targets or not level_channel):
+            raise ValueError("only a level channel's source can leave out the targets")
         self.images = [img[None] for img in images]
         self.noise = noise
         self.patch = patch
         self.clean_targets = clean_targets
         self.level_channel = level_channel
         self.zoom = zoom
+        self.draw_targets = draw_targets
 
     def batch(self, size: int, generator: torch.Generator) -> Batch:
         clean = self._clean_crops(size, generator)
         reference = clean
         if self.clean_targets:
             noisy, target = self.noise.apply(clean, generator), clean
+        elif not self.draw_targets:
+            noisy, reference = noisy_with_reference(self.noise, clean, generator)
+            target = reference
         elif self.level_channel:
             noisy, target, reference = noisy_pair_with_reference(self.noise, clean, generator)
         else:
