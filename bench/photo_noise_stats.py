@@ -18,11 +18,15 @@ in the real pairs and in photo noise, and last how strong the noise is by the cl
     python bench/photo_noise_stats.py --left n2n-photo   # only: what a denoiser leaves of the noise, by scale
     python bench/photo_noise_stats.py --left cbm3d       # the same for CBM3D given each pair's true sigma
     python bench/photo_noise_stats.py --detail   # only: how much fine detail the clean images hold
+    python bench/photo_noise_stats.py --reads --level-model runs/X.safetensors
+        # only: what the estimator reads on the real pairs (full and half size) and on Kodak24
+        # with white noise of sigma 0-12 saved as 8-bit files
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -36,7 +40,7 @@ from photo_benchmark import aligned_reference, cbm3d  # noqa: E402
 
 from restore.api import Model, denoise, estimate_noise_level, load  # noqa: E402
 from restore.io.datasets import GRAY_WEIGHTS, image_files, load_images, real_pairs  # noqa: E402
-from restore.noise import PhotoNoise, estimate_sigma, noisy_pair_with_reference, parse_noise  # noqa: E402
+from restore.noise import GaussianNoise, PhotoNoise, estimate_sigma, noisy_pair_with_reference, parse_noise  # noqa: E402
 from restore.noise.camera import TO_YCBCR  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "realnoise" / "val"
@@ -66,9 +70,13 @@ def main() -> None:
     parser.add_argument("--level-model", default=LEVEL_MODEL, help="bundled name or file of a level model")
     parser.add_argument("--left", metavar="MODEL", help="print only what this denoiser (or cbm3d) leaves of the noise, by scale")
     parser.add_argument("--detail", action="store_true", help="print only the clean images' detail, by scale")
+    parser.add_argument("--reads", action="store_true", help="print only what the level model's estimator reads")
     args = parser.parse_args()
     if args.detail:
         detail_by_scale()
+        return
+    if args.reads:
+        estimator_reads(load(args.level_model))
         return
     if args.left:
         left_by_scale(*denoiser_named(args.left))
@@ -97,6 +105,34 @@ def main() -> None:
     estimator_by_family(level_model)
     noise_by_scale()
     noise_by_brightness()
+
+
+def _geometric_mean(values: Sequence[float]) -> float:
+    return math.exp(sum(math.log(v) for v in values) / len(values))
+
+
+def estimator_reads(level_model: Model) -> None:
+    """What the level model's estimator reads: over std(noisy - clean) on every real pair, as it
+    is and shrunk to half size (2 x 2 means, where coarse camera noise looks finer), and on the
+    first 8 Kodak24 images with white noise of each sigma, saved as 8-bit files: where it stops
+    telling noise from the image's own texture and grain."""
+    full, half = [], []
+    for noisy_path, clean_path in real_pairs(str(DATA)):
+        noisy, clean = (image[None] for image in load_images([noisy_path, clean_path]))
+        full.append(estimate_noise_level(level_model, noisy) / 255 / float((noisy - clean).std()))
+        small_noisy, small_clean = F.avg_pool2d(noisy, 2), F.avg_pool2d(clean, 2)
+        half.append(estimate_noise_level(level_model, small_noisy) / 255 / float((small_noisy - small_clean).std()))
+    print(f"{level_model.name} estimator / std(noisy - clean) over {len(full)} real pairs (geometric mean, min, max)")
+    for size, ratios in (("full size", full), ("half size", half)):
+        print(f"  {size}: {_geometric_mean(ratios):.2f}  ({min(ratios):.2f}-{max(ratios):.2f})")
+    kodak = load_images(image_files(KODAK)[:8])
+    print("its reading (0-255) on the first 8 Kodak24 images with white noise of sigma, as 8-bit files")
+    for sigma in (0, 1, 2, 3, 5, 8, 12):
+        reads = []
+        for index, clean in enumerate(kodak):
+            noisy = GaussianNoise(sigma).apply(clean[None], torch.Generator().manual_seed(index)) if sigma else clean[None]
+            reads.append(estimate_noise_level(level_model, (noisy * 255).clamp(0, 255).round() / 255))
+        print(f"  sigma {sigma:2d}: " + " ".join(f"{r:5.2f}" for r in reads))
 
 
 def training_crops(count: int) -> torch.Tensor:
