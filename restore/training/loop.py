@@ -301,8 +301,9 @@ def prepare_data(
             return Data(DownscaleSource(train, scales[0], config.patch), validation, described)
         return Data(MultiScaleSource(train, scales, config.patch), validation, described)
     # An estimator-only run never looks at the Noise2Noise target: it is not drawn.
-    targets = not config.estimator_only
-    source = NoisySource(train, noise, config.patch, config.clean_targets, level_channel, config.zoom, targets)
+    source = NoisySource(
+        train, noise, config.patch, config.clean_targets, level_channel, config.zoom, draw_targets=not config.estimator_only
+    )
     if config.val_pairs:
         selection, _ = split_real_pairs(real_pairs(config.val_pairs))
         validation = [tuple(image[None] for image in load_images([n, c], channels)) for n, c in selection]
@@ -566,6 +567,7 @@ def _train(config: TrainConfig, console: Console, show_progress: bool, ranks: Ra
     if is_demodulated(transform) and "albedo" not in aux:
         raise ValueError("--demodulate divides by the albedo buffer: train a network that takes one (--arch n2n_unet_aux)")
     level = network.takes_noise_level  # its input ends with a level map (restore.archs.unet.LevelUNet)
+    # Before the data: --estimator-only on a network without an estimator is refused as such.
     estimator = _estimator_to_train(config, network, ranks)  # None: the whole network trains
     data = prepare_data(config, network.in_channels - 3 * len(aux) - level, network.scales, aux, level_channel=level)
     network = network.to(device).train()
