@@ -57,7 +57,8 @@ CBM3D = ("cbm3d", "cbm3d-est")
 Denoiser = Callable[[torch.Tensor, float], torch.Tensor]
 
 
-def _to_8_bits(x: torch.Tensor) -> torch.Tensor:
+def to_8_bits(x: torch.Tensor) -> torch.Tensor:
+    """``x`` (on [0, 1]) as an 8-bit file holds it."""
     return (x * 255).clamp(0, 255).round() / 255
 
 
@@ -105,7 +106,7 @@ def inputs(row: str, data: Path) -> list[tuple[str, torch.Tensor, torch.Tensor]]
     out = []
     for index, path in enumerate(image_files(data / "test" / "Kodak24")):
         clean = read_batch(path)
-        noisy = _to_8_bits(GaussianNoise(sigma).apply(clean, torch.Generator().manual_seed(index)) if sigma else clean)
+        noisy = to_8_bits(GaussianNoise(sigma).apply(clean, torch.Generator().manual_seed(index)) if sigma else clean)
         out.append((path.name, noisy, clean))
     return out
 
@@ -154,7 +155,7 @@ def score(row: str, data: Path, denoise: Denoiser | None) -> dict[str, float | s
     for name, noisy, clean in inputs(row, data):
         reference = noisy if row == "clean-0" else clean  # a clean photo is compared with itself
         true_sigma = float((noisy - clean).std())
-        result = noisy if denoise is None else _to_8_bits(denoise(noisy, true_sigma))
+        result = noisy if denoise is None else to_8_bits(denoise(noisy, true_sigma))
         psnrs.append(psnr(result * 255, reference * 255))
         gains.append(psnrs[-1] - psnr(noisy * 255, reference * 255) if row != "clean-0" else 0.0)
         names.append(name)

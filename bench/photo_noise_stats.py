@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from kornia.filters import gaussian_blur2d
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from photo_benchmark import aligned_reference, cbm3d  # noqa: E402
+from photo_benchmark import aligned_reference, cbm3d, to_8_bits  # noqa: E402
 
 from restore.api import Model, denoise, estimate_noise_level, load  # noqa: E402
 from restore.io.datasets import GRAY_WEIGHTS, image_files, load_images, real_pairs  # noqa: E402
@@ -131,7 +131,7 @@ def estimator_reads(level_model: Model) -> None:
         reads = []
         for index, clean in enumerate(kodak):
             noisy = GaussianNoise(sigma).apply(clean[None], torch.Generator().manual_seed(index)) if sigma else clean[None]
-            reads.append(estimate_noise_level(level_model, (noisy * 255).clamp(0, 255).round() / 255))
+            reads.append(estimate_noise_level(level_model, to_8_bits(noisy)))
         print(f"  sigma {sigma:2d}: " + " ".join(f"{r:5.2f}" for r in reads))
 
 
