@@ -19,8 +19,8 @@ in the real pairs and in photo noise, and last how strong the noise is by the cl
     python bench/photo_noise_stats.py --left cbm3d       # the same for CBM3D given each pair's true sigma
     python bench/photo_noise_stats.py --detail   # only: how much fine detail the clean images hold
     python bench/photo_noise_stats.py --reads --level-model runs/X.safetensors
-        # only: what the estimator reads on the real pairs (full and half size) and on Kodak24
-        # with white noise of sigma 0-12 saved as 8-bit files
+        # only: what the estimator reads on the real pairs (full and half size), on Kodak24
+        # with white noise of sigma 0-12 saved as 8-bit files, and on training crops by noise
 """
 
 from __future__ import annotations
@@ -76,7 +76,9 @@ def main() -> None:
         detail_by_scale()
         return
     if args.reads:
-        estimator_reads(load(args.level_model))
+        level_model = load(args.level_model)
+        estimator_reads(level_model)
+        estimator_by_family(level_model)
         return
     if args.left:
         left_by_scale(*denoiser_named(args.left))

@@ -27,7 +27,7 @@ from restore.tiling import TileCallback, run_tiled
 from restore.zoo import bundled_models, bundled_path
 
 DEFAULT_DENOISER = "n2n-gaussian"  # colour images when no photo model is bundled
-PHOTO_DENOISER = "n2n-photo"  # colour photos: camera noise, 8 bits, JPEG
+PHOTO_DENOISER = "n2n-photo-level"  # colour photos: camera noise, 8 bits, JPEG; told the level it reads
 GRAY_DENOISER = "n2n-gray-level"  # gray images: told the level its estimator reads (n2n-gray is the blind one)
 RENDER_DENOISER = "n2n-mc"  # linear HDR input (EXR, PFM, float TIFF)
 RENDER_AUX_DENOISER = "n2n-mc-aux"  # ... with albedo and normal buffers
@@ -296,7 +296,7 @@ def is_gray(image: ImageLike) -> bool:
 def default_denoiser(image: ImageLike, *, linear: bool = False, aux: bool = False) -> str:
     """The bundled denoiser picked for an image: for `linear` (HDR) pixels n2n-mc, or n2n-mc-aux
     when albedo and normal buffers come with them (`aux`); else n2n-gray-level for gray images and
-    n2n-photo for colour ones (n2n-gaussian where n2n-photo is not bundled). A model that is
+    n2n-photo-level for colour ones (n2n-gaussian where it is not bundled). A model that is
     not bundled is skipped."""
     bundled = bundled_models()
     if linear and aux and RENDER_AUX_DENOISER in bundled:
@@ -309,7 +309,7 @@ def default_denoiser(image: ImageLike, *, linear: bool = False, aux: bool = Fals
 
 
 def colour_denoiser() -> str:
-    """The bundled model for colour photos: n2n-photo, or n2n-gaussian where it is not bundled."""
+    """The bundled model for colour photos: n2n-photo-level, or n2n-gaussian where it is not bundled."""
     return PHOTO_DENOISER if PHOTO_DENOISER in bundled_models() else DEFAULT_DENOISER
 
 
@@ -335,7 +335,7 @@ def denoise(
     """Denoise an image (values in [0, 1] for photos) with a bundled model name, a path or a Model.
 
     Without a model, gray images (one channel, or equal channels) get `n2n-gray-level` and colour
-    images `n2n-photo`. `ensemble` averages the 8 flips and rotations (8x the time).
+    images `n2n-photo-level`. `ensemble` averages the 8 flips and rotations (8x the time).
     A level-conditioned model takes `strength` (below 1 keeps grain, above removes more, 0
     returns the input) and `noise_level` (sigma in 0-255 units; read off the image when None).
     """

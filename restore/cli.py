@@ -336,7 +336,7 @@ def denoise(
     """Denoise images. Writes IN.denoised.EXT unless -o is given.
 
     Default model: n2n-mc for HDR renders (EXR, PFM, float TIFF), n2n-mc-aux when NAME.albedo.EXT and
-    NAME.normal.EXT (or --albedo / --normal) come with them, n2n-gray-level for gray images, else n2n-photo.
+    NAME.normal.EXT (or --albedo / --normal) come with them, n2n-gray-level for gray images, else n2n-photo-level.
     """
     buffers = {name: path for name, path in (("albedo", albedo), ("normal", normal)) if path is not None}
     options = _with(options, strength=strength, aux_files=buffers)
@@ -548,7 +548,7 @@ def finetune(
     folder_b: Annotated[str, typer.Argument(help="Folder of second, independent noisy shots (same file names).")],
     output: Annotated[str, typer.Option("-o", "--output", help="Model file to write (.safetensors).")],
     base: Annotated[
-        str | None, typer.Option("--from", help="Model to start from [default: n2n-mc with --loss hdr, else n2n-photo].")
+        str | None, typer.Option("--from", help="Model to start from [default: n2n-mc with --loss hdr, else n2n-photo-level].")
     ] = None,
     loss: Annotated[str, typer.Option("--loss", help="l2, l1, l0 (annealed from L2 to L0) or hdr.")] = "l2",
     steps: StepsOpt = 500,

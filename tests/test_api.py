@@ -41,7 +41,7 @@ def test_gray_images_get_the_gray_model_by_default():
     gray = smooth_image(16, 16, channels=1)
     assert restore.api.default_denoiser(gray[..., 0]) == "n2n-gray-level"
     assert restore.api.default_denoiser(np.repeat(gray, 3, axis=-1)) == "n2n-gray-level"  # RGB with R = G = B
-    assert restore.api.default_denoiser(smooth_image(16, 16)) == "n2n-photo"  # colour photos
+    assert restore.api.default_denoiser(smooth_image(16, 16)) == "n2n-photo-level"  # colour photos
 
 
 @pytest.mark.parametrize(
@@ -63,7 +63,7 @@ def test_hdr_renders_get_the_render_denoiser_by_default(monkeypatch, bundled, au
 
 def test_a_finetune_starts_from_the_render_model_for_the_hdr_loss_and_from_the_photo_model_otherwise():
     assert restore.api.finetune_base("hdr") == "n2n-mc"
-    assert restore.api.finetune_base("l1") == restore.api.finetune_base("l2") == "n2n-photo"
+    assert restore.api.finetune_base("l1") == restore.api.finetune_base("l2") == "n2n-photo-level"
 
 
 def test_upscale_by_path_and_scale(tiny_models):

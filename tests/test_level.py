@@ -15,6 +15,7 @@ from conftest import assert_one_line_error, run, smooth_image, write_png
 from restore.api import InferenceOptions, estimate_noise_level, run_model
 from restore.archs import create
 from restore.archs.unet import with_level_map
+from restore.modelfile import ModelInfo, save_model_file
 from restore.noise import GaussianNoise, PhotoNoise, noisy_pair_with_reference, parse_noise
 from restore.training.loop import TrainConfig, build_network, train
 from restore.training.sources import NoisySource, PairSource
@@ -167,6 +168,22 @@ def test_the_wide_estimator_starts_as_a_plain_mean_and_trains_at_three_times_the
     model = restore.load(config.out)
     assert list(model.network.config.estimator_dilations) == [1, 1, 2, 4, 8, 1]  # the file rebuilds its estimator
     assert estimate_noise_level(model, busy[0]) > 0
+
+
+def test_the_pyramid_estimator_reads_one_level_per_image_of_any_size_from_four_scales(tmp_path):
+    network = create("n2n_unet_level_pyramid").eval()
+    pools = [layer for layer in network.estimator if isinstance(layer, torch.nn.AvgPool2d)]
+    assert len(pools) == 3  # full, half, quarter and eighth size
+    with torch.no_grad():
+        for shape in ((1, 3, 1, 1), (2, 3, 17, 23), (1, 3, 96, 64)):  # odd edges and a single pixel keep a pixel
+            level = network.estimate_level(torch.rand(*shape))
+            assert level.shape == (shape[0],) and torch.all(level > 0)
+    info = ModelInfo("pyramid", network.architecture, network.config_dict(), "denoise")
+    save_model_file(tmp_path / "pyramid.safetensors", network, info)
+    rebuilt = restore.load(tmp_path / "pyramid.safetensors").network
+    image = torch.rand(1, 3, 40, 56)
+    with torch.no_grad():  # the file rebuilds the same estimator: same pools, same perceptron
+        assert torch.equal(rebuilt.estimate_level(image), network.estimate_level(image))
 
 
 def test_a_gray_level_model_starts_from_the_gray_model_and_trains_on_gray_crops(tmp_path, photos):

@@ -144,11 +144,17 @@ class LevelUNetConfig:
     # window) in the first level models' files.
     estimator_dilations: tuple[int, ...] = (1, 1, 1, 1)
     # How per-pixel levels become the image's: "mean", or "weighted" by a second output, so that
-    # the estimator reads the level where the noise shows and discounts texture it cannot tell from it.
+    # the estimator reads the level where the noise shows and discounts texture it cannot tell from it;
+    # or "global": the features averaged over the image first, then read by a small perceptron, so
+    # that the level can depend on the whole picture (compression everywhere, noise shown only in
+    # texture), not only on what each pixel's window shows.
     estimator_pooling: str = "mean"
+    # Indices of hidden convolutions after which the features are 2 x 2 averaged: the later ones
+    # see coarser scales, where a camera's grain, spread over several pixels, looks like white noise.
+    estimator_pool_after: tuple[int, ...] = ()
 
 
-ESTIMATOR_POOLINGS = ("mean", "weighted")
+ESTIMATOR_POOLINGS = ("mean", "weighted", "global")
 # Levels below half a grey level are all "clean" to the level loss: 8-bit rounding hides the exact
 # level of a nearly clean crop, and a lower floor (1e-4) spent the estimator on telling 0.01 from 0.3.
 LEVEL_LOSS_FLOOR = 0.5 / 255
@@ -177,8 +183,14 @@ class LevelUNet(Restorer):
         for index, dilation in enumerate(config.estimator_dilations):
             conv = nn.Conv2d(c if index == 0 else f, f, kernel_size=3, padding=dilation, dilation=dilation)
             layers += [conv, nn.LeakyReLU(0.1)]
+            if index in config.estimator_pool_after:  # ceil: an odd edge or a 1-pixel image keeps a pixel
+                layers.append(nn.AvgPool2d(2, ceil_mode=True))
         weighted = config.estimator_pooling == "weighted"
-        last = _conv(f, 2 if weighted else 1)
+        if config.estimator_pooling == "global":  # 1 x 1 convolutions on the averaged features
+            layers += [nn.AdaptiveAvgPool2d(1), nn.Conv2d(f, f, kernel_size=1), nn.LeakyReLU(0.1)]
+            last = nn.Conv2d(f, 1, kernel_size=1)
+        else:
+            last = _conv(f, 2 if weighted else 1)
         nn.init.constant_(last.bias[:1], -4.0)  # softplus(-4) = 0.018: a start near a photo's level (sigma 4.6)
         if weighted:  # equal weights at the start: the plain mean
             nn.init.zeros_(last.weight[1:])
@@ -248,6 +260,18 @@ def n2n_unet_level_wide(channels: int = 3) -> LevelUNet:
     wide = LevelUNetConfig(channels, estimator_features=64, estimator_dilations=(1, 1, 2, 4, 8, 1))
     wide.estimator_pooling = "weighted"
     return LevelUNet(wide)
+
+
+@register_variant
+def n2n_unet_level_pyramid(channels: int = 3) -> LevelUNet:
+    """The level U-Net with a multi-scale estimator (about 70,000 parameters): pairs of 3x3
+    convolutions at full, half, quarter and eighth size, their features averaged over the image
+    and read by a small perceptron. The 11-pixel estimator reads camera noise, which demosaicking,
+    noise reduction and JPEG spread over 2-16 pixels, at about half its level, its own training
+    photo noise too (bench/results/photo-noise-stats-295b644ed74e.txt)."""
+    pyramid = LevelUNetConfig(channels, estimator_dilations=(1,) * 8, estimator_pool_after=(1, 3, 5))
+    pyramid.estimator_pooling = "global"
+    return LevelUNet(pyramid)
 
 
 def with_level_map(network: Restorer, x: torch.Tensor, level: torch.Tensor | None = None) -> torch.Tensor:
