@@ -3,6 +3,8 @@ image: how training makes their level channel, and what `--strength` does with i
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -170,20 +172,55 @@ def test_the_wide_estimator_starts_as_a_plain_mean_and_trains_at_three_times_the
     assert estimate_noise_level(model, busy[0]) > 0
 
 
-def test_the_pyramid_estimator_reads_one_level_per_image_of_any_size_from_four_scales(tmp_path):
-    network = create("n2n_unet_level_pyramid").eval()
+@pytest.mark.parametrize(("variant", "channels"), [("n2n_unet_level_pyramid", 3), ("n2n_unet_level_pyramid_gray", 1)])
+def test_the_pyramid_estimator_reads_one_level_per_image_of_any_size_from_four_scales(tmp_path, variant, channels):
+    network = create(variant).eval()
     pools = [layer for layer in network.estimator if isinstance(layer, torch.nn.AvgPool2d)]
     assert len(pools) == 3  # full, half, quarter and eighth size
     with torch.no_grad():
-        for shape in ((1, 3, 1, 1), (2, 3, 17, 23), (1, 3, 96, 64)):  # odd edges and a single pixel keep a pixel
-            level = network.estimate_level(torch.rand(*shape))
-            assert level.shape == (shape[0],) and torch.all(level > 0)
-    info = ModelInfo("pyramid", network.architecture, network.config_dict(), "denoise")
+        for size in ((1, 1), (17, 23), (96, 64)):  # odd edges and a single pixel keep a pixel
+            level = network.estimate_level(torch.rand(2, channels, *size))
+            assert level.shape == (2,) and torch.all(level > 0)
+    info = ModelInfo("pyramid", network.architecture, network.config_dict(), "denoise", channels=channels)
     save_model_file(tmp_path / "pyramid.safetensors", network, info)
     rebuilt = restore.load(tmp_path / "pyramid.safetensors").network
-    image = torch.rand(1, 3, 40, 56)
+    image = torch.rand(1, channels, 40, 56)
     with torch.no_grad():  # the file rebuilds the same estimator: same pools, same perceptron
         assert torch.equal(rebuilt.estimate_level(image), network.estimate_level(image))
+
+
+def test_a_windowed_estimator_reads_a_large_image_as_the_mean_of_its_central_tiles():
+    network = create("n2n_unet_level_pyramid").eval()
+    assert network.config.estimator_window == 96
+    image = torch.rand(2, 3, 200, 300)  # 2 x 3 whole tiles, centred: rows 4-195, columns 6-293
+    with torch.no_grad():
+        tiles = [image[:, :, 4 + 96 * r : 100 + 96 * r, 6 + 96 * c : 102 + 96 * c] for r in range(2) for c in range(3)]
+        expected = torch.stack([network.estimate_level(tile) for tile in tiles]).mean(dim=0)
+        assert torch.allclose(network.estimate_level(image), expected, atol=1e-6)
+        small = image[:, :, :96, :150]  # not larger than a tile on one side: read whole
+        network.config.estimator_window = 0
+        whole = network.estimate_level(small)
+        network.config.estimator_window = 96
+        assert torch.equal(network.estimate_level(small), whole)
+
+
+def test_set_config_writes_a_copy_that_runs_with_the_new_setting_and_says_so(tmp_path):
+    network = create("n2n_unet_level_pyramid")
+    network.config.estimator_window = 0
+    info = ModelInfo("pyramid", network.architecture, network.config_dict(), "denoise")
+    save_model_file(tmp_path / "whole.safetensors", network, info)
+    tool = Path(__file__).resolve().parents[1] / "tools" / "set_config.py"
+    out = tmp_path / "tiled.safetensors"
+    command = [sys.executable, str(tool), str(tmp_path / "whole.safetensors"), "estimator_window=96", "-o", str(out)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    edited = restore.load(out)
+    assert edited.network.config.estimator_window == 96
+    assert edited.info.training["edits"] == [{"config": {"estimator_window": 96}, "from": "whole.safetensors"}]
+    before = restore.load(tmp_path / "whole.safetensors").network.state_dict()
+    assert all(torch.equal(before[k], v) for k, v in edited.network.state_dict().items())  # the weights as they were
+    again = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert again.returncode != 0 and "exists" in again.stderr  # an existing file is never replaced
 
 
 def test_a_gray_level_model_starts_from_the_gray_model_and_trains_on_gray_crops(tmp_path, photos):

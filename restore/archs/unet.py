@@ -152,6 +152,11 @@ class LevelUNetConfig:
     # Indices of hidden convolutions after which the features are 2 x 2 averaged: the later ones
     # see coarser scales, where a camera's grain, spread over several pixels, looks like white noise.
     estimator_pool_after: tuple[int, ...] = ()
+    # 0: the estimator reads the whole image at once. Else the side of the tiles it reads an image
+    # larger than that in, averaging their readings: a "global" estimator trained on crops of this
+    # side reads larger images high (its zero-padded borders weigh less there; sigma 25 read as 29
+    # at 512 px, 25.6 at 96, bench/results/level-reads-colour.txt), so it reads the size it knows.
+    estimator_window: int = 0
 
 
 ESTIMATOR_POOLINGS = ("mean", "weighted", "global")
@@ -161,6 +166,20 @@ LEVEL_LOSS_FLOOR = 0.5 / 255
 # The estimator trains at this multiple of the run's learning rate: at a finetune's rate (1e-4)
 # it barely moved in 7,000 steps, and a new estimator starts from nothing.
 ESTIMATOR_LR_SCALE = 3.0
+
+
+def _window_tiles(x: torch.Tensor, window: int) -> tuple[torch.Tensor, int]:
+    """N x C x H x W -> the central whole `window`-sided tiles of each image, stacked image by
+    image, and how many each image has; the images themselves when `window` is 0 or either side
+    is not larger than it."""
+    n, c, h, w = x.shape
+    if not window or h <= window or w <= window:
+        return x, 1
+    rows, cols = h // window, w // window
+    top, left = (h - rows * window) // 2, (w - cols * window) // 2
+    x = x[..., top : top + rows * window, left : left + cols * window]
+    tiles = x.reshape(n, c, rows, window, cols, window).permute(0, 2, 4, 1, 3, 5)
+    return tiles.reshape(n * rows * cols, c, window, window), rows * cols
 
 
 @register_architecture
@@ -204,11 +223,14 @@ class LevelUNet(Restorer):
 
     def estimate_level(self, noisy: torch.Tensor) -> torch.Tensor:
         """The noise level (sigma on the [0, 1] scale) of each image of an N x C x H x W batch: N values."""
-        out = self.estimator(noisy).float().flatten(2)  # N x (1 or 2) x pixels
+        tiles, per_image = _window_tiles(noisy, self.config.estimator_window)
+        out = self.estimator(tiles).float().flatten(2)  # tiles x (1 or 2) x pixels
         level = F.softplus(out[:, 0])
         if out.shape[1] == 1:
-            return level.mean(dim=1)
-        return (level * torch.softmax(out[:, 1], dim=1)).sum(dim=1)
+            level = level.mean(dim=1)
+        else:
+            level = (level * torch.softmax(out[:, 1], dim=1)).sum(dim=1)
+        return level.view(-1, per_image).mean(dim=1)
 
     def level_loss(self, x: torch.Tensor) -> torch.Tensor:
         """The estimator's error on a training input N x (C + 1) x H x W, whose level channel holds
@@ -266,12 +288,20 @@ def n2n_unet_level_wide(channels: int = 3) -> LevelUNet:
 def n2n_unet_level_pyramid(channels: int = 3) -> LevelUNet:
     """The level U-Net with a multi-scale estimator (about 70,000 parameters): pairs of 3x3
     convolutions at full, half, quarter and eighth size, their features averaged over the image
-    and read by a small perceptron. The 11-pixel estimator reads camera noise, which demosaicking,
+    and read by a small perceptron, larger images in 96-pixel tiles. The 11-pixel estimator reads camera noise, which demosaicking,
     noise reduction and JPEG spread over 2-16 pixels, at about half its level, its own training
     photo noise too (bench/results/photo-noise-stats-295b644ed74e.txt)."""
     pyramid = LevelUNetConfig(channels, estimator_dilations=(1,) * 8, estimator_pool_after=(1, 3, 5))
-    pyramid.estimator_pooling = "global"
+    pyramid.estimator_pooling, pyramid.estimator_window = "global", 96
     return LevelUNet(pyramid)
+
+
+@register_variant
+def n2n_unet_level_pyramid_gray() -> LevelUNet:
+    """The pyramid-estimator level U-Net for one-channel (gray) images: n2n_unet_level_gray's
+    five-layer estimator reads white noise high (sigma 15 as about 16 on Set12), and a denoiser
+    told too high a level smooths the image's own detail away with the noise."""
+    return n2n_unet_level_pyramid(channels=1)
 
 
 def with_level_map(network: Restorer, x: torch.Tensor, level: torch.Tensor | None = None) -> torch.Tensor:
