@@ -22,7 +22,7 @@ from restore.modelfile import read_info  # noqa: E402
 
 WIDTH = 720
 LEFT, RIGHT, TOP, PLOT_BOTTOM = 70, 20, 30, 330  # the plot's edges; tick labels and the legend go below
-COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#000000", "#bcbd22", "#7f7f7f")
+COLOURS = tuple("#1f77b4 #d62728 #2ca02c #9467bd #ff7f0e #8c564b #e377c2 #17becf #000000 #bcbd22 #7f7f7f".split())
 LEGEND_TOP, LEGEND_LINE = PLOT_BOTTOM + 22, 14  # one line per run: the picture grows with the chain
 
 

@@ -154,8 +154,8 @@ class LevelUNetConfig:
     estimator_pool_after: tuple[int, ...] = ()
     # 0: the estimator reads the whole image at once. Else the side of the tiles it reads an image
     # larger than that in, averaging their readings: a "global" estimator trained on crops of this
-    # side reads larger images high (its zero-padded borders weigh less there; sigma 25 read as 29
-    # at 512 px, 25.6 at 96, bench/results/level-reads-colour.txt), so it reads the size it knows.
+    # side reads larger images high (its zero-padded borders weigh less there; sigma 25 read as 29.0
+    # at 512 px, 25.7 in 96-px tiles, bench/results/level-reads-colour.txt): it reads the size it knows.
     estimator_window: int = 0
 
 
@@ -288,9 +288,10 @@ def n2n_unet_level_wide(channels: int = 3) -> LevelUNet:
 def n2n_unet_level_pyramid(channels: int = 3) -> LevelUNet:
     """The level U-Net with a multi-scale estimator (about 70,000 parameters): pairs of 3x3
     convolutions at full, half, quarter and eighth size, their features averaged over the image
-    and read by a small perceptron, larger images in 96-pixel tiles. The 11-pixel estimator reads camera noise, which demosaicking,
-    noise reduction and JPEG spread over 2-16 pixels, at about half its level, its own training
-    photo noise too (bench/results/photo-noise-stats-295b644ed74e.txt)."""
+    and read by a small perceptron, images larger than 96 pixels in 96-pixel tiles. The 11-pixel
+    estimator reads camera noise, which demosaicking, noise reduction and JPEG spread over 2-16
+    pixels, at about half its level, its own training photo noise too
+    (bench/results/photo-noise-stats-295b644ed74e.txt)."""
     pyramid = LevelUNetConfig(channels, estimator_dilations=(1,) * 8, estimator_pool_after=(1, 3, 5))
     pyramid.estimator_pooling, pyramid.estimator_window = "global", 96
     return LevelUNet(pyramid)
@@ -299,7 +300,8 @@ def n2n_unet_level_pyramid(channels: int = 3) -> LevelUNet:
 @register_variant
 def n2n_unet_level_pyramid_gray() -> LevelUNet:
     """The pyramid-estimator level U-Net for one-channel (gray) images: n2n_unet_level_gray's
-    five-layer estimator reads white noise high (sigma 15 as about 16 on Set12), and a denoiser
+    five-layer estimator reads white noise high (sigma 15 as 16.1 on Set12,
+    bench/results/level-reads-gray.txt), and a denoiser
     told too high a level smooths the image's own detail away with the noise."""
     return n2n_unet_level_pyramid(channels=1)
 
