@@ -13,16 +13,29 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from restore.api import estimate_noise_level, load  # noqa: E402
+from restore.api import Model, estimate_noise_level, load  # noqa: E402
 from restore.io.datasets import image_files, load_images  # noqa: E402
 from restore.noise import GaussianNoise  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "test"
+
+
+def white_noise_reads(
+    model: Model, images: Sequence[torch.Tensor], sigma: float, as_file: Callable[[torch.Tensor], torch.Tensor] = lambda x: x
+) -> list[float]:
+    """What `model`'s estimator reads (0-255) on each image with white noise of `sigma` (seed =
+    image index; none at sigma 0), after `as_file` (e.g. rounding to 8 bits)."""
+    reads = []
+    for index, clean in enumerate(images):
+        noisy = GaussianNoise(sigma).apply(clean[None], torch.Generator().manual_seed(index)) if sigma else clean[None]
+        reads.append(estimate_noise_level(model, as_file(noisy)))
+    return reads
 
 
 def main() -> None:
@@ -37,10 +50,7 @@ def main() -> None:
         model = load(name)
         cells = []
         for sigma in args.sigmas:
-            reads = []
-            for index, clean in enumerate(images):
-                noisy = GaussianNoise(sigma).apply(clean[None], torch.Generator().manual_seed(index)) if sigma else clean[None]
-                reads.append(estimate_noise_level(model, noisy))
+            reads = white_noise_reads(model, images, sigma)
             cells.append(f"{sigma:g}: {sum(reads) / len(reads):.1f} ({min(reads):.1f}-{max(reads):.1f})")
         print(f"  {model.name} ({name}): " + "  ".join(cells))
 

@@ -36,11 +36,12 @@ import torch.nn.functional as F
 from kornia.filters import gaussian_blur2d
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from level_reads import white_noise_reads  # noqa: E402
 from photo_benchmark import aligned_reference, cbm3d, to_8_bits  # noqa: E402
 
 from restore.api import Model, denoise, estimate_noise_level, load  # noqa: E402
 from restore.io.datasets import GRAY_WEIGHTS, image_files, load_images, real_pairs  # noqa: E402
-from restore.noise import GaussianNoise, PhotoNoise, estimate_sigma, noisy_pair_with_reference, parse_noise  # noqa: E402
+from restore.noise import PhotoNoise, estimate_sigma, noisy_pair_with_reference, parse_noise  # noqa: E402
 from restore.noise.camera import TO_YCBCR  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "realnoise" / "val"
@@ -130,10 +131,7 @@ def estimator_reads(level_model: Model) -> None:
     kodak = load_images(image_files(KODAK)[:8])
     print("its reading (0-255) on the first 8 Kodak24 images with white noise of sigma, as 8-bit files")
     for sigma in (0, 1, 2, 3, 5, 8, 12):
-        reads = []
-        for index, clean in enumerate(kodak):
-            noisy = GaussianNoise(sigma).apply(clean[None], torch.Generator().manual_seed(index)) if sigma else clean[None]
-            reads.append(estimate_noise_level(level_model, to_8_bits(noisy)))
+        reads = white_noise_reads(level_model, kodak, sigma, as_file=to_8_bits)
         print(f"  sigma {sigma:2d}: " + " ".join(f"{r:5.2f}" for r in reads))
 
 

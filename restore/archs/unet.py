@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from restore.archs.registry import Restorer, register_architecture, register_variant
+from restore.resize import center_crop
 
 
 @dataclass
@@ -176,8 +177,7 @@ def _window_tiles(x: torch.Tensor, window: int) -> tuple[torch.Tensor, int]:
     if not window or h <= window or w <= window:
         return x, 1
     rows, cols = h // window, w // window
-    top, left = (h - rows * window) // 2, (w - cols * window) // 2
-    x = x[..., top : top + rows * window, left : left + cols * window]
+    x = center_crop(x, max(h, w), multiple=window)
     tiles = x.reshape(n, c, rows, window, cols, window).permute(0, 2, 4, 1, 3, 5)
     return tiles.reshape(n * rows * cols, c, window, window), rows * cols
 
