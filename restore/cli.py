@@ -499,6 +499,13 @@ def train(
             help="Train only a level model's noise-level estimator (--init a level model); its denoiser is kept.",
         ),
     ] = False,
+    denoiser_only: Annotated[
+        bool,
+        typer.Option(
+            "--denoiser-only",
+            help="Train only a level model's denoiser (--init a level model); its noise-level estimator is kept.",
+        ),
+    ] = False,
     lr: LrOpt = 3e-4,
     lr_warmup: LrWarmupOpt = 0,
     lr_halve_every: Annotated[int, typer.Option("--lr-halve-every", help="Halve the learning rate every N steps.")] = 0,
@@ -534,7 +541,7 @@ def train(
         out=output, task=task, data=data or "", pairs=list(pairs or []), variant=arch or "", init=init or "",
         noise=noise, clean_targets=clean_targets, scale=scale, patch=patch, zoom=zoom, batch=batch, steps=steps,
         minutes=minutes, lr=lr, lr_warmup=lr_warmup, lr_halve_every=lr_halve_every, loss=loss, demodulate=demodulate,
-        log_radiance=log_radiance, balance_levels=balance_levels, estimator_only=estimator_only,
+        log_radiance=log_radiance, balance_levels=balance_levels, estimator_only=estimator_only, denoiser_only=denoiser_only,
         val_count=val_count, val_every=val_every, val_pairs=val_pairs, checkpoint_every=val_every,
         keep_best=keep == "best", ema=ema, seed=seed, device=device, precision=precision, run_dir=run_dir, name=name,
         description=description, overwrite=overwrite,

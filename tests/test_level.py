@@ -204,6 +204,28 @@ def test_a_windowed_estimator_reads_a_large_image_as_the_mean_of_its_central_til
         assert torch.equal(network.estimate_level(small), whole)
 
 
+def test_the_input_gate_starts_closed_on_a_warm_start_and_open_hands_the_input_through(tmp_path):
+    plain = create("n2n_unet_level_pyramid").eval()
+    info = ModelInfo("plain", plain.architecture, plain.config_dict(), "denoise")
+    save_model_file(tmp_path / "plain.safetensors", plain, info)
+    warm_start = TrainConfig(out="unused", init=str(tmp_path / "plain.safetensors"), variant="n2n_unet_level_gated")
+    gated, _ = build_network(warm_start)
+    gated.eval()
+    assert gated.config.input_gate and not plain.config.input_gate
+    x = with_level_map(plain, torch.rand(1, 3, 64, 64))
+    with torch.no_grad():
+        before, after = plain(x), gated(x)
+        # every weight of the file copied; the new gate nearly shut: the file's output to 0.25% of its residual
+        assert (after - before).abs().max() <= 0.003 * (x[:, :3] - before).abs().max()
+        torch.nn.init.constant_(gated.denoiser.gate_conv.bias, 30.0)  # wide open
+        assert torch.allclose(gated(x), x[:, :3], atol=1e-6)  # the input handed through unchanged
+    gated_info = replace(info, architecture=gated.architecture, config=gated.config_dict())
+    save_model_file(tmp_path / "gated.safetensors", gated, gated_info)
+    rebuilt = restore.load(tmp_path / "gated.safetensors").network
+    with torch.no_grad():  # the file rebuilds the gate
+        assert rebuilt.config.input_gate and torch.equal(rebuilt(x), gated(x))
+
+
 def test_set_config_writes_a_copy_that_runs_with_the_new_setting_and_says_so(tmp_path):
     network = create("n2n_unet_level_pyramid")
     network.config.estimator_window = 0
@@ -220,7 +242,10 @@ def test_set_config_writes_a_copy_that_runs_with_the_new_setting_and_says_so(tmp
     before = restore.load(tmp_path / "whole.safetensors").network.state_dict()
     assert all(torch.equal(before[k], v) for k, v in edited.network.state_dict().items())  # the weights as they were
     again = subprocess.run(command, capture_output=True, text=True, timeout=300)
-    assert again.returncode != 0 and "exists" in again.stderr  # an existing file is never replaced
+    assert again.returncode != 0 and "exists" in again.stderr  # an existing file is not replaced unasked
+    assert "--overwrite" in again.stderr  # and the line names the flag that replaces it, which the tool has
+    replaced = subprocess.run([*command, "--overwrite"], capture_output=True, text=True, timeout=300)
+    assert replaced.returncode == 0, replaced.stderr
 
 
 def test_a_gray_level_model_starts_from_the_gray_model_and_trains_on_gray_crops(tmp_path, photos):
@@ -265,3 +290,26 @@ def test_an_estimator_only_run_trains_the_estimator_and_leaves_the_denoiser_as_i
         train(blind, show_progress=False)
     with pytest.raises(ValueError, match="no image loss"):
         replace(config, balance_levels=True)
+
+
+def test_a_denoiser_only_run_trains_the_denoiser_and_leaves_the_estimator_as_it_was(tmp_path, photos):
+    start = level_model(tmp_path, photos, steps=2)
+    config = TrainConfig(
+        out=str(tmp_path / "denoiser.safetensors"), data=str(photos), init=str(start), denoiser_only=True, steps=3,
+        batch=4, patch=32, val_count=2, val_every=3, noise="gaussian:0-50", lr=1e-3, device="cpu", precision="fp32",
+    )  # fmt: skip
+    train(config, show_progress=False)
+    before, after = restore.load(start).network.state_dict(), restore.load(config.out).network.state_dict()
+    assert all(torch.equal(before[key], after[key]) for key in before if key.startswith("estimator."))
+    assert any(not torch.equal(before[key], after[key]) for key in before if key.startswith("denoiser."))
+    assert restore.load(config.out).info.training["denoiser_only"] is True
+
+    gated = replace(config, variant="n2n_unet_level_gated", out=str(tmp_path / "gated.safetensors"))
+    train(gated, show_progress=False)  # a new gate on a kept estimator: the gate trains with the denoiser
+    assert restore.load(gated.out).network.denoiser.gate_conv.bias.item() != -6.0
+
+    blind = replace(config, init="", variant="n2n_unet", out=str(tmp_path / "blind.safetensors"))
+    with pytest.raises(ValueError, match="denoiser-only keeps a level model's estimator"):
+        train(blind, show_progress=False)
+    with pytest.raises(ValueError, match="give one"):
+        replace(config, estimator_only=True)

@@ -5,7 +5,7 @@
 For settings that change how a network runs, not what it learnt (a level estimator's reading
 window). Values are JSON (`96`, `"global"`, `[1, 3]`). The new file rebuilds and loads as any
 model file does (so a value the weights cannot take is refused), and its training record gains
-an `edits` entry saying what was changed; the output is never an existing file.
+an `edits` entry saying what was changed; an existing output is replaced only with `--overwrite`.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ def main() -> None:
     parser.add_argument("model", type=Path, help="the model file to copy")
     parser.add_argument("settings", nargs="+", metavar="KEY=VALUE", help="config fields and their JSON values")
     parser.add_argument("-o", "--output", type=Path, required=True, help="the new model file")
+    parser.add_argument("--overwrite", action="store_true", help="replace the output if it exists")
     args = parser.parse_args()
     network, info = load_model_file(args.model)
     changes = {}
@@ -37,7 +38,7 @@ def main() -> None:
     edited = replace(info, config=config, training=training)
     target = build(edited.architecture, config)  # the same weights in a network built from the new config
     target.load_state_dict(network.state_dict(), strict=True)
-    save_model_file(args.output, target, edited)
+    save_model_file(args.output, target, edited, overwrite=args.overwrite)
     load_model_file(args.output)  # refuses what the config and weights cannot make together
     print(f"wrote {args.output}: {args.model.name} with {', '.join(f'{k}={json.dumps(v)}' for k, v in changes.items())}")
 
