@@ -307,6 +307,8 @@ def test_a_denoiser_only_run_trains_the_denoiser_and_leaves_the_estimator_as_it_
     gated = replace(config, variant="n2n_unet_level_gated", out=str(tmp_path / "gated.safetensors"))
     train(gated, show_progress=False)  # a new gate on a kept estimator: the gate trains with the denoiser
     assert restore.load(gated.out).network.denoiser.gate_conv.bias.item() != -6.0
+    groups = create("n2n_unet_level_gated").denoiser_parameter_groups()
+    assert [group["lr_scale"] for group in groups] == [1.0, 10.0] and len(groups[1]["params"]) == 2  # the gate's own rate
 
     blind = replace(config, init="", variant="n2n_unet", out=str(tmp_path / "blind.safetensors"))
     with pytest.raises(ValueError, match="denoiser-only keeps a level model's estimator"):

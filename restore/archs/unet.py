@@ -40,6 +40,9 @@ class UNetConfig:
 # The gate's bias at the start: sigmoid(-6) = 0.0025, so a network warm-started from a file
 # without the gate computes what the file computes to within a quarter of a percent of its residual.
 GATE_START_BIAS = -6.0
+# The gate trains at this multiple of the run's learning rate: at a finetune's 1e-4, Adam moves
+# its bias about 1e-4 a step, and a gate that starts shut would take tens of thousands of steps to open.
+GATE_LR_SCALE = 10.0
 
 
 def _conv(cin: int, cout: int) -> nn.Conv2d:
@@ -98,6 +101,13 @@ class UNet(Restorer):
             nn.init.zeros_(self.gate_conv.weight)
             nn.init.constant_(self.gate_conv.bias, GATE_START_BIAS)
             self.floats_per_pixel += 1
+
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        if not self.config.input_gate:
+            return super().parameter_groups()
+        gate = list(self.gate_conv.parameters())
+        rest = [p for name, p in self.named_parameters() if not name.startswith("gate_conv.")]
+        return [{"params": rest, "lr_scale": 1.0}, {"params": gate, "lr_scale": GATE_LR_SCALE}]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
@@ -272,14 +282,13 @@ class LevelUNet(Restorer):
         return self.last_level_loss
 
     def parameter_groups(self) -> list[dict[str, Any]]:
-        return [
-            {"params": list(self.denoiser.parameters()), "lr_scale": 1.0},
-            {"params": list(self.estimator.parameters()), "lr_scale": ESTIMATOR_LR_SCALE},
-        ]
+        estimator = {"params": list(self.estimator.parameters()), "lr_scale": ESTIMATOR_LR_SCALE}
+        return [*self.denoiser_parameter_groups(), estimator]
 
     def denoiser_parameter_groups(self) -> list[dict[str, Any]]:
-        """The denoiser's parameters alone, for a run that keeps the estimator (`denoiser_only`)."""
-        return [{"params": list(self.denoiser.parameters()), "lr_scale": 1.0}]
+        """The denoiser's parameters alone (its gate at its own rate), for a run that keeps the
+        estimator (`denoiser_only`)."""
+        return self.denoiser.parameter_groups()
 
     def estimator_parameter_groups(self) -> list[dict[str, Any]]:
         """The estimator's parameters alone, at the run's own rate: for a run that trains only the
