@@ -32,8 +32,8 @@ class UNetConfig:
     # A per-pixel gate m in (0, 1) from the last features: output = U-Net + m * (input - U-Net),
     # so that the network can hand a pixel's input through where its own estimate is worse than
     # the noise there (texture at low levels: kodim24 came back at 42.8 dB even told level 0).
-    # Trained on noisy targets, the best m is E[(clean - U-Net)^2] / (that + sigma^2), which is 1
-    # on clean input and near 0 on heavy noise: the noisy target does not bias it.
+    # Trained on noisy targets, the best m is about E[(clean - U-Net)^2] / (that + sigma^2): 1 on
+    # clean input, near 0 on heavy noise; the target's noise, independent of the input's, does not bias it.
     input_gate: bool = False
 
 
@@ -103,6 +103,7 @@ class UNet(Restorer):
             self.floats_per_pixel += 1
 
     def parameter_groups(self) -> list[dict[str, Any]]:
+        """One group, or with the input gate two: the gate at GATE_LR_SCALE times the run's rate."""
         if not self.config.input_gate:
             return super().parameter_groups()
         gate = list(self.gate_conv.parameters())
