@@ -253,7 +253,12 @@ class LevelUNet(Restorer):
         self.receptive_margin = self.denoiser.receptive_margin
         self.floats_per_pixel = self.denoiser.floats_per_pixel
         self.last_level_loss: torch.Tensor | None = None
-        self.learns_level = True  # False: training steps skip the level loss (a run of the denoiser alone)
+
+    @property
+    def learns_level(self) -> bool:
+        """Whether training steps compute the level loss: not when the estimator is frozen (a run
+        of the denoiser alone, restore.training.loop `denoiser_only`)."""
+        return any(p.requires_grad for p in self.estimator.parameters())
 
     def estimate_level(self, noisy: torch.Tensor) -> torch.Tensor:
         """The noise level (sigma on the [0, 1] scale) of each image of an N x C x H x W batch: N values."""

@@ -573,14 +573,17 @@ def _train(config: TrainConfig, console: Console, show_progress: bool, ranks: Ra
     if is_demodulated(transform) and "albedo" not in aux:
         raise ValueError("--demodulate divides by the albedo buffer: train a network that takes one (--arch n2n_unet_aux)")
     level = network.takes_noise_level  # its input ends with a level map (restore.archs.unet.LevelUNet)
-    # Before the data: --estimator-only on a network without an estimator is refused as such.
-    estimator = _estimator_to_train(config, network, ranks)  # None: the whole network trains
+    # Before the data: --estimator-only / --denoiser-only on a network without an estimator is refused as such.
+    estimator = _estimator_to_train(config, network, ranks)  # None: not a run of the estimator alone
+    kept = _estimator_to_keep(config, network)  # None: not a run of the denoiser alone
     data = prepare_data(config, network.in_channels - 3 * len(aux) - level, network.scales, aux, level_channel=level)
     network = network.to(device).train()
-    if config.denoiser_only:
-        groups = _denoiser_alone(network).denoiser_parameter_groups()
+    if estimator is not None:
+        groups = estimator.estimator_parameter_groups()
+    elif kept is not None:
+        groups = kept.denoiser_parameter_groups()
     else:
-        groups = network.parameter_groups() if estimator is None else estimator.estimator_parameter_groups()
+        groups = network.parameter_groups()
     optimizer = torch.optim.Adam(groups, lr=config.lr)
     loss_fn = LOSSES[config.loss]
 
@@ -724,12 +727,14 @@ def _estimator_to_train(config: TrainConfig, network: Restorer, ranks: Ranks) ->
     return network
 
 
-def _denoiser_alone(network: Restorer) -> LevelUNet:
-    """For `denoiser_only`: the level network with its estimator frozen and its level loss off."""
+def _estimator_to_keep(config: TrainConfig, network: Restorer) -> LevelUNet | None:
+    """With `denoiser_only`, the level network with its estimator frozen (so its level loss is
+    not computed either); else None."""
+    if not config.denoiser_only:
+        return None
     if not isinstance(network, LevelUNet):
         raise ValueError(f"--denoiser-only keeps a level model's estimator; {network.architecture} has none")
     network.estimator.requires_grad_(False)
-    network.learns_level = False
     return network
 
 
