@@ -1,12 +1,14 @@
 """What level models' estimators read on a test set with white Gaussian noise of each sigma.
 
     python bench/level_reads.py n2n-gray-level runs/X.safetensors --set Set12 --sigmas 0 5 15 25 50
+    python bench/level_reads.py n2n-gray-level --set Set12 --sigmas 15 --psnr
 
 For each model and sigma (0-255; noise drawn with seed = image index, unclipped, as the
 benchmark rows draw it) the mean reading over the set's images, the lowest and the highest:
 whether a denoiser told "what its estimator reads" is told the level the row was made with.
 A reading above the true sigma smooths the image's own detail away with the noise; below it
-leaves noise in.
+leaves noise in. With `--psnr`, what that costs: per image, the PSNR of the denoiser told its
+reading and told the true sigma (fp32, outputs clipped and rounded as the benchmark's), and the means.
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from restore.api import Model, estimate_noise_level, load  # noqa: E402
+from restore.api import InferenceOptions, Model, estimate_noise_level, load, run_model  # noqa: E402
 from restore.io.datasets import image_files, load_images  # noqa: E402
+from restore.metrics import psnr  # noqa: E402
 from restore.noise import GaussianNoise  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "test"
@@ -38,13 +41,35 @@ def white_noise_reads(
     return reads
 
 
+def reading_cost(model: Model, images: Sequence[torch.Tensor], sigma: float, names: Sequence[str]) -> list[str]:
+    """Lines of the PSNR (dB) `model` scores on each image with white noise of `sigma` (seed =
+    image index), told the level its estimator reads and told `sigma`, then both means."""
+    options = InferenceOptions(device="cpu", precision="fp32")
+    lines, told_read, told_true = [], [], []
+    for index, (clean, name) in enumerate(zip(images, names, strict=True)):
+        noisy = GaussianNoise(sigma).apply(clean[None], torch.Generator().manual_seed(index))
+        read = estimate_noise_level(model, noisy)
+        scores = []
+        for level in (read, sigma):
+            restored = (run_model(model, noisy, options, noise_level=level) * 255).clamp(0, 255).round()
+            scores.append(psnr(restored, clean[None] * 255))
+        told_read.append(scores[0])
+        told_true.append(scores[1])
+        lines.append(f"    {name}: read {read:.1f}, told it {scores[0]:.2f} dB, told {sigma:g} {scores[1]:.2f} dB")
+    count = len(images)
+    lines.append(f"    mean: told its reads {sum(told_read) / count:.2f} dB, told {sigma:g} {sum(told_true) / count:.2f} dB")
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", nargs="+", help="bundled names or files of level models")
     parser.add_argument("--set", default="Set12", help="a folder of ../shared/data/test")
     parser.add_argument("--sigmas", nargs="+", type=float, default=[0, 5, 15, 25, 50])
+    parser.add_argument("--psnr", action="store_true", help="also score the denoiser told its reading and the true sigma")
     args = parser.parse_args()
-    images = load_images(image_files(DATA / args.set))
+    files = image_files(DATA / args.set)
+    images = load_images(files)
     print(f"estimator reading on {args.set} ({len(images)} images) with white noise of sigma: mean (lowest-highest)")
     for name in args.models:
         model = load(name)
@@ -53,6 +78,8 @@ def main() -> None:
             reads = white_noise_reads(model, images, sigma)
             cells.append(f"{sigma:g}: {sum(reads) / len(reads):.1f} ({min(reads):.1f}-{max(reads):.1f})")
         print(f"  {model.name} ({name}): " + "  ".join(cells))
+        for sigma in args.sigmas if args.psnr else ():
+            print(f"  PSNR at sigma {sigma:g}:", *reading_cost(model, images, sigma, [f.name for f in files]), sep="\n")
 
 
 if __name__ == "__main__":

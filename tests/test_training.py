@@ -399,6 +399,18 @@ def test_a_model_trained_over_several_runs_keeps_their_chain_and_totals(tmp_path
     assert info.training["total_wall_seconds"] == pytest.approx(sum(run["wall_seconds"] for run in lineage), abs=0.2)
 
 
+def test_a_run_that_continues_a_model_under_its_name_keeps_its_description(tmp_path, photos):
+    # Each session's run repeats --name, not --description: the card's one-line summary must not be lost.
+    first = tiny_config(tmp_path / "a", photos, steps=1, name="photo", description="Colour photo denoiser")
+    train(first, show_progress=False)
+    continued = train(tiny_config(tmp_path / "b", photos, steps=1, init=first.out, name="photo"), show_progress=False)
+    renamed = train(tiny_config(tmp_path / "c", photos, steps=1, init=first.out, name="my-camera"), show_progress=False)
+    redescribed = tiny_config(tmp_path / "d", photos, steps=1, init=first.out, name="photo", description="New")
+    assert continued.description == "Colour photo denoiser"
+    assert renamed.description == ""  # another model: its description is its own to give
+    assert train(redescribed, show_progress=False).description == "New"
+
+
 def test_mdsr_trains_on_all_its_scales_warm_started_from_edsr(tmp_path, photos):
     x2 = tiny_config(tmp_path / "x2", photos, task="upscale", variant="edsr_baseline_x2", patch=12, loss="l1")
     train(x2, show_progress=False)

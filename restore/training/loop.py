@@ -782,8 +782,11 @@ def _export_info(
     noise = "none" if config.task == "upscale" else ("pairs" if config.pairs else config.noise)
     if config.pairs and base is not None:
         noise = f"pairs (started from {base.name})"
+    name = config.name or Path(config.out).stem
+    # A run that continues a model under its own name keeps the model's description unless given a new one.
+    description = config.description or (base.description if base is not None and base.name == name else "")
     return ModelInfo(
-        name=config.name or Path(config.out).stem,
+        name=name,
         architecture=network.architecture,
         config=network.config_dict(),
         task=config.task,
@@ -794,7 +797,7 @@ def _export_info(
         transfer="linear" if is_hdr(transform) else "srgb",
         input_transform=transform,
         aux=aux_buffers_of(network),
-        description=config.description,
+        description=description,
         training={
             "data": data.description,
             "command": config.command,
