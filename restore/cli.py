@@ -499,6 +499,13 @@ def train(
             help="Train only a level model's noise-level estimator (--init a level model); its denoiser is kept.",
         ),
     ] = False,
+    estimator_by_denoising: Annotated[
+        bool,
+        typer.Option(
+            "--estimator-by-denoising",
+            help="With --estimator-only: learn the level the kept denoiser restores best at (its loss), not the drawn level.",
+        ),
+    ] = False,
     denoiser_only: Annotated[
         bool,
         typer.Option(
@@ -541,7 +548,8 @@ def train(
         out=output, task=task, data=data or "", pairs=list(pairs or []), variant=arch or "", init=init or "",
         noise=noise, clean_targets=clean_targets, scale=scale, patch=patch, zoom=zoom, batch=batch, steps=steps,
         minutes=minutes, lr=lr, lr_warmup=lr_warmup, lr_halve_every=lr_halve_every, loss=loss, demodulate=demodulate,
-        log_radiance=log_radiance, balance_levels=balance_levels, estimator_only=estimator_only, denoiser_only=denoiser_only,
+        log_radiance=log_radiance, balance_levels=balance_levels, estimator_only=estimator_only,
+        estimator_by_denoising=estimator_by_denoising, denoiser_only=denoiser_only,
         val_count=val_count, val_every=val_every, val_pairs=val_pairs, checkpoint_every=val_every,
         keep_best=keep == "best", ema=ema, seed=seed, device=device, precision=precision, run_dir=run_dir, name=name,
         description=description, overwrite=overwrite,

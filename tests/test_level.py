@@ -317,3 +317,24 @@ def test_a_denoiser_only_run_trains_the_denoiser_and_leaves_the_estimator_as_it_
         train(blind, show_progress=False)
     with pytest.raises(ValueError, match="give one"):
         replace(config, estimator_only=True)
+
+
+def test_an_estimator_can_also_learn_the_level_its_denoiser_restores_best_at(tmp_path, photos):
+    # --estimator-by-denoising: the kept denoiser's loss, told the estimator's reading, trains the estimator.
+    start = level_model(tmp_path, photos, steps=2)
+    by_level = TrainConfig(
+        out=str(tmp_path / "by-level.safetensors"), data=str(photos), init=str(start), estimator_only=True, steps=3,
+        batch=4, patch=48, val_count=2, val_every=3, noise="gaussian:0-50", lr=1e-3, device="cpu", precision="fp32",
+    )  # fmt: skip
+    by_denoising = replace(by_level, out=str(tmp_path / "by-denoising.safetensors"), estimator_by_denoising=True)
+    train(by_level, show_progress=False)
+    train(by_denoising, show_progress=False)
+    assert parts_changed(start, by_denoising.out) == {"estimator"}  # the denoiser is run, never changed
+    assert parts_changed(by_level.out, by_denoising.out) == {"estimator"}  # the same crops, another gradient
+    assert restore.load(by_denoising.out).info.training["estimator_by_denoising"] is True
+
+    network = restore.load(start).network
+    network.denoise_as_read(torch.rand(2, 3, 48, 48)).square().mean().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in network.estimator.parameters() if p.requires_grad)
+    with pytest.raises(ValueError, match="add --estimator-only"):
+        replace(by_level, estimator_only=False, estimator_by_denoising=True)

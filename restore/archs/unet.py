@@ -278,6 +278,11 @@ class LevelUNet(Restorer):
         guessed = self.estimate_level(x[:, :-1])
         return F.l1_loss(torch.log(guessed + LEVEL_LOSS_FLOOR), torch.log(told + LEVEL_LOSS_FLOOR))
 
+    def denoise_as_read(self, noisy: torch.Tensor) -> torch.Tensor:
+        """Denoise N x C x H x W told the level the estimator reads off each image, as inference
+        does: differentiable in the estimator, so that it can learn the level the denoiser works best with."""
+        return self.denoiser(append_level_map(noisy, self.estimate_level(noisy)))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Denoise N x (C + 1) x H x W: the colour channels, then the level map."""
         if self.training and self.learns_level:

@@ -95,6 +95,12 @@ class TrainConfig:
     # the denoiser not run: the estimator can learn from larger crops, and a denoiser that
     # already denoises well when told the true level stays exactly as it is.
     estimator_only: bool = False
+    # With estimator_only: learn from the kept denoiser's loss when told the estimator's reading
+    # instead of from the level the noise was drawn at: the level that denoiser restores best at,
+    # which is not always the drawn one (a texture that looks like noise is better told a little
+    # more). The level loss is left out: its log-scale L1 pulls every crop back to the drawn level
+    # with a force that does not shrink near it, and would outweigh the image loss's gentle pull.
+    estimator_by_denoising: bool = False
     # The converse: a level model's denoiser alone, its estimator kept as it is (and its level loss
     # not computed), so that a validation on real pairs, which runs the estimator, moves with the
     # denoiser only; a jointly trained estimator swings it by 0.4 dB from one validation to the next.
@@ -146,6 +152,8 @@ class TrainConfig:
             raise ValueError(f"--lr must be positive, got {self.lr}")
         if self.estimator_only and (self.task != "denoise" or self.balance_levels or self.clean_targets):
             raise ValueError("--estimator-only trains a denoiser's level estimator alone: no image loss to weigh or target")
+        if self.estimator_by_denoising and not self.estimator_only:
+            raise ValueError("--estimator-by-denoising is a way of training the estimator alone: add --estimator-only")
         if self.estimator_only and self.denoiser_only:
             raise ValueError("--estimator-only and --denoiser-only each keep what the other trains: give one")
         if self.balance_levels and (self.task != "denoise" or self.loss not in ("l1", "l2")):
@@ -306,10 +314,9 @@ def prepare_data(
         if len(scales) == 1:
             return Data(DownscaleSource(train, scales[0], config.patch), validation, described)
         return Data(MultiScaleSource(train, scales, config.patch), validation, described)
-    # An estimator-only run never looks at the Noise2Noise target: it is not drawn.
-    source = NoisySource(
-        train, noise, config.patch, config.clean_targets, level_channel, config.zoom, draw_targets=not config.estimator_only
-    )
+    # An estimator-only run looks at the Noise2Noise target only to learn from the denoiser's loss.
+    draw_targets = config.estimator_by_denoising or not config.estimator_only
+    source = NoisySource(train, noise, config.patch, config.clean_targets, level_channel, config.zoom, draw_targets=draw_targets)
     if config.val_pairs:
         selection, _ = split_real_pairs(real_pairs(config.val_pairs))
         validation = [tuple(image[None] for image in load_images([n, c], channels)) for n, c in selection]
@@ -652,9 +659,14 @@ def _train(config: TrainConfig, console: Console, show_progress: bool, ranks: Ra
             if config.task == "upscale":
                 network.select_scale(target.shape[-1] // inp.shape[-1])
             if estimator is not None:
-                # The denoiser is not run and not in the optimizer: the step is the estimator's alone.
+                # The denoiser is not in the optimizer: the step is the estimator's alone.
+                inp = inp.to(device, memory_format=memory_format)
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=state.precision == "bf16"):
-                    loss = estimator.level_loss(inp.to(device, memory_format=memory_format))
+                    if config.estimator_by_denoising:
+                        output = estimator.denoise_as_read(inp[:, :-1]).float()
+                        loss = loss_fn(output, target.to(device), 0.0).mean()
+                    else:
+                        loss = estimator.level_loss(inp)
             else:
                 target = target[:, : network.out_channels]  # pairs carry their auxiliary buffers too
                 frame = None
@@ -724,6 +736,7 @@ def _estimator_to_train(config: TrainConfig, network: Restorer, ranks: Ranks) ->
         raise ValueError(f"--estimator-only trains a level model's estimator; {network.architecture} has none")
     if ranks.world > 1:
         raise ValueError("--estimator-only trains in one process: run it without torchrun")
+    network.denoiser.requires_grad_(False)  # the loss reaches the estimator through it, never changes it
     return network
 
 
@@ -806,6 +819,7 @@ def _export_info(
             "loss": config.loss,
             **({"balance_levels": True} if config.balance_levels else {}),
             **({"estimator_only": True} if config.estimator_only else {}),
+            **({"estimator_by_denoising": True} if config.estimator_by_denoising else {}),
             **({"denoiser_only": True} if config.denoiser_only else {}),
             "steps": step,
             "batch": config.batch,
