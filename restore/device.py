@@ -231,7 +231,7 @@ def training_precision(device: torch.device, spec: str, network: torch.nn.Module
         return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
     if device.type != "cpu" or "bf16" not in cpu_precisions():
         return "fp32"
-    probe = copy.deepcopy(network).cpu().train()
+    probe = _training_probe(network)
     timings = {name: _time_training_step(probe, batch, name == "bf16") for name in ("fp32", "bf16")}
     return "bf16" if timings["bf16"] * BF16_MIN_SPEEDUP < timings["fp32"] else "fp32"
 
@@ -246,12 +246,18 @@ def training_memory_format(device: torch.device, precision: str, network: torch.
     """
     if device.type != "cpu" or not _has_convolutions(network):
         return "contiguous"
-    probe = copy.deepcopy(network).cpu().train()
+    probe = _training_probe(network)
     bf16 = precision == "bf16"
     nchw = _time_training_step(probe, batch, bf16)
     probe = probe.to(memory_format=torch.channels_last)
     nhwc = _time_training_step(probe, batch.contiguous(memory_format=torch.channels_last), bf16)
     return "channels_last" if nhwc * CHANNELS_LAST_MIN_SPEEDUP < nchw else "contiguous"
+
+
+def _training_probe(network: torch.nn.Module) -> torch.nn.Module:
+    """A copy of `network` to time, every weight trainable: a run that freezes a part (a level
+    model's denoiser while its estimator trains) still times a whole step's arithmetic."""
+    return copy.deepcopy(network).cpu().train().requires_grad_(True)
 
 
 def _time_training_step(network: torch.nn.Module, batch: torch.Tensor, bf16: bool) -> float:

@@ -44,6 +44,15 @@ def test_the_timing_probe_leaves_the_network_untouched():
     assert all(p.grad is None for p in network.parameters())
 
 
+def test_a_network_with_frozen_weights_is_timed_as_a_whole_step_and_stays_frozen(monkeypatch):
+    # An --estimator-only run freezes the level model's denoiser before the run times its steps.
+    monkeypatch.setattr(device_module, "cpu_precisions", lambda: ["fp32", "bf16"])
+    network = tiny_network().requires_grad_(False)
+    assert training_precision(CPU, "auto", network, torch.rand(2, 3, 8, 8)) in ("fp32", "bf16")
+    assert device_module.training_memory_format(CPU, "fp32", network, torch.rand(2, 3, 8, 8)) in ("channels_last", "contiguous")
+    assert not any(p.requires_grad for p in network.parameters())
+
+
 def test_the_inference_precision_probe_leaves_the_fp32_weights_unrounded():
     network = tiny_network()
     network.in_channels = 3

@@ -292,7 +292,7 @@ def test_an_estimator_only_run_trains_the_estimator_and_leaves_the_denoiser_as_i
     blind = replace(config, init="", variant="n2n_unet", out=str(tmp_path / "blind.safetensors"))
     with pytest.raises(ValueError, match="estimator-only trains a level model's estimator"):
         train(blind, show_progress=False)
-    with pytest.raises(ValueError, match="no image loss"):
+    with pytest.raises(ValueError, match="no --balance-levels or clean targets"):
         replace(config, balance_levels=True)
 
 

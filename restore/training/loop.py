@@ -151,7 +151,7 @@ class TrainConfig:
         if not self.lr > 0:
             raise ValueError(f"--lr must be positive, got {self.lr}")
         if self.estimator_only and (self.task != "denoise" or self.balance_levels or self.clean_targets):
-            raise ValueError("--estimator-only trains a denoiser's level estimator alone: no image loss to weigh or target")
+            raise ValueError("--estimator-only trains a denoiser's level estimator alone: no --balance-levels or clean targets")
         if self.estimator_by_denoising and not self.estimator_only:
             raise ValueError("--estimator-by-denoising is a way of training the estimator alone: add --estimator-only")
         if self.estimator_only and self.denoiser_only:
