@@ -279,12 +279,17 @@ def parts_changed(start: Path, out: str) -> set[str]:
     return {key.split(".")[0] for key in before if not torch.equal(before[key], after[key])}
 
 
+def estimator_run(out: Path, photos: Path, start: Path) -> TrainConfig:
+    """Three steps of a level model's estimator alone, from `start`."""
+    return TrainConfig(
+        out=str(out), data=str(photos), init=str(start), estimator_only=True, steps=3, batch=4, patch=48,
+        val_count=2, val_every=3, noise="gaussian:0-50", lr=1e-3, device="cpu", precision="fp32",
+    )  # fmt: skip
+
+
 def test_an_estimator_only_run_trains_the_estimator_and_leaves_the_denoiser_as_it_was(tmp_path, photos):
     start = level_model(tmp_path, photos, steps=2)
-    config = TrainConfig(
-        out=str(tmp_path / "estimator.safetensors"), data=str(photos), init=str(start), estimator_only=True, steps=3,
-        batch=4, patch=48, val_count=2, val_every=3, noise="gaussian:0-50", lr=1e-3, device="cpu", precision="fp32",
-    )  # fmt: skip
+    config = estimator_run(tmp_path / "estimator.safetensors", photos, start)
     train(config, show_progress=False)
     assert parts_changed(start, config.out) == {"estimator"}  # every denoiser weight as it was
     assert restore.load(config.out).info.training["estimator_only"] is True
@@ -322,10 +327,7 @@ def test_a_denoiser_only_run_trains_the_denoiser_and_leaves_the_estimator_as_it_
 def test_an_estimator_can_also_learn_the_level_its_denoiser_restores_best_at(tmp_path, photos):
     # --estimator-by-denoising: the kept denoiser's loss, told the estimator's reading, trains the estimator.
     start = level_model(tmp_path, photos, steps=2)
-    by_level = TrainConfig(
-        out=str(tmp_path / "by-level.safetensors"), data=str(photos), init=str(start), estimator_only=True, steps=3,
-        batch=4, patch=48, val_count=2, val_every=3, noise="gaussian:0-50", lr=1e-3, device="cpu", precision="fp32",
-    )  # fmt: skip
+    by_level = estimator_run(tmp_path / "by-level.safetensors", photos, start)
     by_denoising = replace(by_level, out=str(tmp_path / "by-denoising.safetensors"), estimator_by_denoising=True)
     train(by_level, show_progress=False)
     train(by_denoising, show_progress=False)
