@@ -34,21 +34,24 @@ def white_noise_reads(
 ) -> list[float]:
     """What `model`'s estimator reads (0-255) on each image with white noise of `sigma` (seed =
     image index; none at sigma 0), after `as_file` (e.g. rounding to 8 bits)."""
-    reads = []
-    for index, clean in enumerate(images):
-        noisy = GaussianNoise(sigma).apply(clean[None], torch.Generator().manual_seed(index)) if sigma else clean[None]
-        reads.append(estimate_noise_level(model, as_file(noisy)))
-    return reads
+    return [estimate_noise_level(model, as_file(with_white_noise(clean, sigma, index))) for index, clean in enumerate(images)]
 
 
-def reading_cost(model: Model, images: Sequence[torch.Tensor], sigma: float, names: Sequence[str]) -> list[str]:
+def with_white_noise(clean: torch.Tensor, sigma: float, index: int) -> torch.Tensor:
+    """`clean` (C x H x W) as a batch of one with white noise of `sigma` drawn with seed `index` (none at sigma 0)."""
+    return GaussianNoise(sigma).apply(clean[None], torch.Generator().manual_seed(index)) if sigma else clean[None]
+
+
+def reading_cost(
+    model: Model, images: Sequence[torch.Tensor], sigma: float, reads: Sequence[float], names: Sequence[str]
+) -> list[str]:
     """Lines of the PSNR (dB) `model` scores on each image with white noise of `sigma` (seed =
-    image index), told the level its estimator reads and told `sigma`, then both means."""
+    image index), told the level its estimator read (`reads`, from white_noise_reads) and told
+    `sigma`, then both means."""
     options = InferenceOptions(device="cpu", precision="fp32")
     lines, told_read, told_true = [], [], []
-    for index, (clean, name) in enumerate(zip(images, names, strict=True)):
-        noisy = GaussianNoise(sigma).apply(clean[None], torch.Generator().manual_seed(index))
-        read = estimate_noise_level(model, noisy)
+    for index, (clean, read, name) in enumerate(zip(images, reads, names, strict=True)):
+        noisy = with_white_noise(clean, sigma, index)
         scores = []
         for level in (read, sigma):
             restored = (run_model(model, noisy, options, noise_level=level) * 255).clamp(0, 255).round()
@@ -73,13 +76,12 @@ def main() -> None:
     print(f"estimator reading on {args.set} ({len(images)} images) with white noise of sigma: mean (lowest-highest)")
     for name in args.models:
         model = load(name)
-        cells = []
-        for sigma in args.sigmas:
-            reads = white_noise_reads(model, images, sigma)
-            cells.append(f"{sigma:g}: {sum(reads) / len(reads):.1f} ({min(reads):.1f}-{max(reads):.1f})")
+        reads = {sigma: white_noise_reads(model, images, sigma) for sigma in args.sigmas}
+        cells = [f"{sigma:g}: {sum(r) / len(r):.1f} ({min(r):.1f}-{max(r):.1f})" for sigma, r in reads.items()]
         print(f"  {model.name} ({name}): " + "  ".join(cells))
         for sigma in args.sigmas if args.psnr else ():
-            print(f"  PSNR at sigma {sigma:g}:", *reading_cost(model, images, sigma, [f.name for f in files]), sep="\n")
+            lines = reading_cost(model, images, sigma, reads[sigma], [f.name for f in files])
+            print(f"  PSNR at sigma {sigma:g}:", *lines, sep="\n")
 
 
 if __name__ == "__main__":
