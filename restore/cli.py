@@ -420,7 +420,7 @@ ZoomOpt = Annotated[
     float,
     typer.Option(
         "--zoom",
-        help="Magnify each clean crop by a factor drawn from 1 to this before the noise (a high-resolution photo's detail).",
+        help="Scale each clean crop by a factor drawn from 1 to this before the noise (above 1 magnify, below 1 shrink).",
     ),
 ]
 LrOpt = Annotated[float, typer.Option("--lr", help="Adam learning rate.")]
@@ -456,11 +456,21 @@ def train(
     init: Annotated[
         str | None, typer.Option("--init", help="Start from this model (x3 from x2); with --arch, copy its matching weights.")
     ] = None,
+    init_also: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--init-also",
+            help="With --arch and --init: a further model whose matching weights fill what --init's left fresh (repeatable).",
+        ),
+    ] = None,
     noise: Annotated[
         str,
         typer.Option(
             "--noise",
-            help="Noise or corruption: gaussian:0-50, poisson:30, poisson-gaussian:30,5, erase:0.5, blur:2, block:10, mix:A|B.",
+            help=(
+                "Noise or corruption: gaussian:0-50, gaussian8:0-50 (as an 8-bit file), poisson:30, poisson-gaussian:30,5,"
+                " erase:0.5, blur:2, block:10, mix:A|B."
+            ),
         ),
     ] = "gaussian:0-50",
     clean_targets: Annotated[bool, typer.Option("--clean-targets", help="Train on clean targets (the control).")] = False,
@@ -546,7 +556,8 @@ def train(
     _check_training_options(loss, precision, keep)
     config = _train_config(
         out=output, task=task, data=data or "", pairs=list(pairs or []), variant=arch or "", init=init or "",
-        noise=noise, clean_targets=clean_targets, scale=scale, patch=patch, zoom=zoom, batch=batch, steps=steps,
+        init_also=list(init_also or []), noise=noise, clean_targets=clean_targets, scale=scale, patch=patch, zoom=zoom,
+        batch=batch, steps=steps,
         minutes=minutes, lr=lr, lr_warmup=lr_warmup, lr_halve_every=lr_halve_every, loss=loss, demodulate=demodulate,
         log_radiance=log_radiance, balance_levels=balance_levels, estimator_only=estimator_only,
         estimator_by_denoising=estimator_by_denoising, denoiser_only=denoiser_only,

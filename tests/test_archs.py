@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from restore.archs import ARCHITECTURES, VARIANTS, build, create
+from restore.archs.edsr import MDSR_SHARED_LR_SCALE
 from restore.archs.unet import reflect_pad_to_multiple
 
 
@@ -47,6 +48,17 @@ def test_mdsr_switches_scale_with_one_shared_body(scale):
     assert model(torch.rand(1, 3, 11, 9)).shape == (1, 3, 11 * scale, 9 * scale)
     with pytest.raises(ValueError):
         model.select_scale(5)
+
+
+def test_mdsr_trains_its_shared_body_slower_than_its_per_scale_parts():
+    # One batch is one scale: the shared parts move at a tenth of the rate, so that the scale
+    # furthest behind does not drag the body away from the others.
+    model = create("mdsr_baseline")
+    per_scale, shared = model.parameter_groups()
+    assert per_scale["lr_scale"] == 1.0 and shared["lr_scale"] == MDSR_SHARED_LR_SCALE < 1
+    assert any(p is model.upsample["3"][0].weight for p in per_scale["params"])
+    assert any(p is model.body[0].conv1.weight for p in shared["params"])
+    assert len(per_scale["params"]) + len(shared["params"]) == len(list(model.parameters()))
 
 
 def test_tied_autoencoder_shares_encoder_weights_with_its_decoder():

@@ -45,6 +45,15 @@ def test_gaussian_matches_the_denoising_protocol() -> None:
     assert torch.allclose(ours, protocol, atol=1e-3)
 
 
+def test_gaussian8_is_the_same_noise_saved_as_an_8_bit_file() -> None:
+    clean = torch.rand(2, 3, 64, 64, generator=_gen(4), dtype=torch.float64)
+    float_noisy = parse_noise("gaussian:0-50").apply(clean, _gen(6))
+    file_noisy = parse_noise("gaussian8:0-50").apply(clean, _gen(6))
+    assert torch.equal(file_noisy, (float_noisy.clamp(0, 1) * 255).round() / 255)
+    assert file_noisy.min() >= 0 and file_noisy.max() <= 1
+    assert str(parse_noise("gaussian8:0-50")) == "gaussian8:0-50"
+
+
 def test_poisson_preserves_mean_and_has_variance_clean_over_lambda() -> None:
     clean, values = _levels()
     noisy = parse_noise("poisson:30").apply(clean, _gen(1))
@@ -152,7 +161,7 @@ def test_models_are_frozen() -> None:
 def test_unknown_noise_message() -> None:
     expected = (
         r"unknown noise 'foo' "
-        r"\(expected gaussian:SIGMA, poisson:LAMBDA, poisson-gaussian:LAMBDA,READ, correlated:SIGMA,BLUR, "
+        r"\(expected gaussian:SIGMA, gaussian8:SIGMA, poisson:LAMBDA, poisson-gaussian:LAMBDA,READ, correlated:SIGMA,BLUR, "
         r"photo:SHOT,QUALITY\[,COARSE\]\[,BLUR\]\[,GAMMA\], erase:P, blur:SIGMA, block:SIZE or mix:SPEC\|SPEC\|...\)"
     )
     with pytest.raises(ValueError, match=expected):

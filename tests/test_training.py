@@ -309,10 +309,25 @@ def test_a_zoom_magnifies_the_clean_crops_so_they_hold_less_fine_detail():
     assert torch.equal(
         unzoomed.batch(4, torch.Generator())[1], random_crops([t[None] for t in texture], 4, 32, torch.Generator())[:, 0]
     )
-    with pytest.raises(ValueError, match="--zoom must be at least 1"):
-        TrainConfig(out="", zoom=0.5)
+    with pytest.raises(ValueError, match="--zoom must be positive"):
+        TrainConfig(out="", zoom=0)
     with pytest.raises(ValueError, match="does nothing for upscalers"):
         TrainConfig(out="", task="upscale", zoom=2)
+
+
+def test_a_zoom_below_1_shrinks_the_crops_averaging_the_pixels_it_drops():
+    # --zoom 0.5: each crop up to twice the patch, shrunk with antialiasing, so that its finest
+    # detail is denser but no new pattern appears: a one-pixel checkerboard comes out gray.
+    checkerboard = (torch.arange(128)[:, None] + torch.arange(128)[None, :]) % 2
+    board = [checkerboard.float().expand(3, 128, 128).clone()]
+    _, crops = NoisySource(board, GaussianNoise(0), 32, clean_targets=True, zoom=0.5).batch(8, torch.Generator())
+    assert crops.shape == (8, 3, 32, 32)
+    shrunk = [c for c in crops if c.std() < 0.2]  # the crops drawn at a factor near 0.5
+    assert shrunk and all(abs(c.mean().item() - 0.5) < 0.05 for c in shrunk)
+    ramp = [torch.linspace(0, 1, 128).expand(3, 128, 128).clone()]
+    _, steeper = NoisySource(ramp, GaussianNoise(0), 32, clean_targets=True, zoom=0.5).batch(8, torch.Generator())
+    slope = (steeper[..., 1:] - steeper[..., :-1]).abs().mean() + (steeper[..., 1:, :] - steeper[..., :-1, :]).abs().mean()
+    assert slope > 1.2 / 127  # a shrunk ramp is steeper than the image's own
 
 
 def test_a_photo_run_validates_on_the_selection_half_of_real_pairs_at_full_size(tmp_path, photos):
@@ -426,6 +441,24 @@ def test_mdsr_trains_on_all_its_scales_warm_started_from_edsr(tmp_path, photos):
     assert info.architecture == "mdsr" and info.scales == [2, 3, 4]
     for scale in (2, 3, 4):
         assert restore.upscale(torch.rand(3, 10, 12), scale=scale, model=config.out).shape == (3, 10 * scale, 12 * scale)
+
+
+def test_mdsr_takes_each_scale_s_upsampler_from_that_scale_s_edsr(tmp_path, photos):
+    # --init-also: the shared parts and the x2 upsampler from edsr-x2, the x3 upsampler from
+    # edsr-x3, which --init alone would leave at random.
+    x2 = tiny_config(tmp_path / "x2", photos, task="upscale", variant="edsr_baseline_x2", patch=12, loss="l1", steps=1)
+    x3 = tiny_config(tmp_path / "x3", photos, task="upscale", variant="edsr_baseline_x3", scale=3, patch=12, loss="l1", steps=1)
+    train(x2, show_progress=False)
+    train(x3, show_progress=False)
+    config = TrainConfig(out="", task="upscale", variant="mdsr_baseline", init=x2.out, init_also=[x3.out])
+    mdsr, _ = build_network(config)
+    from_x2, from_x3 = restore.load(x2.out).network, restore.load(x3.out).network
+    assert torch.equal(mdsr.body[0].conv1.weight, from_x2.body[0].conv1.weight)  # the first file's, not the later's
+    assert torch.equal(mdsr.upsample["2"][0].weight, from_x2.upsample[0].weight)
+    assert torch.equal(mdsr.upsample["3"][0].weight, from_x3.upsample[0].weight)
+    assert mdsr.pre_process["3"][1].conv2.weight.abs().sum() == 0  # x3's extra blocks start as the identity
+    with pytest.raises(ValueError, match="--init-also"):
+        TrainConfig(out="", init=x2.out, init_also=[x3.out])  # no new network to fill
 
 
 def test_a_network_with_buffer_inputs_warm_started_from_a_colour_model_starts_out_computing_the_same(tiny_models):

@@ -11,6 +11,8 @@ the result, and whose ``str()`` is the spec string that :func:`parse_noise` read
 - ``gaussian:25``: additive Gaussian noise, sigma in 0..255 units, neither clipped nor
   quantised (the DnCNN / FFDNet / Noise2Noise protocol). ``gaussian:0-50`` draws sigma
   uniformly per image.
+- ``gaussian8:25``: the same noise as an 8-bit file holds it, clipped to [0, 1] and rounded to
+  multiples of 1/255 (a user's noisy PNG; the benchmarks' "as 8-bit files" rows).
 - ``poisson:30``: shot noise with ``lambda`` photons at white, noisy = Poisson(lambda * clean)
   / lambda. ``poisson:5-100`` draws lambda per image, uniformly in log space.
 - ``poisson-gaussian:30,5``: shot noise plus Gaussian read noise (sigma in 0..255 units);
@@ -40,6 +42,7 @@ generator gives the same noise whether the image is on the CPU or an accelerator
 from restore.noise.corruptions import BlockMask, GaussianBlur, MixedCorruption, PixelErasure
 from restore.noise.models import (
     CorrelatedGaussianNoise,
+    EightBitGaussianNoise,
     GaussianNoise,
     PhotoNoise,
     PoissonGaussianNoise,
@@ -53,6 +56,7 @@ __all__ = [
     "FAMILIES",
     "BlockMask",
     "CorrelatedGaussianNoise",
+    "EightBitGaussianNoise",
     "Family",
     "GaussianBlur",
     "GaussianNoise",

@@ -56,6 +56,23 @@ class GaussianNoise:
 
 
 @dataclass(frozen=True)
+class EightBitGaussianNoise(GaussianNoise):
+    """Additive Gaussian noise as an 8-bit file holds it: clipped to [0, 1], rounded to 1/255.
+
+    What a user's noisy PNG or the benchmarks' "as 8-bit files" rows contain. Near black and white
+    the clipping makes the noise one-sided; a network trained only on unclipped noise has not seen
+    that. With an L1 loss the Noise2Noise target stays unbiased there (clipping keeps the median).
+    """
+
+    def apply(self, clean: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Return ``clean + sigma / 255 * N(0, 1)`` clipped to [0, 1] and rounded to multiples of 1/255."""
+        return (super().apply(clean, generator).clamp(0, 1) * 255).round() / 255
+
+    def __str__(self) -> str:
+        return f"gaussian8:{format_param(self.sigma)}"
+
+
+@dataclass(frozen=True)
 class PoissonNoise:
     """Shot noise: noisy = Poisson(photons * clean) / photons.
 

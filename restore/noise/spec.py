@@ -9,7 +9,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from restore.noise.corruptions import BlockMask, GaussianBlur, MixedCorruption, PixelErasure
-from restore.noise.models import CorrelatedGaussianNoise, GaussianNoise, PhotoNoise, PoissonGaussianNoise, PoissonNoise
+from restore.noise.models import (
+    CorrelatedGaussianNoise,
+    EightBitGaussianNoise,
+    GaussianNoise,
+    PhotoNoise,
+    PoissonGaussianNoise,
+    PoissonNoise,
+)
 from restore.noise.params import NoiseModel, parse_param
 
 
@@ -29,6 +36,7 @@ class Family:
 
 FAMILIES: tuple[Family, ...] = (
     Family("gaussian", ("SIGMA",), GaussianNoise),
+    Family("gaussian8", ("SIGMA",), EightBitGaussianNoise),
     Family("poisson", ("LAMBDA",), PoissonNoise),
     Family("poisson-gaussian", ("LAMBDA", "READ"), PoissonGaussianNoise),
     Family("correlated", ("SIGMA", "BLUR"), CorrelatedGaussianNoise),

@@ -70,6 +70,9 @@ class TrainConfig:
     pairs: list[str] = field(default_factory=list)  # finetune: [folder A, folder B]
     variant: str = ""  # registered architecture variant; default n2n_unet, or with init the file's own network
     init: str = ""  # start from this model file (finetune; x3/x4 from x2; with variant: its matching weights)
+    # With variant: further model files whose matching weights fill what `init` left fresh, in
+    # order (MDSR's x3 and x4 upsamplers from edsr-x3 and edsr-x4, its shared body from edsr-x2).
+    init_also: list[str] = field(default_factory=list)
     noise: str = "gaussian:0-50"  # noise model for `data` (denoise)
     clean_targets: bool = False  # the control: clean targets instead of Noise2Noise's noisy ones
     scale: int = 2  # upscale factor (upscale)
@@ -78,7 +81,9 @@ class TrainConfig:
     # this before the noise is added (1: crops as they are). A camera's 12-50 MP photo holds far
     # less detail per pixel than the small training photos (the PolyU crops' finest Haar detail
     # is a fifth of CBSD400's), and a network that learned from dense texture keeps real noise
-    # it takes for detail.
+    # it takes for detail. Below 1 the crops are shrunk instead (antialiased): denser texture,
+    # and less of CBSD400's own grain and JPEG artefacts, which a Noise2Noise target carries as
+    # if they were detail and a network told a low level cannot reproduce.
     zoom: float = 1.0
     batch: int = 16
     steps: int = 1000
@@ -142,10 +147,10 @@ class TrainConfig:
         for name in ("minutes", "lr_halve_every", "lr_warmup"):
             if getattr(self, name) < 0:
                 raise ValueError(f"--{name.replace('_', '-')} must not be negative, got {getattr(self, name)}")
-        if not self.zoom >= 1:
-            raise ValueError(f"--zoom must be at least 1, got {self.zoom}")
+        if not self.zoom > 0:
+            raise ValueError(f"--zoom must be positive, got {self.zoom}")
         if self.zoom != 1 and (self.task != "denoise" or self.pairs):
-            raise ValueError("--zoom magnifies clean photos for denoising; it does nothing for upscalers or noisy pairs")
+            raise ValueError("--zoom scales clean photos for denoising; it does nothing for upscalers or noisy pairs")
         if not 0 <= self.ema < 1:
             raise ValueError(f"--ema must be at least 0 and below 1, got {self.ema}")
         if not self.lr > 0:
@@ -158,6 +163,8 @@ class TrainConfig:
             raise ValueError("--estimator-only and --denoiser-only each keep what the other trains: give one")
         if self.balance_levels and (self.task != "denoise" or self.loss not in ("l1", "l2")):
             raise ValueError("--balance-levels weighs a denoiser's L1 or L2 loss by each crop's noise level")
+        if self.init_also and not (self.init and self.variant):
+            raise ValueError("--init-also fills a new network (--arch) from further files after --init's")
         if self.task == "upscale" and self.scale < 2:
             raise ValueError(f"--scale must be 2 or more for an upscaler, got {self.scale}")
 
@@ -348,7 +355,10 @@ def build_network(config: TrainConfig) -> tuple[Restorer, ModelInfo | None]:
         # is copied (MDSR's head, shared body, tail and x2 upsampler from EDSR x2), and a layer that takes
         # extra inputs starts from the file's weights for its first ones (n2n-mc-aux from n2n-mc).
         network = create(config.variant)
-        _copy_matching_weights(base, network)
+        taken = _copy_matching_weights(base, network)
+        for path in config.init_also:
+            further, _ = load_model_file(path)
+            taken |= _copy_matching_weights(further, network, taken)
         return network, info
     if config.task == "upscale" and config.scale not in base.scales:
         # x3 / x4 from x2 (the paper's recipe): same config at the new scale, matching weights copied.
@@ -359,11 +369,12 @@ def build_network(config: TrainConfig) -> tuple[Restorer, ModelInfo | None]:
     return base, info
 
 
-def _copy_matching_weights(source: Restorer, target: Restorer) -> None:
+def _copy_matching_weights(source: Restorer, target: Restorer, taken: frozenset[str] | set[str] = frozenset()) -> set[str]:
     """Copy every weight of `source` whose name matches into `target` (under the names
     `target.weights_from` gives them: an EDSR's upsampler becomes MDSR's at its scale): as is when the shapes match;
     into the first input channels, with zeros for the rest, when the target's layer takes more
-    inputs (dimension 1) and is otherwise the same shape.
+    inputs (dimension 1) and is otherwise the same shape. Names in `taken` (copied from an earlier
+    file) are left as they are. Returns the names copied.
 
     Extra inputs come after the file's own (the U-Net appends albedo and normal, or the noise
     level, after the colour, at its input and at its last skip), so zero weights on them make the
@@ -377,7 +388,7 @@ def _copy_matching_weights(source: Restorer, target: Restorer) -> None:
         # its weights under that part's name: the one target name ending in ".NAME".
         inside = [key for key in own if key.endswith("." + source_name)]
         name = source_name if source_name in own else inside[0] if len(inside) == 1 else None
-        if name is None:
+        if name is None or name in taken:
             continue
         wanted = own[name]
         if wanted.shape == weight.shape:
@@ -392,6 +403,7 @@ def _copy_matching_weights(source: Restorer, target: Restorer) -> None:
             widened[:, : weight.shape[1]] = weight
             copied[name] = widened
     target.load_state_dict(copied, strict=False)
+    return set(copied)
 
 
 def aux_buffers_of(network: Restorer) -> list[str]:

@@ -110,8 +110,10 @@ class NoisySource:
         return noisy, target
 
     def _clean_crops(self, size: int, generator: torch.Generator) -> torch.Tensor:
-        """`size` clean patch x patch crops; with a zoom, each a smaller crop magnified (bicubic)
-        by a factor drawn log-uniformly from 1 to the zoom, as a high-resolution photo shows it."""
+        """`size` clean patch x patch crops; with a zoom, each scaled by a factor drawn
+        log-uniformly from 1 to the zoom: above 1 a smaller crop magnified (bicubic), as a
+        high-resolution photo shows it; below 1 a larger crop shrunk (antialiased bicubic), whose
+        averaging leaves denser detail and less of the source's own grain and JPEG artefacts."""
         if self.zoom == 1:  # drawn only with a zoom, so that runs without one draw as before it existed
             return random_crops(self.images, size, self.patch, generator)[:, 0]
         crops = []
@@ -119,7 +121,10 @@ class NoisySource:
             factor = self.zoom ** float(torch.rand(1, generator=generator))
             side = max(2, round(self.patch / factor))
             crop = random_crops(self.images, 1, side, generator)[:, 0]
-            crops.append(F.interpolate(crop, size=(self.patch, self.patch), mode="bicubic", align_corners=False))
+            shrink = side > self.patch  # antialiased only when shrinking, so magnified runs draw as before
+            crops.append(
+                F.interpolate(crop, size=(self.patch, self.patch), mode="bicubic", align_corners=False, antialias=shrink)
+            )
         return torch.cat(crops).clamp(0, 1)
 
 
