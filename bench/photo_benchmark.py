@@ -47,6 +47,7 @@ from restore.evaluation import read_batch  # noqa: E402
 from restore.io.datasets import image_files, real_pairs, split_real_pairs  # noqa: E402
 from restore.metrics import psnr  # noqa: E402
 from restore.noise import GaussianNoise, estimate_sigma  # noqa: E402
+from restore.noise.params import to_8_bits  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -55,11 +56,6 @@ CBM3D = ("cbm3d", "cbm3d-est")
 
 # (noisy, clean or None, true sigma) -> restored; all 1 x 3 x H x W on [0, 1].
 Denoiser = Callable[[torch.Tensor, float], torch.Tensor]
-
-
-def to_8_bits(x: torch.Tensor) -> torch.Tensor:
-    """``x`` (on [0, 1]) as an 8-bit file holds it."""
-    return (x * 255).clamp(0, 255).round() / 255
 
 
 _SHIFT_AND_BLUR = torch.tensor(

@@ -37,12 +37,13 @@ from kornia.filters import gaussian_blur2d
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from level_reads import white_noise_reads  # noqa: E402
-from photo_benchmark import aligned_reference, cbm3d, to_8_bits  # noqa: E402
+from photo_benchmark import aligned_reference, cbm3d  # noqa: E402
 
 from restore.api import Model, denoise, estimate_noise_level, load  # noqa: E402
 from restore.io.datasets import GRAY_WEIGHTS, image_files, load_images, real_pairs  # noqa: E402
 from restore.noise import PhotoNoise, estimate_sigma, noisy_pair_with_reference, parse_noise  # noqa: E402
 from restore.noise.camera import TO_YCBCR  # noqa: E402
+from restore.noise.params import to_8_bits  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "realnoise" / "val"
 TRAIN = DATA.parents[1] / "train" / "CBSD400"

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image as PILImage
 
-from restore.noise.params import gaussian_blur
+from restore.noise.params import gaussian_blur, to_8_bits
 
 GAMMA = 2.2
 JPEG_BLOCK = 8
@@ -250,7 +250,7 @@ def jpeg(image: torch.Tensor, settings: CameraSettings) -> torch.Tensor:
     out = []
     for index, picture in enumerate(image.clamp(0, 1)):
         if int(settings.quality[index]) >= 100:
-            out.append((picture.cpu() * 255).round() / 255)
+            out.append(to_8_bits(picture.cpu()))
             continue
         dy, dx = (int(v) for v in settings.offset[index])
         padded = F.pad(picture[None], (dx, 0, dy, 0), mode="replicate")[0]

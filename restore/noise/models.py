@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from restore.noise.camera import DEFAULT_LUMA_BLUR, GAMMA, CameraSettings, draw_settings, photo_noise, photo_reference
-from restore.noise.params import Param, as_range, check_image, check_param, draw, format_number, format_param
+from restore.noise.params import Param, as_range, check_image, check_param, draw, format_number, format_param, to_8_bits
 
 
 def _gaussian(clean: torch.Tensor, sigma: torch.Tensor | float, generator: torch.Generator) -> torch.Tensor:
@@ -66,7 +66,7 @@ class EightBitGaussianNoise(GaussianNoise):
 
     def apply(self, clean: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Return ``clean + sigma / 255 * N(0, 1)`` clipped to [0, 1] and rounded to multiples of 1/255."""
-        return (super().apply(clean, generator).clamp(0, 1) * 255).round() / 255
+        return to_8_bits(super().apply(clean, generator))
 
     def __str__(self) -> str:
         return f"gaussian8:{format_param(self.sigma)}"

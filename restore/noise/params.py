@@ -80,6 +80,11 @@ def gaussian_blur(x: torch.Tensor, size: int, sigmas: torch.Tensor | tuple[float
     return gaussian_blur2d(x, (size, size), sigmas, border_type=border)
 
 
+def to_8_bits(x: torch.Tensor) -> torch.Tensor:
+    """``x`` (on [0, 1]) as an 8-bit file holds it: clipped, rounded to multiples of 1/255."""
+    return (x * 255).clamp(0, 255).round() / 255
+
+
 def check_image(clean: torch.Tensor) -> None:
     """Raise ValueError unless ``clean`` is a float N x C x H x W tensor."""
     if clean.ndim != 4 or not clean.is_floating_point():
