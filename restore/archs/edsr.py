@@ -147,8 +147,10 @@ class MDSR(_MeanShifted):
 
     def parameter_groups(self) -> list[dict[str, Any]]:
         """The per-scale blocks and upsamplers at the run's rate, the shared parts at MDSR_SHARED_LR_SCALE of it."""
-        per_scale = [p for name, p in self.named_parameters() if name.startswith(("pre_process.", "upsample."))]
-        shared = [p for name, p in self.named_parameters() if not name.startswith(("pre_process.", "upsample."))]
+        per_scale: list[nn.Parameter] = []
+        shared: list[nn.Parameter] = []
+        for name, parameter in self.named_parameters():
+            (per_scale if name.startswith(("pre_process.", "upsample.")) else shared).append(parameter)
         return [{"params": per_scale, "lr_scale": 1.0}, {"params": shared, "lr_scale": MDSR_SHARED_LR_SCALE}]
 
     def weights_from(self, source: nn.Module) -> dict[str, torch.Tensor]:

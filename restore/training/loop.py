@@ -11,6 +11,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Set as AbstractSet
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -369,7 +370,7 @@ def build_network(config: TrainConfig) -> tuple[Restorer, ModelInfo | None]:
     return base, info
 
 
-def _copy_matching_weights(source: Restorer, target: Restorer, taken: frozenset[str] | set[str] = frozenset()) -> set[str]:
+def _copy_matching_weights(source: Restorer, target: Restorer, taken: AbstractSet[str] = frozenset()) -> set[str]:
     """Copy every weight of `source` whose name matches into `target` (under the names
     `target.weights_from` gives them: an EDSR's upsampler becomes MDSR's at its scale): as is when the shapes match;
     into the first input channels, with zeros for the rest, when the target's layer takes more
