@@ -164,8 +164,8 @@ def noisy_reference_psnr(output: torch.Tensor, first: torch.Tensor, second: torc
     PSNR(f(A), B) hardly moves as f improves: B's own noise dominates it. Since
     E|f(A) - B|^2 = E|f(A) - clean|^2 + var(noise_B) and E|A - B|^2 = 2 var(noise) for two shots
     of the same noise level, the clean error is estimated as MSE(f(A), B) - MSE(A, B) / 2.
-    Unbiased for zero-mean noise on the values compared; on tone-mapped renders it is not (see
-    the Monte Carlo bench), since T(B) is not centred on T(clean).
+    Unbiased for zero-mean noise on the values compared; on tone-mapped renders it is not, since
+    T(B) is not centred on T(clean): restore.hdr.estimated_psnr_tone_mapped serves renders.
     """
     output, first, second = output.double(), first.double(), second.double()
     mse = F.mse_loss(output, second).item() - F.mse_loss(first, second).item() / 2

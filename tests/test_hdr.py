@@ -15,6 +15,7 @@ from restore.hdr import (
     LOG,
     LOG_DEMODULATED,
     HdrFrame,
+    estimated_psnr_tone_mapped,
     exposure,
     log_decode,
     luminance,
@@ -23,6 +24,7 @@ from restore.hdr import (
     tone_map,
 )
 from restore.io.images import Image, read_image, write_image
+from restore.metrics import noisy_reference_psnr
 from restore.modelfile import ModelFileError, ModelInfo, load_model_file, save_model_file
 from restore.training.loop import TrainConfig, train
 
@@ -50,6 +52,30 @@ def test_mc_psnr_is_on_tone_mapped_values():
     assert psnr_tone_mapped(reference * 2, reference) == pytest.approx(
         -10 * np.log10(float((tone_map(torch.tensor(2.0)) - tone_map(torch.tensor(1.0))) ** 2))
     )
+
+
+def test_a_finetune_s_reference_free_score_ranks_a_dimmed_render_below_the_right_one():
+    # Two independent renders A, B of a scene (radiance up to 4, per-pixel noise with the spread of
+    # a few samples), a good denoiser's output f(A), and the same output 10% dimmer.
+    torch.manual_seed(0)
+    reference = torch.from_numpy(smooth_image(128, 128)).permute(2, 0, 1)[None] * 4
+    first, second = (reference * torch.distributions.Gamma(4.0, 4.0).sample(reference.shape) for _ in range(2))
+    good = reference * (1 + 0.03 * torch.randn(reference.shape))
+    dimmed = 0.9 * good
+    assert psnr_tone_mapped(good, reference) > psnr_tone_mapped(dimmed, reference) + 10
+    # Tone-mapped noisy renders are darker on average than the tone-mapped reference (T is
+    # concave), so comparing tone-mapped values prefers the dimmed output:
+    tone_mapped = [noisy_reference_psnr(tone_map(out), tone_map(first), tone_map(second)) for out in (good, dimmed)]
+    assert tone_mapped[1] > tone_mapped[0]
+    # The estimate on linear values ranks them as the reference does, and reads the noisy render
+    # within a dB of its true score.
+    assert estimated_psnr_tone_mapped(good, first, second) > estimated_psnr_tone_mapped(dimmed, first, second) + 3
+    assert estimated_psnr_tone_mapped(first, first, second) == pytest.approx(psnr_tone_mapped(first, reference), abs=1)
+    # A firefly in B (one sample 1000 times the scene) hardly moves it.
+    fired = second.clone()
+    fired[0, :, 40, 40] = 1000.0
+    unfired = estimated_psnr_tone_mapped(good, first, second)
+    assert estimated_psnr_tone_mapped(good, first, fired) == pytest.approx(unfired, abs=0.5)
 
 
 def untone_map(t: torch.Tensor) -> torch.Tensor:

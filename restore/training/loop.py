@@ -27,7 +27,15 @@ from safetensors.torch import save_file
 from restore.archs import Restorer, build, create
 from restore.archs.unet import LevelUNet, with_level_map
 from restore.device import MEMORY_FORMATS, resolve_device, training_memory_format, training_precision
-from restore.hdr import input_transform_named, is_demodulated, is_hdr, is_log, network_input, tone_map
+from restore.hdr import (
+    estimated_psnr_tone_mapped,
+    input_transform_named,
+    is_demodulated,
+    is_hdr,
+    is_log,
+    network_input,
+    tone_map,
+)
 from restore.io.datasets import (
     AUX_BUFFERS,
     image_files,
@@ -425,7 +433,8 @@ def validate(
     `network_input`, and are scored on tone-mapped values.
 
     With noisy references (a held-out pair A, B of independent shots), the PSNR against the
-    unseen clean image is estimated from the pair (`noisy_reference_psnr`).
+    unseen clean image is estimated from the pair (`noisy_reference_psnr`; for renders
+    `estimated_psnr_tone_mapped`).
     """
     network.eval()
     scores = []
@@ -436,16 +445,17 @@ def validate(
             colours = network.out_channels
             if is_hdr(input_transform):
                 exposed, frame = network_input(inp, colours, input_transform)
-                out = tone_map(frame.radiance(network(exposed.to(device)).float().cpu()))
-                inp, ref = tone_map(inp[:, :colours]), tone_map(ref[:, :colours])
+                radiance = frame.radiance(network(exposed.to(device)).float().cpu())
+                if noisy_references:  # on linear values: tone-mapped noisy renders are biased
+                    score = estimated_psnr_tone_mapped(radiance, inp[:, :colours], ref[:, :colours])
+                else:
+                    score = psnr(tone_map(radiance), tone_map(ref[:, :colours]), peak=1.0)
             else:
                 # A level-conditioned network is told the level its own estimator reads, as at inference.
                 out = network(with_level_map(network, inp.to(device))).float().cpu().clamp(0, 1)
                 inp, ref = inp[:, :colours], ref[:, :colours]
-            if noisy_references:
-                scores.append(noisy_reference_psnr(out, inp, ref))
-            else:
-                scores.append(psnr(out, ref, peak=1.0))
+                score = noisy_reference_psnr(out, inp, ref) if noisy_references else psnr(out, ref, peak=1.0)
+            scores.append(score)
     network.train()
     return sum(scores) / len(scores)
 
