@@ -163,8 +163,9 @@ ESTIMATE_TILE = 8
 ESTIMATE_TRIM = 0.1
 """`estimated_psnr_tone_mapped` averages its per-pixel estimates over 8 x 8 tiles and drops the
 highest and lowest 10% of the tiles: on the Cornell box and the Monte Carlo bench's test scenes it
-ranks the methods' means as their references do (bench/results/mc.md), and it reads denoised
-renders high, so it is a score to compare runs by, not a PSNR to report."""
+ranks the methods' means as their references do wherever they stand more than 0.3 dB apart
+(bench/results/mc.md), and it reads denoised renders high, so it is a score to compare runs by,
+not a PSNR to report."""
 
 
 def _tone_map_slope(v: torch.Tensor) -> torch.Tensor:
