@@ -191,7 +191,7 @@ def main() -> None:
         for label, output in outputs.items():
             out = torch.from_numpy(np.asarray(output, dtype=np.float32))
             scores.setdefault((label, case.group, case.spp), []).append(psnr_tone_mapped(out, torch.from_numpy(case.reference)))
-            estimate = estimated_psnr_tone_mapped(image_tensor(out.numpy()), first, second)
+            estimate = estimated_psnr_tone_mapped(image_tensor(output), first, second)
             estimates.setdefault((label, case.group, case.spp), []).append(estimate)
             error = highlight_energy_error(np.asarray(output, dtype=np.float32), case.reference)
             highlights.setdefault((label, case.group, case.spp), []).append(error)
