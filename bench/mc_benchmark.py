@@ -188,11 +188,11 @@ def main() -> None:
     for case in cases:
         first, second = (image_tensor(x) for x in (case.noisy, case.second))
         outputs = {"noisy input": case.noisy} | {label: denoise(case) for label, denoise in methods.items()}
+        reference = image_tensor(case.reference)
         for label, output in outputs.items():
-            out = torch.from_numpy(np.asarray(output, dtype=np.float32))
-            scores.setdefault((label, case.group, case.spp), []).append(psnr_tone_mapped(out, torch.from_numpy(case.reference)))
-            estimate = estimated_psnr_tone_mapped(image_tensor(output), first, second)
-            estimates.setdefault((label, case.group, case.spp), []).append(estimate)
+            out = image_tensor(output)
+            scores.setdefault((label, case.group, case.spp), []).append(psnr_tone_mapped(out, reference))
+            estimates.setdefault((label, case.group, case.spp), []).append(estimated_psnr_tone_mapped(out, first, second))
             error = highlight_energy_error(np.asarray(output, dtype=np.float32), case.reference)
             highlights.setdefault((label, case.group, case.spp), []).append(error)
         print(f"{case.name} {case.spp} spp done", flush=True)
