@@ -45,6 +45,7 @@ from restore.pipeline import DenoiserFor, ModelChoice, RunOptions, UpscalerFor
 from restore.training.distributed import leader_process
 from restore.training.loop import LOSSES, TrainConfig
 from restore.training.loop import train as run_training
+from restore.training.sources import parse_zoom
 from restore.zoo import bundled_models
 
 try:  # recent typer vendors click (its exceptions are what the parser raises); older typer uses click itself
@@ -417,10 +418,11 @@ MinutesOpt = Annotated[float, typer.Option("--minutes", help="Also stop after th
 BatchOpt = Annotated[int, typer.Option("--batch", help="Crops per batch.")]
 PatchOpt = Annotated[int, typer.Option("--patch", help="Input crop side in pixels.")]
 ZoomOpt = Annotated[
-    float,
+    str,
     typer.Option(
         "--zoom",
-        help="Scale each clean crop by a factor drawn from 1 to this before the noise (above 1 magnify, below 1 shrink).",
+        help="Scale each clean crop by a factor drawn from 1 to Z, or from A to B (A-B), before the noise "
+        "(above 1 magnify, below 1 shrink).",
     ),
 ]
 LrOpt = Annotated[float, typer.Option("--lr", help="Adam learning rate.")]
@@ -494,7 +496,7 @@ def train(
     minutes: MinutesOpt = 0.0,
     batch: BatchOpt = 16,
     patch: PatchOpt = 64,
-    zoom: ZoomOpt = 1.0,
+    zoom: ZoomOpt = "1",
     balance_levels: Annotated[
         bool,
         typer.Option(
@@ -554,9 +556,14 @@ def train(
     if task not in ("denoise", "upscale"):
         raise UsageError("--task is denoise or upscale")
     _check_training_options(loss, precision, keep)
+    try:
+        zoom_from, zoom_to = parse_zoom(zoom)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
     config = _train_config(
         out=output, task=task, data=data or "", pairs=list(pairs or []), variant=arch or "", init=init or "",
-        init_also=list(init_also or []), noise=noise, clean_targets=clean_targets, scale=scale, patch=patch, zoom=zoom,
+        init_also=list(init_also or []), noise=noise, clean_targets=clean_targets, scale=scale, patch=patch,
+        zoom=zoom_to, zoom_from=zoom_from,
         batch=batch, steps=steps,
         minutes=minutes, lr=lr, lr_warmup=lr_warmup, lr_halve_every=lr_halve_every, loss=loss, demodulate=demodulate,
         log_radiance=log_radiance, balance_levels=balance_levels, estimator_only=estimator_only,

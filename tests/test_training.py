@@ -33,7 +33,7 @@ from restore.training.loop import (
     prepare_data,
     train,
 )
-from restore.training.sources import NoisySource, crop_levels, random_crops
+from restore.training.sources import NoisySource, crop_levels, parse_zoom, random_crops
 
 
 @pytest.fixture
@@ -301,7 +301,7 @@ def test_a_zoom_magnifies_the_clean_crops_so_they_hold_less_fine_detail():
     texture = [torch.rand(3, 96, 96, generator=generator) for _ in range(4)]
 
     def fine_detail(zoom: float) -> float:
-        _, target = NoisySource(texture, GaussianNoise(0), 32, clean_targets=True, zoom=zoom).batch(16, torch.Generator())
+        _, target = NoisySource(texture, GaussianNoise(0), 32, clean_targets=True, zoom=(1, zoom)).batch(16, torch.Generator())
         return float((target[..., 1:] - target[..., :-1]).abs().mean())
 
     assert fine_detail(4) < 0.6 * fine_detail(1)
@@ -320,14 +320,34 @@ def test_a_zoom_below_1_shrinks_the_crops_averaging_the_pixels_it_drops():
     # detail is denser but no new pattern appears: a one-pixel checkerboard comes out gray.
     checkerboard = (torch.arange(128)[:, None] + torch.arange(128)[None, :]) % 2
     board = [checkerboard.float().expand(3, 128, 128).clone()]
-    _, crops = NoisySource(board, GaussianNoise(0), 32, clean_targets=True, zoom=0.5).batch(8, torch.Generator())
+    _, crops = NoisySource(board, GaussianNoise(0), 32, clean_targets=True, zoom=(1, 0.5)).batch(8, torch.Generator())
     assert crops.shape == (8, 3, 32, 32)
     shrunk = [c for c in crops if c.std() < 0.2]  # the crops drawn at a factor near 0.5
     assert shrunk and all(abs(c.mean().item() - 0.5) < 0.05 for c in shrunk)
     ramp = [torch.linspace(0, 1, 128).expand(3, 128, 128).clone()]
-    _, steeper = NoisySource(ramp, GaussianNoise(0), 32, clean_targets=True, zoom=0.5).batch(8, torch.Generator())
+    _, steeper = NoisySource(ramp, GaussianNoise(0), 32, clean_targets=True, zoom=(1, 0.5)).batch(8, torch.Generator())
     slope = (steeper[..., 1:] - steeper[..., :-1]).abs().mean() + (steeper[..., 1:, :] - steeper[..., :-1, :]).abs().mean()
     assert slope > 1.2 / 127  # a shrunk ramp is steeper than the image's own
+
+
+def test_a_zoom_range_draws_crops_on_both_sides_of_1_and_a_single_factor_keeps_its_old_meaning():
+    # --zoom 0.5-2: some crops shrunk (denser detail), some magnified (softer), in one run;
+    # --zoom 2 still means factors from 1 to 2, so earlier commands draw the crops they drew.
+    assert parse_zoom("2") == (1.0, 2.0)
+    assert parse_zoom("0.5-2") == (0.5, 2.0)
+    for bad in ("0", "-1", "a-b", "1-2-3", ""):
+        with pytest.raises(ValueError, match="--zoom takes"):
+            parse_zoom(bad)
+    ramp = [torch.linspace(0, 1, 256).expand(3, 256, 256).clone()]
+    _, crops = NoisySource(ramp, GaussianNoise(0), 32, clean_targets=True, zoom=(0.5, 2)).batch(64, torch.Generator())
+    across = (crops[..., 1:] - crops[..., :-1]).mean(dim=(1, 2, 3)).abs()
+    down = (crops[..., 1:, :] - crops[..., :-1, :]).mean(dim=(1, 2, 3)).abs()
+    slopes = (across + down) * 255  # the ramp's own slope is 1 (crops come flipped and rotated)
+    assert slopes.min() < 0.8 and slopes.max() > 1.25, "both shrunk and magnified crops"
+    assert 0.4 < slopes.min() and slopes.max() < 2.1, "no factor outside the range"
+    assert TrainConfig(out="", zoom=2, zoom_from=0.5).zoom_from == 0.5
+    with pytest.raises(ValueError, match="--zoom must be positive"):
+        TrainConfig(out="", zoom=2, zoom_from=0)
 
 
 def test_a_photo_run_validates_on_the_selection_half_of_real_pairs_at_full_size(tmp_path, photos):

@@ -92,8 +92,10 @@ class TrainConfig:
     # is a fifth of CBSD400's), and a network that learned from dense texture keeps real noise
     # it takes for detail. Below 1 the crops are shrunk instead (antialiased): denser texture,
     # and less of CBSD400's own grain and JPEG artefacts, which a Noise2Noise target carries as
-    # if they were detail and a network told a low level cannot reproduce.
+    # if they were detail and a network told a low level cannot reproduce. With `zoom_from`, the
+    # factors are drawn from zoom_from to zoom instead (a range on both sides of 1: both kinds of crop).
     zoom: float = 1.0
+    zoom_from: float = 1.0
     batch: int = 16
     steps: int = 1000
     minutes: float = 0.0  # stop after this wall time as well (0: no limit)
@@ -156,9 +158,9 @@ class TrainConfig:
         for name in ("minutes", "lr_halve_every", "lr_warmup"):
             if getattr(self, name) < 0:
                 raise ValueError(f"--{name.replace('_', '-')} must not be negative, got {getattr(self, name)}")
-        if not self.zoom > 0:
-            raise ValueError(f"--zoom must be positive, got {self.zoom}")
-        if self.zoom != 1 and (self.task != "denoise" or self.pairs):
+        if not (self.zoom > 0 and self.zoom_from > 0):
+            raise ValueError(f"--zoom must be positive, got {self.zoom_from}-{self.zoom}")
+        if (self.zoom, self.zoom_from) != (1, 1) and (self.task != "denoise" or self.pairs):
             raise ValueError("--zoom scales clean photos for denoising; it does nothing for upscalers or noisy pairs")
         if not 0 <= self.ema < 1:
             raise ValueError(f"--ema must be at least 0 and below 1, got {self.ema}")
@@ -332,7 +334,15 @@ def prepare_data(
         return Data(MultiScaleSource(train, scales, config.patch), validation, described)
     # An estimator-only run looks at the Noise2Noise target only to learn from the denoiser's loss.
     draw_targets = config.estimator_by_denoising or not config.estimator_only
-    source = NoisySource(train, noise, config.patch, config.clean_targets, level_channel, config.zoom, draw_targets=draw_targets)
+    source = NoisySource(
+        train,
+        noise,
+        config.patch,
+        config.clean_targets,
+        level_channel,
+        (config.zoom_from, config.zoom),
+        draw_targets=draw_targets,
+    )
     if config.val_pairs:
         selection, _ = split_real_pairs(real_pairs(config.val_pairs))
         validation = [tuple(image[None] for image in load_images([n, c], channels)) for n, c in selection]

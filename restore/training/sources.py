@@ -5,7 +5,7 @@ resumes from a checkpoint sees exactly the batches it would have seen without th
 
 - `NoisySource`: clean photos from a folder; input and target are two independent noise draws
   (Noise2Noise), or the target is the clean crop (`clean_targets`); crops optionally magnified
-  (`zoom`), as a high-resolution photo holds its detail.
+  or shrunk (`zoom`, a range of factors: `parse_zoom`), as a high-resolution photo holds its detail.
 - `PairSource`: two folders of noisy shots of the same scenes, matched by file name.
 - `DownscaleSource`: HR crops and their bicubic (MATLAB imresize) LR versions, rounded to 8 bits;
   `MultiScaleSource` mixes scales batch by batch (one network for x2, x3 and x4).
@@ -79,7 +79,7 @@ class NoisySource:
         patch: int,
         clean_targets: bool,
         level_channel: bool = False,
-        zoom: float = 1.0,
+        zoom: tuple[float, float] = (1.0, 1.0),
         draw_targets: bool = True,
     ) -> None:
         if not draw_targets and (clean_targets or not level_channel):
@@ -110,15 +110,17 @@ class NoisySource:
         return noisy, target
 
     def _clean_crops(self, size: int, generator: torch.Generator) -> torch.Tensor:
-        """`size` clean patch x patch crops; with a zoom, each scaled by a factor drawn
-        log-uniformly from 1 to the zoom: above 1 a smaller crop magnified (bicubic), as a
+        """`size` clean patch x patch crops; with a zoom (low, high), each scaled by a factor drawn
+        log-uniformly from low to high: above 1 a smaller crop magnified (bicubic), as a
         high-resolution photo shows it; below 1 a larger crop shrunk (antialiased bicubic), whose
         averaging leaves denser detail and less of the source's own grain and JPEG artefacts."""
-        if self.zoom == 1:  # drawn only with a zoom, so that runs without one draw as before it existed
+        low, high = self.zoom
+        if low == high == 1:  # drawn only with a zoom, so that runs without one draw as before it existed
             return random_crops(self.images, size, self.patch, generator)[:, 0]
         crops = []
         for _ in range(size):
-            factor = self.zoom ** float(torch.rand(1, generator=generator))
+            # low * (high / low)^u: with low 1 (a single-number zoom) the draws of runs before ranges existed
+            factor = low * (high / low) ** float(torch.rand(1, generator=generator))
             side = max(2, round(self.patch / factor))
             crop = random_crops(self.images, 1, side, generator)[:, 0]
             shrink = side > self.patch  # antialiased only when shrinking, so magnified runs draw as before
@@ -126,6 +128,19 @@ class NoisySource:
                 F.interpolate(crop, size=(self.patch, self.patch), mode="bicubic", align_corners=False, antialias=shrink)
             )
         return torch.cat(crops).clamp(0, 1)
+
+
+def parse_zoom(spec: str) -> tuple[float, float]:
+    """`--zoom`'s value as the (low, high) range its factors are drawn from: "Z" is the range from
+    1 to Z (the first form, kept so that earlier commands mean what they meant), "A-B" from A to B."""
+    parts = spec.split("-")
+    try:
+        values = [float(part) for part in parts]
+    except ValueError:
+        values = []
+    if len(values) not in (1, 2) or not all(value > 0 for value in values):
+        raise ValueError(f"--zoom takes a positive factor Z or a range A-B, got {spec!r}")
+    return (1.0, values[0]) if len(values) == 1 else (values[0], values[1])
 
 
 class DigitSource:
