@@ -415,6 +415,16 @@ def test_identical_shots_are_no_pair_and_a_refused_run_leaves_nothing_behind(tmp
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b"]  # no empty run folder, no model file
 
 
+def test_a_pair_of_black_shots_is_identical_without_a_mistake_and_trains(tmp_path, noisy_pairs, tiny_models):
+    # A render whose camera sees no light is black in both shots: nothing to refuse.
+    a, b = noisy_pairs
+    for folder in (a, b):
+        write_png(folder / "dark.png", np.zeros((40, 40, 3), np.float32))
+    assert np.isfinite(
+        train(finetune_config(tmp_path, (a, b), tiny_models["denoiser"]), show_progress=False).training["val_psnr"]
+    )
+
+
 def test_a_model_trained_over_several_runs_keeps_their_chain_and_totals(tmp_path, photos):
     # Each session's run starts from the last model file: the file records every run behind it.
     first = tiny_config(tmp_path / "a", photos, steps=2, name="first", command="restore train first")

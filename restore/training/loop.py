@@ -282,8 +282,9 @@ def prepare_data(
         for (a, b), (pa, _) in zip(loaded, pairs, strict=True):
             if a.shape != b.shape:
                 raise ValueError(f"size mismatch: '{pa.name}' is {tuple(a.shape)} in A and {tuple(b.shape)} in B")
-            if torch.equal(a, b):
-                # The same file twice: the network would learn to change nothing.
+            if torch.equal(a, b) and a.amin() < a.amax():
+                # The same file twice: the network would learn to change nothing. (A constant pair,
+                # such as a render whose camera sees no light, is identical with no mistake made.)
                 raise ValueError(f"'{pa.name}' is identical in A and B: a pair needs two independent noisy shots")
         if aux:
             loaded = [
