@@ -497,6 +497,13 @@ def train(
     batch: BatchOpt = 16,
     patch: PatchOpt = 64,
     zoom: ZoomOpt = "1",
+    lossless_targets: Annotated[
+        bool,
+        typer.Option(
+            "--lossless-targets",
+            help="Photo noise: Noise2Noise targets saved without JPEG, so that the network does not learn JPEG's smoothing.",
+        ),
+    ] = False,
     balance_levels: Annotated[
         bool,
         typer.Option(
@@ -562,8 +569,8 @@ def train(
         raise UsageError(str(err)) from None
     config = _train_config(
         out=output, task=task, data=data or "", pairs=list(pairs or []), variant=arch or "", init=init or "",
-        init_also=list(init_also or []), noise=noise, clean_targets=clean_targets, scale=scale, patch=patch,
-        zoom=zoom_to, zoom_from=zoom_from,
+        init_also=list(init_also or []), noise=noise, clean_targets=clean_targets, lossless_targets=lossless_targets,
+        scale=scale, patch=patch, zoom=zoom_to, zoom_from=zoom_from,
         batch=batch, steps=steps,
         minutes=minutes, lr=lr, lr_warmup=lr_warmup, lr_halve_every=lr_halve_every, loss=loss, demodulate=demodulate,
         log_radiance=log_radiance, balance_levels=balance_levels, estimator_only=estimator_only,

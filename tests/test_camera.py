@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 import torch
 
-from restore.noise import PhotoNoise, noisy_pair, parse_noise
+from restore.noise import PhotoNoise, noisy_pair, parse_noise, with_lossless_targets
 from restore.noise.camera import (
     bayer_masks,
     demosaic_bilinear,
@@ -163,6 +163,33 @@ def test_a_photo_pair_shares_its_camera_but_not_its_noise() -> None:
     level_b = (second - clean).std(dim=(1, 2, 3))
     assert torch.allclose(level_a, level_b, rtol=0.15)
     assert level_a.max() > 1.5 * level_a.min()  # while the level differs between images
+
+
+def test_a_lossless_target_is_the_same_shot_saved_without_jpeg() -> None:
+    # JPEG drops fine detail from both shots alike, so a compressed target is not the clean image
+    # plus zero-mean noise. With lossless targets the input keeps its drawn JPEG and the target is
+    # the same camera's second shot in 8 bits only.
+    texture = (0.2 + 0.6 * torch.rand(2, 3, 64, 64, generator=_gen(12))).clamp(0, 1)
+    noise = PhotoNoise(1e-5, 60)
+    first, second = noise.pair(texture, _gen(13))
+    lossless = dataclasses.replace(noise, lossless_targets=True)
+    first_l, second_l = lossless.pair(texture, _gen(13))
+    assert torch.equal(first_l, first)
+
+    def error(shot: torch.Tensor) -> float:
+        return float((shot - texture).square().mean().sqrt())
+
+    assert error(second_l) < error(second) / 3 and error(second_l) < 2 / 255
+    assert torch.allclose(second_l * 255, (second_l * 255).round(), atol=1e-4)  # 8-bit values
+    assert torch.equal(lossless.pair_with_reference(texture, _gen(13))[1], second_l)  # as a level run draws it
+
+
+def test_lossless_targets_change_only_the_photo_families_of_a_mix() -> None:
+    mix = with_lossless_targets(parse_noise("mix:photo:1e-4,80|gaussian8:0-5"))
+    assert mix.choices == (PhotoNoise(1e-4, 80, lossless_targets=True), parse_noise("gaussian8:0-5"))
+    assert with_lossless_targets(parse_noise("photo:1e-4,80")) == PhotoNoise(1e-4, 80, lossless_targets=True)
+    with pytest.raises(ValueError, match="has no photo family"):
+        with_lossless_targets(parse_noise("mix:gaussian:25|poisson:30"))
 
 
 def test_photo_noise_is_reproducible_from_its_seed() -> None:

@@ -75,6 +75,16 @@ def test_two_step_training_exports_a_loadable_model_with_its_summary(tmp_path, p
     assert out.shape == (3, 20, 30)
 
 
+def test_a_photo_run_with_lossless_targets_says_so_in_its_model_file(tmp_path, photos):
+    config = tiny_config(tmp_path, photos, noise="photo:0.001,70", lossless_targets=True)
+    info = train(config, show_progress=False)
+    assert info.training["targets"] == "noisy (Noise2Noise), photo targets without JPEG"
+    with pytest.raises(ValueError, match="no photo family"):
+        train(tiny_config(tmp_path / "g", photos, lossless_targets=True), show_progress=False)
+    with pytest.raises(ValueError, match="--lossless-targets changes the noisy targets"):
+        tiny_config(tmp_path, photos, lossless_targets=True, clean_targets=True)
+
+
 @pytest.mark.defect(1)
 def test_resumed_training_matches_an_uninterrupted_run(tmp_path, photos):
     straight = tiny_config(tmp_path / "one", photos, steps=4)

@@ -50,7 +50,7 @@ from restore.noise.models import (
     estimate_sigma,
 )
 from restore.noise.params import NoiseModel, Param, noisy_pair, noisy_pair_with_reference, noisy_with_reference
-from restore.noise.spec import FAMILIES, Family, parse_noise
+from restore.noise.spec import FAMILIES, Family, parse_noise, with_lossless_targets
 
 __all__ = [
     "FAMILIES",
@@ -72,4 +72,5 @@ __all__ = [
     "noisy_pair_with_reference",
     "noisy_with_reference",
     "parse_noise",
+    "with_lossless_targets",
 ]

@@ -9,7 +9,7 @@ N x C x H x W batch on [0, 1], drawing only from ``generator``, and whose ``str(
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -181,6 +181,11 @@ class PhotoNoise:
             A larger one lifts the shadows more, and their noise with them: the PolyU JPEGs' noise
             is heavier in the shadows and lighter in the highlights than 2.2 gives
             (bench/photo_noise_stats.py, noise by brightness).
+        lossless_targets: a pair's second shot (the Noise2Noise target) saved without JPEG
+            compression, 8 bits only; the first keeps the drawn quality. JPEG is not zero-mean
+            noise: it drops fine detail and halves the colour resolution of both shots alike, so
+            a compressed target teaches the network JPEG's smoothing, which it then applies to
+            every photo. Off by default, so that earlier runs' commands draw what they drew.
     """
 
     shot: Param
@@ -188,6 +193,7 @@ class PhotoNoise:
     coarse: Param = 0.0
     blur: Param = DEFAULT_LUMA_BLUR
     gamma: Param = GAMMA
+    lossless_targets: bool = False
 
     def __post_init__(self) -> None:
         check_param("shot noise", self.shot, 0.0, strict=True)
@@ -213,6 +219,10 @@ class PhotoNoise:
             gamma=as_range(self.gamma),
         )
 
+    def _target_settings(self, settings: CameraSettings) -> CameraSettings:
+        """The settings a pair's second shot is taken with: the first's, saved losslessly with `lossless_targets`."""
+        return replace(settings, quality=torch.full_like(settings.quality, 100)) if self.lossless_targets else settings
+
     def apply(self, clean: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Return ``clean`` (N x 3 x H x W on [0, 1]) as a camera of drawn settings photographs it."""
         check_image(clean)
@@ -222,7 +232,7 @@ class PhotoNoise:
         """Two shots of ``clean`` by the same camera at the same settings, with independent noise."""
         check_image(clean)
         settings = self._settings(clean, generator)
-        return photo_noise(clean, settings, generator), photo_noise(clean, settings, generator)
+        return photo_noise(clean, settings, generator), photo_noise(clean, self._target_settings(settings), generator)
 
     def pair_with_reference(
         self, clean: torch.Tensor, generator: torch.Generator
@@ -231,7 +241,7 @@ class PhotoNoise:
         pair's noise level is measured against (restore.noise.params.noisy_pair_with_reference)."""
         check_image(clean)
         settings = self._settings(clean, generator)
-        first, second = photo_noise(clean, settings, generator), photo_noise(clean, settings, generator)
+        first, second = photo_noise(clean, settings, generator), photo_noise(clean, self._target_settings(settings), generator)
         return first, second, photo_reference(clean, settings)
 
     def with_reference(self, clean: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:

@@ -6,7 +6,7 @@ Adding a noise family is one class (in models.py or corruptions.py) and one row 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from restore.noise.corruptions import BlockMask, GaussianBlur, MixedCorruption, PixelErasure
 from restore.noise.models import (
@@ -75,3 +75,17 @@ def parse_noise(spec: str) -> NoiseModel:
     if not len(family.params) <= len(values) <= len(family.params) + len(family.optional):
         raise ValueError(f"noise spec {spec!r} needs {len(family.params)} parameter(s): {family.usage}")
     return family.build(*(parse_param(value, spec) for value in values))
+
+
+def with_lossless_targets(noise: NoiseModel) -> NoiseModel:
+    """`noise` with every photo family's Noise2Noise targets saved without JPEG compression
+    (PhotoNoise.lossless_targets), inside a mix too; the other families are kept as they are.
+
+    Raises:
+        ValueError: `noise` holds no photo family, so the option would change nothing.
+    """
+    if isinstance(noise, PhotoNoise):
+        return replace(noise, lossless_targets=True)
+    if isinstance(noise, MixedCorruption) and any(isinstance(choice, PhotoNoise) for choice in noise.choices):
+        return MixedCorruption(tuple(with_lossless_targets(c) if isinstance(c, PhotoNoise) else c for c in noise.choices))
+    raise ValueError(f"lossless targets change photo noise's JPEG, and '{noise}' has no photo family")

@@ -49,7 +49,7 @@ from restore.io.datasets import (
 )
 from restore.metrics import noisy_reference_psnr, psnr
 from restore.modelfile import ModelInfo, load_model_file, save_model_file
-from restore.noise import parse_noise
+from restore.noise import parse_noise, with_lossless_targets
 from restore.resize import center_crop, downscale
 from restore.training.distributed import Ranks, joined
 from restore.training.sources import (
@@ -84,6 +84,10 @@ class TrainConfig:
     init_also: list[str] = field(default_factory=list)
     noise: str = "gaussian:0-50"  # noise model for `data` (denoise)
     clean_targets: bool = False  # the control: clean targets instead of Noise2Noise's noisy ones
+    # Photo noise's Noise2Noise targets saved without JPEG, the inputs compressed as drawn
+    # (restore.noise.PhotoNoise.lossless_targets): a JPEG target carries JPEG's smoothing, which
+    # the network learns to apply to every photo (the edges of a nearly clean one most of all).
+    lossless_targets: bool = False
     scale: int = 2  # upscale factor (upscale)
     patch: int = 64  # input patch side (the LR patch for upscaling)
     # Denoising from clean photos: magnify each crop by a factor drawn log-uniformly from 1 to
@@ -174,6 +178,8 @@ class TrainConfig:
             raise ValueError("--estimator-only and --denoiser-only each keep what the other trains: give one")
         if self.balance_levels and (self.task != "denoise" or self.loss not in ("l1", "l2")):
             raise ValueError("--balance-levels weighs a denoiser's L1 or L2 loss by each crop's noise level")
+        if self.lossless_targets and (self.task != "denoise" or self.pairs or self.clean_targets):
+            raise ValueError("--lossless-targets changes the noisy targets drawn from clean photos (--noise photo:...)")
         if self.init_also and not (self.init and self.variant):
             raise ValueError("--init-also fills a new network (--arch) from further files after --init's")
         if self.task == "upscale" and self.scale < 2:
@@ -184,6 +190,15 @@ HDR_MAX_GRAD_NORM = 10.0
 """Gradient-norm cap for HDR training. A low-spp target holds fireflies (one caustic sample can be
 1000x its pixel's mean): on the Mitsuba pairs the gradient norm is typically 3-18, but a crop with
 a firefly gives 70-200, which would swamp Adam's moment estimates for many steps."""
+
+
+def _targets(config: TrainConfig) -> str:
+    """What a run's model file says it learned from."""
+    if config.task != "denoise":
+        return "HR"
+    if config.clean_targets:
+        return "clean"
+    return "noisy (Noise2Noise), photo targets without JPEG" if config.lossless_targets else "noisy (Noise2Noise)"
 
 
 def per_crop_mean(error: torch.Tensor) -> torch.Tensor:
@@ -299,6 +314,8 @@ def prepare_data(
     if aux:
         raise ValueError("networks with albedo / normal inputs train on pairs of renders (restore train --pairs A B)")
     noise = parse_noise(config.noise) if config.task == "denoise" else None
+    if noise is not None and config.lossless_targets:
+        noise = with_lossless_targets(noise)
     if level_channel and (config.task != "denoise" or is_mnist_folder(config.data)):
         raise ValueError("a level-conditioned network denoises photos: train it on a photo folder or on pairs")
     if is_mnist_folder(config.data):
@@ -849,7 +866,7 @@ def _export_info(
             "data": data.description,
             "command": config.command,
             "from": base.name if base else None,
-            "targets": "clean" if config.clean_targets else "noisy (Noise2Noise)" if config.task == "denoise" else "HR",
+            "targets": _targets(config),
             "loss": config.loss,
             **({"balance_levels": True} if config.balance_levels else {}),
             **({"estimator_only": True} if config.estimator_only else {}),
