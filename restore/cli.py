@@ -497,6 +497,13 @@ def train(
     batch: BatchOpt = 16,
     patch: PatchOpt = 64,
     zoom: ZoomOpt = "1",
+    zoom_aliased: Annotated[
+        float,
+        typer.Option(
+            "--zoom-aliased",
+            help="The share (0-1) of shrunk crops resampled without antialiasing, so that the network keeps aliased detail.",
+        ),
+    ] = 0.0,
     lossless_targets: Annotated[
         bool,
         typer.Option(
@@ -570,7 +577,7 @@ def train(
     config = _train_config(
         out=output, task=task, data=data or "", pairs=list(pairs or []), variant=arch or "", init=init or "",
         init_also=list(init_also or []), noise=noise, clean_targets=clean_targets, lossless_targets=lossless_targets,
-        scale=scale, patch=patch, zoom=zoom_to, zoom_from=zoom_from,
+        scale=scale, patch=patch, zoom=zoom_to, zoom_from=zoom_from, zoom_aliased=zoom_aliased,
         batch=batch, steps=steps,
         minutes=minutes, lr=lr, lr_warmup=lr_warmup, lr_halve_every=lr_halve_every, loss=loss, demodulate=demodulate,
         log_radiance=log_radiance, balance_levels=balance_levels, estimator_only=estimator_only,

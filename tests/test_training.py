@@ -340,6 +340,23 @@ def test_a_zoom_below_1_shrinks_the_crops_averaging_the_pixels_it_drops():
     assert slope > 1.2 / 127  # a shrunk ramp is steeper than the image's own
 
 
+def test_aliased_shrunk_crops_keep_the_detail_that_antialiasing_averages_away():
+    # --zoom-aliased 1: every shrunk crop is resampled without antialiasing, so pixel-scale detail
+    # folds back as aliasing instead of being averaged to a flat gray; --zoom-aliased 0 (the
+    # default) antialiases as before.
+    texture = [torch.rand(3, 128, 128, generator=torch.Generator().manual_seed(3))]
+
+    def contrast(aliased: float) -> float:
+        source = NoisySource(texture, GaussianNoise(0), 32, clean_targets=True, zoom=(0.5, 0.5), aliased=aliased)
+        return float(source.batch(8, torch.Generator().manual_seed(4))[1].std())
+
+    assert contrast(1.0) > 1.5 * contrast(0.0)
+    with pytest.raises(ValueError, match="a --zoom range that reaches below 1"):
+        TrainConfig(out="", zoom=2, zoom_aliased=0.5)
+    with pytest.raises(ValueError, match="--zoom-aliased is a share from 0 to 1"):
+        TrainConfig(out="", zoom=2, zoom_from=0.5, zoom_aliased=1.5)
+
+
 def test_a_zoom_range_draws_crops_on_both_sides_of_1_and_a_single_factor_keeps_its_old_meaning():
     # --zoom 0.5-2: some crops shrunk (denser detail), some magnified (softer), in one run;
     # --zoom 2 still means factors from 1 to 2, so earlier commands draw the crops they drew.

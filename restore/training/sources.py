@@ -81,6 +81,7 @@ class NoisySource:
         level_channel: bool = False,
         zoom: tuple[float, float] = (1.0, 1.0),
         draw_targets: bool = True,
+        aliased: float = 0.0,
     ) -> None:
         if not draw_targets and (clean_targets or not level_channel):
             raise ValueError("only a level channel's source can leave out the targets")
@@ -91,6 +92,7 @@ class NoisySource:
         self.level_channel = level_channel
         self.zoom = zoom
         self.draw_targets = draw_targets
+        self.aliased = aliased
 
     def batch(self, size: int, generator: torch.Generator) -> Batch:
         clean = self._clean_crops(size, generator)
@@ -113,7 +115,10 @@ class NoisySource:
         """`size` clean patch x patch crops; with a zoom (low, high), each scaled by a factor drawn
         log-uniformly from low to high: above 1 a smaller crop magnified (bicubic), as a
         high-resolution photo shows it; below 1 a larger crop shrunk (antialiased bicubic), whose
-        averaging leaves denser detail and less of the source's own grain and JPEG artefacts."""
+        averaging leaves denser detail and less of the source's own grain and JPEG artefacts. A
+        share `aliased` of the shrunk crops is resampled without antialiasing: detail finer than
+        the patch can hold folds back as aliasing, as in a photo from a camera without an
+        optical low-pass filter or a cheap resizer, and the network learns to keep it."""
         low, high = self.zoom
         if low == high == 1:  # drawn only with a zoom, so that runs without one draw as before it existed
             return random_crops(self.images, size, self.patch, generator)[:, 0]
@@ -124,8 +129,12 @@ class NoisySource:
             side = max(2, round(self.patch / factor))
             crop = random_crops(self.images, 1, side, generator)[:, 0]
             shrink = side > self.patch  # antialiased only when shrinking, so magnified runs draw as before
+            # Drawn only with a share of aliased crops, so that runs without one draw as before it existed.
+            aliased = shrink and self.aliased > 0 and float(torch.rand(1, generator=generator)) < self.aliased
             crops.append(
-                F.interpolate(crop, size=(self.patch, self.patch), mode="bicubic", align_corners=False, antialias=shrink)
+                F.interpolate(
+                    crop, size=(self.patch, self.patch), mode="bicubic", align_corners=False, antialias=shrink and not aliased
+                )
             )
         return torch.cat(crops).clamp(0, 1)
 
