@@ -25,7 +25,7 @@ from restore.api import InferenceOptions, load, run_model  # noqa: E402
 from restore.evaluation import read_batch  # noqa: E402
 from restore.io.datasets import image_files  # noqa: E402
 from restore.metrics import psnr  # noqa: E402
-from restore.noise import GaussianNoise  # noqa: E402
+from restore.noise import EightBitGaussianNoise  # noqa: E402
 from restore.noise.params import to_8_bits  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -51,7 +51,7 @@ def main() -> None:
             index = number - 1
             cells = []
             for way, clean in ways(read_batch(files[index])).items():
-                noisy = to_8_bits(GaussianNoise(args.sigma).apply(clean, torch.Generator().manual_seed(index)))
+                noisy = EightBitGaussianNoise(args.sigma).apply(clean, torch.Generator().manual_seed(index))
                 out = to_8_bits(run_model(model, noisy, InferenceOptions(device="cpu", precision="fp32")))
                 gain = psnr(out * 255, clean * 255) - psnr(noisy * 255, clean * 255)
                 totals[way] = totals.get(way, 0.0) + gain

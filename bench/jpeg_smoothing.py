@@ -14,33 +14,22 @@ blur's. fp32 on the CPU, outputs rounded to 8 bits.
 from __future__ import annotations
 
 import argparse
-import io
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from restore.api import InferenceOptions, load, run_model  # noqa: E402
 from restore.evaluation import read_batch  # noqa: E402
 from restore.io.datasets import image_files  # noqa: E402
 from restore.metrics import psnr  # noqa: E402
-from restore.noise import GaussianNoise  # noqa: E402
+from restore.noise import EightBitGaussianNoise  # noqa: E402
+from restore.noise.camera import jpeg_round_trip  # noqa: E402
 from restore.noise.params import to_8_bits  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-
-
-def as_jpeg(image: torch.Tensor, quality: int) -> torch.Tensor:
-    """A 1 x 3 x H x W [0, 1] image saved as a JPEG of `quality` (4:2:0) and read back."""
-    pixels = (image[0].permute(1, 2, 0).double().numpy() * 255).round().astype(np.uint8)
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="JPEG", quality=quality, subsampling="4:2:0")
-    decoded = np.asarray(Image.open(buffer).convert("RGB"), dtype=np.float32) / 255
-    return torch.from_numpy(decoded).permute(2, 0, 1)[None]
 
 
 def correlation(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -61,12 +50,12 @@ def main() -> None:
         for number in args.images:
             index = number - 1
             clean = read_batch(files[index])
-            noisy = to_8_bits(GaussianNoise(args.sigma).apply(clean, torch.Generator().manual_seed(index)))
+            noisy = EightBitGaussianNoise(args.sigma).apply(clean, torch.Generator().manual_seed(index))
             out = to_8_bits(run_model(model, noisy, InferenceOptions(device="cpu", precision="fp32")))
             gain = psnr(out * 255, clean * 255) - psnr(noisy * 255, clean * 255)
             gains.append(gain)
             error = out - clean
-            jpeg = correlation(error, as_jpeg(clean, 95) - clean)
+            jpeg = correlation(error, jpeg_round_trip(clean[0], 95)[None] - clean)
             blur = correlation(error, F.avg_pool2d(F.pad(clean, (1, 1, 1, 1), mode="replicate"), 3, 1) - clean)
             print(f"{name}  {files[index].name}: gain {gain:+.2f} dB, error vs JPEG q95 {jpeg:+.2f}, vs 3x3 blur {blur:+.2f}")
         print(f"{name}  mean gain {sum(gains) / len(gains):+.2f} dB over {len(gains)} images at sigma {args.sigma:g}")

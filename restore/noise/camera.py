@@ -241,6 +241,16 @@ def noise_reduction(noise: torch.Tensor, settings: CameraSettings) -> torch.Tens
     return torch.einsum("ij,njhw->nihw", torch.linalg.inv(to_ycbcr), torch.cat([luma, chroma], dim=1))
 
 
+def jpeg_round_trip(picture: torch.Tensor, quality: int) -> torch.Tensor:
+    """A 3 x H x W [0, 1] picture rounded to 8 bits, saved as a JPEG of `quality` (Pillow, 4:2:0)
+    and read back as float32 on the CPU."""
+    pixels = (picture.permute(1, 2, 0).cpu().double().numpy() * 255).round().astype(np.uint8)
+    buffer = io.BytesIO()
+    PILImage.fromarray(pixels).save(buffer, format="JPEG", quality=quality, subsampling="4:2:0")
+    decoded = np.asarray(PILImage.open(buffer).convert("RGB"), dtype=np.float32) / 255
+    return torch.from_numpy(decoded).permute(2, 0, 1)
+
+
 def jpeg(image: torch.Tensor, settings: CameraSettings) -> torch.Tensor:
     """Round N x 3 x H x W [0, 1] images to 8 bits and JPEG-compress each at its quality (Pillow, 4:2:0).
 
@@ -254,11 +264,7 @@ def jpeg(image: torch.Tensor, settings: CameraSettings) -> torch.Tensor:
             continue
         dy, dx = (int(v) for v in settings.offset[index])
         padded = F.pad(picture[None], (dx, 0, dy, 0), mode="replicate")[0]
-        pixels = (padded.permute(1, 2, 0).cpu().double().numpy() * 255).round().astype(np.uint8)
-        buffer = io.BytesIO()
-        PILImage.fromarray(pixels).save(buffer, format="JPEG", quality=int(settings.quality[index]), subsampling="4:2:0")
-        decoded = np.asarray(PILImage.open(buffer).convert("RGB"), dtype=np.float32) / 255
-        out.append(torch.from_numpy(decoded).permute(2, 0, 1)[:, dy:, dx:])
+        out.append(jpeg_round_trip(padded, int(settings.quality[index]))[:, dy:, dx:])
     return torch.stack(out).to(device=image.device, dtype=image.dtype)
 
 
