@@ -357,6 +357,37 @@ def test_aliased_shrunk_crops_keep_the_detail_that_antialiasing_averages_away():
         TrainConfig(out="", zoom=2, zoom_from=0.5, zoom_aliased=1.5)
 
 
+def test_a_source_scale_of_half_gives_4_2_0_jpeg_photos_colour_as_sharp_as_their_brightness(tmp_path):
+    # Every CBSD400 photo is a 4:2:0 JPEG: colour at half the brightness's resolution, so a
+    # network trained on them takes all fine colour detail for noise. --source-scale 0.5 shrinks
+    # each training photo once (antialiased), after which its colour is as fine as its brightness.
+    from PIL import Image
+
+    folder = tmp_path / "jpegs"
+    folder.mkdir()
+    rng = np.random.default_rng(5)
+    for i in range(4):
+        texture = (rng.random((96, 128, 3)) * 255).astype(np.uint8)
+        Image.fromarray(texture).save(folder / f"{i}.jpg", quality=95, subsampling=2)  # 2: 4:2:0
+
+    def colour_to_brightness_detail(source_scale: float) -> float:
+        config = tiny_config(tmp_path, folder, source_scale=source_scale)
+        images = prepare_data(config, channels=3).source.images
+        assert images[0].shape[-2:] == (round(96 * source_scale), round(128 * source_scale))
+        ratios = []
+        for r, g, b in (image[0] for image in images):
+            luma = 0.299 * r + 0.587 * g + 0.114 * b
+            detail = [(c[:, 1:] - c[:, :-1]).square().mean() for c in (luma, b - luma, r - luma)]
+            ratios.append(float((detail[1] + detail[2]) / detail[0]))
+        return sum(ratios) / len(ratios)
+
+    assert colour_to_brightness_detail(0.5) > 1.5 * colour_to_brightness_detail(1.0)
+    with pytest.raises(ValueError, match="--source-scale shrinks the training photos"):
+        TrainConfig(out="", source_scale=1.5)
+    with pytest.raises(ValueError, match="does nothing for upscalers"):
+        TrainConfig(out="", task="upscale", source_scale=0.5)
+
+
 def test_a_zoom_range_draws_crops_on_both_sides_of_1_and_a_single_factor_keeps_its_old_meaning():
     # --zoom 0.5-2: some crops shrunk (denser detail), some magnified (softer), in one run;
     # --zoom 2 still means factors from 1 to 2, so earlier commands draw the crops they drew.

@@ -5,7 +5,8 @@ resumes from a checkpoint sees exactly the batches it would have seen without th
 
 - `NoisySource`: clean photos from a folder; input and target are two independent noise draws
   (Noise2Noise), or the target is the clean crop (`clean_targets`); crops optionally magnified
-  or shrunk (`zoom`, a range of factors: `parse_zoom`), as a high-resolution photo holds its detail.
+  or shrunk (`zoom`, a range of factors: `parse_zoom`), as a high-resolution photo holds its detail;
+  the photos themselves optionally shrunk first (`shrink`).
 - `PairSource`: two folders of noisy shots of the same scenes, matched by file name.
 - `DownscaleSource`: HR crops and their bicubic (MATLAB imresize) LR versions, rounded to 8 bits;
   `MultiScaleSource` mixes scales batch by batch (one network for x2, x3 and x4).
@@ -51,6 +52,13 @@ def random_crops(
         x = torch.randint(0, w - size + 1, (1,), generator=generator).item()
         out.append(augment(stack[..., y : y + size, x : x + size], generator))
     return torch.stack(out).reshape(count, partners, *out[0].shape[-3:])
+
+
+def shrink(image: torch.Tensor, factor: float) -> torch.Tensor:
+    """A C x H x W photo resized by `factor` (below 1) with antialiased bicubic, as shrunk crops are:
+    `TrainConfig.source_scale`, which gives a 4:2:0 JPEG colour as sharp as its brightness."""
+    size = (max(1, round(image.shape[-2] * factor)), max(1, round(image.shape[-1] * factor)))
+    return F.interpolate(image[None], size=size, mode="bicubic", align_corners=False, antialias=True)[0].clamp(0, 1)
 
 
 def crop_levels(noisy: torch.Tensor, target: torch.Tensor, clean_targets: bool) -> torch.Tensor:
