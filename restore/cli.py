@@ -504,6 +504,14 @@ def train(
             help="The share (0-1) of shrunk crops resampled without antialiasing, so that the network keeps aliased detail.",
         ),
     ] = 0.0,
+    level_jitter: Annotated[
+        float,
+        typer.Option(
+            "--level-jitter",
+            help="With --denoiser-only: tell the denoiser each crop's level times a factor from e^-J to e^J, "
+            "as an estimated level is off.",
+        ),
+    ] = 0.0,
     source_scale: Annotated[
         float,
         typer.Option(
@@ -586,7 +594,7 @@ def train(
         out=output, task=task, data=data or "", pairs=list(pairs or []), variant=arch or "", init=init or "",
         init_also=list(init_also or []), noise=noise, clean_targets=clean_targets, lossless_targets=lossless_targets,
         scale=scale, patch=patch, zoom=zoom_to, zoom_from=zoom_from, zoom_aliased=zoom_aliased,
-        source_scale=source_scale,
+        source_scale=source_scale, level_jitter=level_jitter,
         batch=batch, steps=steps,
         minutes=minutes, lr=lr, lr_warmup=lr_warmup, lr_halve_every=lr_halve_every, loss=loss, demodulate=demodulate,
         log_radiance=log_radiance, balance_levels=balance_levels, estimator_only=estimator_only,

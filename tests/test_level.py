@@ -40,6 +40,22 @@ def test_training_inputs_carry_the_level_their_noise_was_drawn_at():
     assert inputs[:, 3].mean().item() == pytest.approx(25 / 255, rel=0.02)
 
 
+def test_a_level_jitter_tells_each_crop_its_level_off_by_a_bounded_factor():
+    # --level-jitter 0.5: the denoiser is told each crop's level times a factor from e^-0.5 to
+    # e^0.5, as an estimated level is off at inference; the crops and their noise are the same.
+    clean = [torch.from_numpy(smooth_image(40, 40, seed=i)).permute(2, 0, 1) for i in range(3)]
+    exact = NoisySource(clean, GaussianNoise(25), 32, clean_targets=False, level_channel=True)
+    jittered = NoisySource(clean, GaussianNoise(25), 32, clean_targets=False, level_channel=True, level_jitter=0.5)
+    told, target = jittered.batch(64, torch.Generator().manual_seed(2))
+    drawn, same_target = exact.batch(64, torch.Generator().manual_seed(2))
+    assert torch.equal(told[:, :3], drawn[:, :3]) and torch.equal(target, same_target)
+    factors = told[:, 3, 0, 0] / drawn[:, 3, 0, 0]
+    assert factors.min() >= np.exp(-0.5) - 1e-6 and factors.max() <= np.exp(0.5) + 1e-6
+    assert factors.min() < 0.75 and factors.max() > 1.35  # spread over the range, both ways
+    with pytest.raises(ValueError, match="add --denoiser-only"):
+        TrainConfig(out="", level_jitter=0.5)
+
+
 def test_a_photos_level_leaves_out_the_jpeg_compression_of_the_clean_image():
     # At quality 60 a textured image loses more to JPEG than to the sensor noise of a low ISO:
     # the label is the noise's own level, measured against the clean image through the same

@@ -71,7 +71,8 @@ def crop_levels(noisy: torch.Tensor, target: torch.Tensor, clean_targets: bool) 
 class NoisySource:
     """Clean images + a noise model -> (noisy input, independently noisy or clean target).
 
-    With `level_channel` the input ends with a map of the level its noise was drawn at: the
+    With `level_channel` the input ends with a map of the level its noise was drawn at (times a
+    factor drawn log-uniformly from e^-level_jitter to e^level_jitter, when that is above 0): the
     RMS of (noisy - reference) over each crop, the reference being the clean crop as the noise's
     pipeline delivers it without noise (restore.noise.noisy_pair_with_reference: a photo's JPEG
     compression of the clean image is not its noise), which a level-conditioned network
@@ -90,6 +91,7 @@ class NoisySource:
         zoom: tuple[float, float] = (1.0, 1.0),
         draw_targets: bool = True,
         aliased: float = 0.0,
+        level_jitter: float = 0.0,
     ) -> None:
         if not draw_targets and (clean_targets or not level_channel):
             raise ValueError("only a level channel's source can leave out the targets")
@@ -101,6 +103,7 @@ class NoisySource:
         self.zoom = zoom
         self.draw_targets = draw_targets
         self.aliased = aliased
+        self.level_jitter = level_jitter
 
     def batch(self, size: int, generator: torch.Generator) -> Batch:
         clean = self._clean_crops(size, generator)
@@ -116,6 +119,8 @@ class NoisySource:
             noisy, target = noisy_pair(self.noise, clean, generator)
         if self.level_channel:
             level = (noisy - reference).square().mean(dim=(1, 2, 3)).sqrt()
+            if self.level_jitter > 0:  # drawn only with a jitter, so that runs without one draw as before it existed
+                level = level * torch.exp(self.level_jitter * (2 * torch.rand(len(level), generator=generator) - 1))
             noisy = append_level_map(noisy, level)
         return noisy, target
 
