@@ -142,6 +142,8 @@ class TrainConfig:
     # from e^-J to e^J, as the estimator's reading is off at inference. A denoiser told only exact
     # levels learns to trust them: told 3 on a sigma 2 photo, it wipes the texture the noise
     # map calls noise (kodim13: +0.99 dB told 2, -0.87 told 3; the estimator reads 2.9-3.7).
+    # Measured once (models/README.md, n2n-photo-level): J = 0.5 made that loss larger (-1.33),
+    # the denoiser learning to read the level itself rather than to forgive a high one.
     level_jitter: float = 0.0
     demodulate: bool = False  # HDR input divided by the albedo buffer (restore.hdr), for renders with buffers
     log_radiance: bool = False  # HDR input and output as log radiance (restore.hdr), so that emitters keep their energy
