@@ -512,6 +512,14 @@ def train(
             "as an estimated level is off.",
         ),
     ] = 0.0,
+    level_overstate: Annotated[
+        float,
+        typer.Option(
+            "--level-overstate",
+            help="With --denoiser-only: tell the denoiser each crop's level plus an amount drawn from 0 to this "
+            "(sigma, 0-255), so that a level means 'at most'.",
+        ),
+    ] = 0.0,
     source_scale: Annotated[
         float,
         typer.Option(
@@ -594,7 +602,7 @@ def train(
         out=output, task=task, data=data or "", pairs=list(pairs or []), variant=arch or "", init=init or "",
         init_also=list(init_also or []), noise=noise, clean_targets=clean_targets, lossless_targets=lossless_targets,
         scale=scale, patch=patch, zoom=zoom_to, zoom_from=zoom_from, zoom_aliased=zoom_aliased,
-        source_scale=source_scale, level_jitter=level_jitter,
+        source_scale=source_scale, level_jitter=level_jitter, level_overstate=level_overstate,
         batch=batch, steps=steps,
         minutes=minutes, lr=lr, lr_warmup=lr_warmup, lr_halve_every=lr_halve_every, loss=loss, demodulate=demodulate,
         log_radiance=log_radiance, balance_levels=balance_levels, estimator_only=estimator_only,

@@ -56,6 +56,21 @@ def test_a_level_jitter_tells_each_crop_its_level_off_by_a_bounded_factor():
         TrainConfig(out="", level_jitter=0.5)
 
 
+def test_an_overstated_level_is_the_crops_own_plus_up_to_the_given_sigma():
+    # --level-overstate 3: the denoiser is told each crop's level plus 0 to 3 (0-255 scale), never
+    # less, so that a clean photo read at 2.4 is something it has been told in training.
+    clean = [torch.from_numpy(smooth_image(40, 40, seed=i)).permute(2, 0, 1) for i in range(3)]
+    exact = NoisySource(clean, GaussianNoise((0, 10)), 32, clean_targets=False, level_channel=True)
+    raised = NoisySource(clean, GaussianNoise((0, 10)), 32, clean_targets=False, level_channel=True, level_overstate=3 / 255)
+    told, _ = raised.batch(64, torch.Generator().manual_seed(4))
+    drawn, _ = exact.batch(64, torch.Generator().manual_seed(4))
+    added = (told[:, 3, 0, 0] - drawn[:, 3, 0, 0]) * 255
+    assert added.min() >= 0 and added.max() <= 3 + 1e-4
+    assert added.min() < 0.5 and added.max() > 2.5
+    with pytest.raises(ValueError, match="add --denoiser-only"):
+        TrainConfig(out="", level_overstate=3)
+
+
 def test_a_photos_level_leaves_out_the_jpeg_compression_of_the_clean_image():
     # At quality 60 a textured image loses more to JPEG than to the sensor noise of a low ISO:
     # the label is the noise's own level, measured against the clean image through the same

@@ -145,6 +145,11 @@ class TrainConfig:
     # Measured once (models/README.md, n2n-photo-level): J = 0.5 made that loss larger (-1.33),
     # the denoiser learning to read the level itself rather than to forgive a high one.
     level_jitter: float = 0.0
+    # With denoiser_only: tell the denoiser each crop's level plus an amount drawn uniformly from 0
+    # to this (sigma, 0-255), so that "told L" comes to mean "at most L" and it keeps what does not
+    # look like noise. The estimators read clean textured photos at 2.3-2.7 where their own level
+    # is 0.3 (python bench/told_levels.py MODEL --sigma 0), eight times over, beyond any factor.
+    level_overstate: float = 0.0
     demodulate: bool = False  # HDR input divided by the albedo buffer (restore.hdr), for renders with buffers
     log_radiance: bool = False  # HDR input and output as log radiance (restore.hdr), so that emitters keep their energy
     val_count: int = 8  # images (or pairs) held out for validation
@@ -206,6 +211,10 @@ class TrainConfig:
             raise ValueError(f"--level-jitter is a log factor from 0 to 2, got {self.level_jitter}")
         if self.level_jitter and not self.denoiser_only:
             raise ValueError("--level-jitter tells a level model's denoiser a level that is off: add --denoiser-only")
+        if not 0 <= self.level_overstate <= 50:
+            raise ValueError(f"--level-overstate is a sigma from 0 to 50, got {self.level_overstate}")
+        if self.level_overstate and not self.denoiser_only:
+            raise ValueError("--level-overstate tells a level model's denoiser a level that is high: add --denoiser-only")
         if self.estimator_only and self.denoiser_only:
             raise ValueError("--estimator-only and --denoiser-only each keep what the other trains: give one")
         if self.balance_levels and (self.task != "denoise" or self.loss not in ("l1", "l2")):
@@ -396,6 +405,7 @@ def prepare_data(
         draw_targets=draw_targets,
         aliased=config.zoom_aliased,
         level_jitter=config.level_jitter,
+        level_overstate=config.level_overstate / 255,
     )
     if config.val_pairs:
         selection, _ = split_real_pairs(real_pairs(config.val_pairs))
@@ -909,6 +919,7 @@ def _export_info(
             **({"estimator_by_denoising": True} if config.estimator_by_denoising else {}),
             **({"denoiser_only": True} if config.denoiser_only else {}),
             **({"level_jitter": config.level_jitter} if config.level_jitter else {}),
+            **({"level_overstate": config.level_overstate} if config.level_overstate else {}),
             "steps": step,
             "batch": config.batch,
             "patch": config.patch,

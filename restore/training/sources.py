@@ -72,7 +72,8 @@ class NoisySource:
     """Clean images + a noise model -> (noisy input, independently noisy or clean target).
 
     With `level_channel` the input ends with a map of the level its noise was drawn at (times a
-    factor drawn log-uniformly from e^-level_jitter to e^level_jitter, when that is above 0): the
+    factor drawn log-uniformly from e^-level_jitter to e^level_jitter, and plus an amount drawn
+    uniformly from 0 to level_overstate, when those are above 0): the
     RMS of (noisy - reference) over each crop, the reference being the clean crop as the noise's
     pipeline delivers it without noise (restore.noise.noisy_pair_with_reference: a photo's JPEG
     compression of the clean image is not its noise), which a level-conditioned network
@@ -92,6 +93,7 @@ class NoisySource:
         draw_targets: bool = True,
         aliased: float = 0.0,
         level_jitter: float = 0.0,
+        level_overstate: float = 0.0,
     ) -> None:
         if not draw_targets and (clean_targets or not level_channel):
             raise ValueError("only a level channel's source can leave out the targets")
@@ -104,6 +106,7 @@ class NoisySource:
         self.draw_targets = draw_targets
         self.aliased = aliased
         self.level_jitter = level_jitter
+        self.level_overstate = level_overstate
 
     def batch(self, size: int, generator: torch.Generator) -> Batch:
         clean = self._clean_crops(size, generator)
@@ -121,6 +124,8 @@ class NoisySource:
             level = (noisy - reference).square().mean(dim=(1, 2, 3)).sqrt()
             if self.level_jitter > 0:  # drawn only with a jitter, so that runs without one draw as before it existed
                 level = level * torch.exp(self.level_jitter * (2 * torch.rand(len(level), generator=generator) - 1))
+            if self.level_overstate > 0:  # likewise drawn only when asked for
+                level = level + self.level_overstate * torch.rand(len(level), generator=generator)
             noisy = append_level_map(noisy, level)
         return noisy, target
 
