@@ -13,7 +13,6 @@ the originals. fp32 on the CPU, outputs rounded to 8 bits.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -21,14 +20,11 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from restore.api import InferenceOptions, load, run_model  # noqa: E402
-from restore.evaluation import read_batch  # noqa: E402
-from restore.io.datasets import image_files  # noqa: E402
-from restore.metrics import psnr  # noqa: E402
-from restore.noise import EightBitGaussianNoise  # noqa: E402
-from restore.noise.params import to_8_bits  # noqa: E402
+from kodak_probes import denoised_8bit, gain, kodak24_files, noisy_8bit, probe_arguments  # noqa: E402
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+from restore.api import load  # noqa: E402
+from restore.evaluation import read_batch  # noqa: E402
+from restore.noise.params import to_8_bits  # noqa: E402
 
 
 def ways(image: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -38,25 +34,19 @@ def ways(image: torch.Tensor) -> dict[str, torch.Tensor]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("models", nargs="+", help="bundled names or model files")
-    parser.add_argument("--images", type=int, nargs="+", default=[24, 13, 1, 8, 19], help="Kodak24 image numbers, 1-24")
-    parser.add_argument("--sigma", type=float, default=2.0)
-    args = parser.parse_args()
-    files = image_files(DATA / "test" / "Kodak24")
+    args = probe_arguments(__doc__.splitlines()[0], images=[24, 13, 1, 8, 19]).parse_args()
+    files = kodak24_files()
     for name in args.models:
         model = load(name)
         totals: dict[str, float] = {}
         for number in args.images:
-            index = number - 1
             cells = []
-            for way, clean in ways(read_batch(files[index])).items():
-                noisy = EightBitGaussianNoise(args.sigma).apply(clean, torch.Generator().manual_seed(index))
-                out = to_8_bits(run_model(model, noisy, InferenceOptions(device="cpu", precision="fp32")))
-                gain = psnr(out * 255, clean * 255) - psnr(noisy * 255, clean * 255)
-                totals[way] = totals.get(way, 0.0) + gain
-                cells.append(f"{way} {gain:+.2f}")
-            print(f"{name}  {files[index].name}: " + ", ".join(cells) + " dB", flush=True)
+            for way, clean in ways(read_batch(files[number - 1])).items():
+                noisy = noisy_8bit(clean, args.sigma, number)
+                way_gain = gain(denoised_8bit(model, noisy), noisy, clean)
+                totals[way] = totals.get(way, 0.0) + way_gain
+                cells.append(f"{way} {way_gain:+.2f}")
+            print(f"{name}  {files[number - 1].name}: " + ", ".join(cells) + " dB", flush=True)
         means = ", ".join(f"{way} {total / len(args.images):+.2f}" for way, total in totals.items())
         print(f"{name}  mean gain at sigma {args.sigma:g}: {means} dB")
 

@@ -15,7 +15,6 @@ CPU, outputs rounded to 8 bits.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -24,14 +23,11 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from restore.api import InferenceOptions, load, run_model  # noqa: E402
-from restore.evaluation import read_batch  # noqa: E402
-from restore.io.datasets import image_files  # noqa: E402
-from restore.metrics import psnr  # noqa: E402
-from restore.noise import EightBitGaussianNoise  # noqa: E402
-from restore.noise.params import to_8_bits  # noqa: E402
+from kodak_probes import denoised_8bit, gain, kodak24_files, noisy_8bit, probe_arguments  # noqa: E402
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+from restore.api import load  # noqa: E402
+from restore.evaluation import read_batch  # noqa: E402
+from restore.noise.params import to_8_bits  # noqa: E402
 
 
 def subsampled_colour(image: torch.Tensor) -> torch.Tensor:
@@ -49,30 +45,24 @@ def channel_errors(image: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("models", nargs="+", help="bundled names or model files")
-    parser.add_argument("--images", type=int, nargs="+", default=[24, 13, 1, 8, 19], help="Kodak24 image numbers, 1-24")
-    parser.add_argument("--sigma", type=float, default=2.0)
-    args = parser.parse_args()
-    files = image_files(DATA / "test" / "Kodak24")
-    options = InferenceOptions(device="cpu", precision="fp32")
+    args = probe_arguments(__doc__.splitlines()[0], images=[24, 13, 1, 8, 19]).parse_args()
+    files = kodak24_files()
     for name in args.models:
         model = load(name)
         totals = {"as is": 0.0, "4:2:0 colour": 0.0}
         for number in args.images:
-            index = number - 1
-            image = read_batch(files[index])
+            image = read_batch(files[number - 1])
             cells = []
             for way, clean in (("as is", image), ("4:2:0 colour", subsampled_colour(image))):
-                noisy = EightBitGaussianNoise(args.sigma).apply(clean, torch.Generator().manual_seed(index))
-                out = to_8_bits(run_model(model, noisy, options))
-                gain = psnr(out * 255, clean * 255) - psnr(noisy * 255, clean * 255)
-                totals[way] += gain
-                cells.append(f"{way} {gain:+.2f}")
+                noisy = noisy_8bit(clean, args.sigma, number)
+                out = denoised_8bit(model, noisy)
+                way_gain = gain(out, noisy, clean)
+                totals[way] += way_gain
+                cells.append(f"{way} {way_gain:+.2f}")
                 if way == "as is":
                     pairs = zip(channel_errors(out, clean), channel_errors(noisy, clean), strict=True)
                     errors = " / ".join(f"{o:.2f} vs {n:.2f}" for o, n in pairs)
-            print(f"{name}  {files[index].name}: " + ", ".join(cells) + f" dB; Y / Cb / Cr MSE {errors}", flush=True)
+            print(f"{name}  {files[number - 1].name}: " + ", ".join(cells) + f" dB; Y / Cb / Cr MSE {errors}", flush=True)
         means = ", ".join(f"{way} {total / len(args.images):+.2f}" for way, total in totals.items())
         print(f"{name}  mean gain at sigma {args.sigma:g}: {means} dB")
 

@@ -13,7 +13,6 @@ blur's. fp32 on the CPU, outputs rounded to 8 bits.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -21,15 +20,11 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from restore.api import InferenceOptions, load, run_model  # noqa: E402
-from restore.evaluation import read_batch  # noqa: E402
-from restore.io.datasets import image_files  # noqa: E402
-from restore.metrics import psnr  # noqa: E402
-from restore.noise import EightBitGaussianNoise  # noqa: E402
-from restore.noise.camera import jpeg_round_trip  # noqa: E402
-from restore.noise.params import to_8_bits  # noqa: E402
+from kodak_probes import denoised_8bit, gain, kodak24_files, noisy_8bit, probe_arguments  # noqa: E402
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+from restore.api import load  # noqa: E402
+from restore.evaluation import read_batch  # noqa: E402
+from restore.noise.camera import jpeg_round_trip  # noqa: E402
 
 
 def correlation(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -38,26 +33,21 @@ def correlation(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("models", nargs="+", help="bundled names or model files")
-    parser.add_argument("--images", type=int, nargs="+", default=[24, 13, 1], help="Kodak24 image numbers, 1-24")
-    parser.add_argument("--sigma", type=float, default=2.0)
-    args = parser.parse_args()
-    files = image_files(DATA / "test" / "Kodak24")
+    args = probe_arguments(__doc__.splitlines()[0], images=[24, 13, 1]).parse_args()
+    files = kodak24_files()
     for name in args.models:
         model = load(name)
         gains = []
         for number in args.images:
-            index = number - 1
-            clean = read_batch(files[index])
-            noisy = EightBitGaussianNoise(args.sigma).apply(clean, torch.Generator().manual_seed(index))
-            out = to_8_bits(run_model(model, noisy, InferenceOptions(device="cpu", precision="fp32")))
-            gain = psnr(out * 255, clean * 255) - psnr(noisy * 255, clean * 255)
-            gains.append(gain)
+            clean = read_batch(files[number - 1])
+            noisy = noisy_8bit(clean, args.sigma, number)
+            out = denoised_8bit(model, noisy)
+            gains.append(gain(out, noisy, clean))
             error = out - clean
             jpeg = correlation(error, jpeg_round_trip(clean[0], 95)[None] - clean)
             blur = correlation(error, F.avg_pool2d(F.pad(clean, (1, 1, 1, 1), mode="replicate"), 3, 1) - clean)
-            print(f"{name}  {files[index].name}: gain {gain:+.2f} dB, error vs JPEG q95 {jpeg:+.2f}, vs 3x3 blur {blur:+.2f}")
+            image = files[number - 1].name
+            print(f"{name}  {image}: gain {gains[-1]:+.2f} dB, error vs JPEG q95 {jpeg:+.2f}, vs 3x3 blur {blur:+.2f}")
         print(f"{name}  mean gain {sum(gains) / len(gains):+.2f} dB over {len(gains)} images at sigma {args.sigma:g}")
 
 

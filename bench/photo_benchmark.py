@@ -46,7 +46,7 @@ from restore.api import InferenceOptions, load, run_model  # noqa: E402
 from restore.evaluation import read_batch  # noqa: E402
 from restore.io.datasets import image_files, real_pairs, split_real_pairs  # noqa: E402
 from restore.metrics import psnr  # noqa: E402
-from restore.noise import GaussianNoise, estimate_sigma  # noqa: E402
+from restore.noise import EightBitGaussianNoise, estimate_sigma  # noqa: E402
 from restore.noise.params import to_8_bits  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -102,7 +102,7 @@ def inputs(row: str, data: Path) -> list[tuple[str, torch.Tensor, torch.Tensor]]
     out = []
     for index, path in enumerate(image_files(data / "test" / "Kodak24")):
         clean = read_batch(path)
-        noisy = to_8_bits(GaussianNoise(sigma).apply(clean, torch.Generator().manual_seed(index)) if sigma else clean)
+        noisy = EightBitGaussianNoise(sigma).apply(clean, torch.Generator().manual_seed(index)) if sigma else to_8_bits(clean)
         out.append((path.name, noisy, clean))
     return out
 

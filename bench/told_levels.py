@@ -13,50 +13,38 @@ sigma pays for every reading its estimator gets a little high. fp32 on the CPU, 
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
-import torch
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from restore.api import InferenceOptions, estimate_noise_level, load, run_model  # noqa: E402
-from restore.evaluation import read_batch  # noqa: E402
-from restore.io.datasets import image_files  # noqa: E402
-from restore.metrics import psnr  # noqa: E402
-from restore.noise import EightBitGaussianNoise  # noqa: E402
-from restore.noise.params import to_8_bits  # noqa: E402
+from kodak_probes import denoised_8bit, gain, kodak24_files, noisy_8bit, probe_arguments  # noqa: E402
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+from restore.api import estimate_noise_level, load  # noqa: E402
+from restore.evaluation import read_batch  # noqa: E402
+from restore.metrics import psnr  # noqa: E402
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("models", nargs="+", help="bundled names or model files (level models)")
-    parser.add_argument("--images", type=int, nargs="+", default=[24, 13, 8], help="Kodak24 image numbers, 1-24")
+    models_help = "bundled names or model files (level models)"
+    parser = probe_arguments(__doc__.splitlines()[0], images=[24, 13, 8], models_help=models_help)
     parser.add_argument("--levels", type=float, nargs="+", default=[0, 1, 2, 3], help="levels to tell (sigma, 0-255)")
-    parser.add_argument("--sigma", type=float, default=2.0)
     args = parser.parse_args()
-    files = image_files(DATA / "test" / "Kodak24")
-    options = InferenceOptions(device="cpu", precision="fp32")
+    files = kodak24_files()
     for name in args.models:
         model = load(name)
         for number in args.images:
-            index = number - 1
-            clean = read_batch(files[index])
-            noisy = EightBitGaussianNoise(args.sigma).apply(clean, torch.Generator().manual_seed(index))
-            noisy_psnr = psnr(noisy * 255, clean * 255)
+            clean = read_batch(files[number - 1])
+            noisy = noisy_8bit(clean, args.sigma, number)
             reading = estimate_noise_level(model, noisy)
             if reading is None:
                 raise SystemExit(f"{name} is not a level model: it reads no noise level")
             cells = []
             for told in (None, *args.levels):
-                out = to_8_bits(run_model(model, noisy, options, noise_level=told))
-                score = psnr(out * 255, clean * 255)
-                shown = f"{score - noisy_psnr:+.2f}" if args.sigma else f"{score:.2f}"
+                out = denoised_8bit(model, noisy, noise_level=told)
+                shown = f"{gain(out, noisy, clean):+.2f}" if args.sigma else f"{psnr(out * 255, clean * 255):.2f}"
                 cells.append(f"{'read' if told is None else f'{told:g}'} {shown}")
             what = "gain told" if args.sigma else "PSNR against the input told"
-            print(f"{name}  {files[index].name} at sigma {args.sigma:g}: reads {reading:.2f}; {what} {', '.join(cells)} dB")
+            print(f"{name}  {files[number - 1].name} at sigma {args.sigma:g}: reads {reading:.2f}; {what} {', '.join(cells)} dB")
 
 
 if __name__ == "__main__":
