@@ -556,6 +556,13 @@ def train(
             help="With --estimator-only: learn the level the kept denoiser restores best at (its loss), not the drawn level.",
         ),
     ] = False,
+    clean_read_cap: Annotated[
+        float,
+        typer.Option(
+            "--clean-read-cap",
+            help="With --estimator-by-denoising: crops drawn below this sigma (0-255) pay for being read above it.",
+        ),
+    ] = 0.0,
     denoiser_only: Annotated[
         bool,
         typer.Option(
@@ -606,7 +613,7 @@ def train(
         batch=batch, steps=steps,
         minutes=minutes, lr=lr, lr_warmup=lr_warmup, lr_halve_every=lr_halve_every, loss=loss, demodulate=demodulate,
         log_radiance=log_radiance, balance_levels=balance_levels, estimator_only=estimator_only,
-        estimator_by_denoising=estimator_by_denoising, denoiser_only=denoiser_only,
+        estimator_by_denoising=estimator_by_denoising, clean_read_cap=clean_read_cap, denoiser_only=denoiser_only,
         val_count=val_count, val_every=val_every, val_pairs=val_pairs, checkpoint_every=val_every,
         keep_best=keep == "best", ema=ema, seed=seed, device=device, precision=precision, run_dir=run_dir, name=name,
         description=description, overwrite=overwrite,

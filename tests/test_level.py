@@ -3,6 +3,7 @@ image: how training makes their level channel, and what `--strength` does with i
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 from dataclasses import replace
@@ -16,7 +17,7 @@ import restore
 from conftest import assert_one_line_error, run, smooth_image, write_png
 from restore.api import InferenceOptions, estimate_noise_level, run_model
 from restore.archs import create
-from restore.archs.unet import with_level_map
+from restore.archs.unet import LevelUNet, with_level_map
 from restore.modelfile import ModelInfo, save_model_file
 from restore.noise import GaussianNoise, PhotoNoise, noisy_pair_with_reference, parse_noise
 from restore.training.loop import TrainConfig, build_network, train
@@ -54,6 +55,31 @@ def test_a_level_jitter_tells_each_crop_its_level_off_by_a_bounded_factor():
     assert factors.min() < 0.75 and factors.max() > 1.35  # spread over the range, both ways
     with pytest.raises(ValueError, match="add --denoiser-only"):
         TrainConfig(out="", level_jitter=0.5)
+
+
+def test_an_estimator_learned_by_denoising_can_be_held_to_reading_nearly_clean_crops_low(tmp_path, photos):
+    # --clean-read-cap 1.5: a crop drawn below sigma 1.5 pays, on the level loss's log scale, for
+    # each reading above 1.5; readings at or below the cap and noisier crops cost nothing.
+    cap = 1.5 / 255
+    drawn = torch.tensor([0.5, 0.5, 1.0, 5.0]) / 255
+    read = torch.tensor([1.0, 3.0, 1.5, 20.0]) / 255
+    floor = 0.5 / 255
+    expected = math.log((3.0 / 255 + floor) / (cap + floor)) / 4  # only the second crop pays
+    assert LevelUNet.over_read_loss(read, drawn, cap).item() == pytest.approx(expected, rel=1e-5)
+    assert LevelUNet.over_read_loss(read, drawn, 0.5 / 255).item() == 0  # no crop drawn below the cap
+
+    start = level_model(tmp_path, photos, steps=2)  # its estimator reads about 4.6, where it starts
+    nearly_clean = replace(estimator_run(tmp_path / "by-denoising.safetensors", photos, start), noise="gaussian:0-1")
+    by_denoising = replace(nearly_clean, estimator_by_denoising=True)
+    capped = replace(by_denoising, out=str(tmp_path / "capped.safetensors"), clean_read_cap=1.0)
+    train(by_denoising, show_progress=False)
+    train(capped, show_progress=False)
+    assert parts_changed(by_denoising.out, capped.out) == {"estimator"}  # the cap changed the gradient
+    assert restore.load(capped.out).info.training["clean_read_cap"] == 1.0
+    with pytest.raises(ValueError, match="add --estimator-by-denoising"):
+        replace(by_denoising, estimator_by_denoising=False, clean_read_cap=1.5)
+    with pytest.raises(ValueError, match="sigma from 0 to 50"):
+        replace(by_denoising, clean_read_cap=60.0)
 
 
 def test_an_overstated_level_is_the_crops_own_plus_up_to_the_given_sigma():
@@ -367,7 +393,7 @@ def test_an_estimator_can_also_learn_the_level_its_denoiser_restores_best_at(tmp
     assert restore.load(by_denoising.out).info.training["estimator_by_denoising"] is True
 
     network = restore.load(start).network
-    network.denoise_as_read(torch.rand(2, 3, 48, 48)).square().mean().backward()
+    network.denoise_as_read(torch.rand(2, 3, 48, 48))[0].square().mean().backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in network.estimator.parameters() if p.requires_grad)
     with pytest.raises(ValueError, match="add --estimator-only"):
         replace(by_level, estimator_only=False, estimator_by_denoising=True)

@@ -278,10 +278,22 @@ class LevelUNet(Restorer):
         guessed = self.estimate_level(x[:, :-1])
         return F.l1_loss(torch.log(guessed + LEVEL_LOSS_FLOOR), torch.log(told + LEVEL_LOSS_FLOOR))
 
-    def denoise_as_read(self, noisy: torch.Tensor) -> torch.Tensor:
+    @staticmethod
+    def over_read_loss(read: torch.Tensor, drawn: torch.Tensor, cap: float) -> torch.Tensor:
+        """What reading a nearly clean crop high costs: for each of N crops whose noise was drawn
+        below `cap`, how far its reading exceeds `cap` on the level loss's log scale (0 at or below
+        it), averaged over all N. One-sided, so that the denoising loss alone decides every reading
+        below the cap and every noisier crop's."""
+        floor = torch.log(torch.tensor(cap + LEVEL_LOSS_FLOOR, device=read.device))
+        excess = F.relu(torch.log(read.float() + LEVEL_LOSS_FLOOR) - floor)
+        return (excess * (drawn < cap)).mean()
+
+    def denoise_as_read(self, noisy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Denoise N x C x H x W told the level the estimator reads off each image, as inference
-        does: differentiable in the estimator, so that it can learn the level the denoiser works best with."""
-        return self.denoiser(append_level_map(noisy, self.estimate_level(noisy)))
+        does: differentiable in the estimator, so that it can learn the level the denoiser works best
+        with. Returns the output and the N levels read."""
+        level = self.estimate_level(noisy)
+        return self.denoiser(append_level_map(noisy, level)), level
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Denoise N x (C + 1) x H x W: the colour channels, then the level map."""
