@@ -3,7 +3,6 @@ image: how training makes their level channel, and what `--strength` does with i
 
 from __future__ import annotations
 
-import math
 import subprocess
 import sys
 from dataclasses import replace
@@ -58,13 +57,12 @@ def test_a_level_jitter_tells_each_crop_its_level_off_by_a_bounded_factor():
 
 
 def test_an_estimator_learned_by_denoising_can_be_held_to_reading_nearly_clean_crops_low(tmp_path, photos):
-    # --clean-read-cap 1.5: a crop drawn below sigma 1.5 pays, on the level loss's log scale, for
-    # each reading above 1.5; readings at or below the cap and noisier crops cost nothing.
+    # --clean-read-cap 1.5: a crop drawn below sigma 1.5 pays the square of its reading's excess
+    # over 1.5 (a variance, as an L2 loss is); readings at or below the cap and noisier crops cost nothing.
     cap = 1.5 / 255
     drawn = torch.tensor([0.5, 0.5, 1.0, 5.0]) / 255
     read = torch.tensor([1.0, 3.0, 1.5, 20.0]) / 255
-    floor = 0.5 / 255
-    expected = math.log((3.0 / 255 + floor) / (cap + floor)) / 4  # only the second crop pays
+    expected = (1.5 / 255) ** 2 / 4  # only the second crop pays
     assert LevelUNet.over_read_loss(read, drawn, cap).item() == pytest.approx(expected, rel=1e-5)
     assert LevelUNet.over_read_loss(read, drawn, 0.5 / 255).item() == 0  # no crop drawn below the cap
 

@@ -281,12 +281,14 @@ class LevelUNet(Restorer):
     @staticmethod
     def over_read_loss(read: torch.Tensor, drawn: torch.Tensor, cap: float) -> torch.Tensor:
         """What reading a nearly clean crop high costs: for each of N crops whose noise was drawn
-        below `cap`, how far its reading exceeds `cap` on the level loss's log scale (0 at or below
-        it), averaged over all N. One-sided, so that the denoising loss alone decides every reading
-        below the cap and every noisier crop's."""
-        floor = torch.log(torch.tensor(cap + LEVEL_LOSS_FLOOR, device=read.device))
-        excess = F.relu(torch.log(read.float() + LEVEL_LOSS_FLOOR) - floor)
-        return (excess * (drawn < cap)).mean()
+        below `cap`, the square of how far its reading exceeds `cap` (0 at or below it), averaged
+        over all N. Squared levels are variances, the units of an L2 image loss: a reading is worth
+        its excess where telling the denoiser it lowers the image's error by more. One-sided, so
+        that the denoising loss alone decides every reading below the cap and every noisier crop's.
+        (On the log scale of the level loss, its gradient was 2,000 times the denoising loss's and
+        the estimator read every crop low, real pairs falling from 37.2 to 36.2 dB.)"""
+        excess = F.relu(read.float() - cap)
+        return (excess.square() * (drawn < cap)).mean()
 
     def denoise_as_read(self, noisy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Denoise N x C x H x W told the level the estimator reads off each image, as inference
