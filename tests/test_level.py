@@ -57,7 +57,7 @@ def test_a_level_jitter_tells_each_crop_its_level_off_by_a_bounded_factor():
 
 
 def test_an_estimator_learned_by_denoising_can_be_held_to_reading_nearly_clean_crops_low(tmp_path, photos):
-    # --clean-read-cap 1.5: a crop drawn below sigma 1.5 pays the square of its reading's excess
+    # --clean-read-cap 1.5: a crop drawn below sigma 1.5 leaves the denoising loss and pays the square of its excess
     # over 1.5 (a variance, as an L2 loss is); readings at or below the cap and noisier crops cost nothing.
     cap = 1.5 / 255
     drawn = torch.tensor([0.5, 0.5, 1.0, 5.0]) / 255

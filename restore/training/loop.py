@@ -135,7 +135,8 @@ class TrainConfig:
     # with a force that does not shrink near it, and would outweigh the image loss's gentle pull.
     estimator_by_denoising: bool = False
     # With estimator_by_denoising: a crop whose noise was drawn below this level (sigma, 0-255)
-    # also pays for being read above it (LevelUNet.over_read_loss). Learned by denoising alone, the
+    # learns only not to be read above it (LevelUNet.over_read_loss), not from the denoising loss,
+    # which alone made the estimator read every such crop high. Learned by denoising alone, the
     # estimators read clean textured photos at 2.3-2.7 where their own level is 0.3: a denoiser told
     # so removes their texture (kodim18 40.1 dB against itself), and on the training mix nothing
     # stops it, as JPEG blocks in a nearly clean input are removed best by reading it higher.
@@ -771,10 +772,13 @@ def _train(config: TrainConfig, console: Console, show_progress: bool, ranks: Ra
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=state.precision == "bf16"):
                     if config.estimator_by_denoising:
                         output, read = estimator.denoise_as_read(inp[:, :-1])
-                        loss = loss_fn(output.float(), target.to(device), 0.0).mean()
+                        crop_losses = loss_fn(output.float(), target.to(device), 0.0)
                         if config.clean_read_cap:
-                            drawn = inp[:, -1].float().mean(dim=(1, 2))
-                            loss = loss + estimator.over_read_loss(read, drawn, config.clean_read_cap / 255)
+                            cap, drawn = config.clean_read_cap / 255, inp[:, -1].float().mean(dim=(1, 2))
+                            # A nearly clean crop learns only not to be read above the cap: its
+                            # denoising loss, which JPEG blocks lower as its reading rises, is left out.
+                            crop_losses = crop_losses * (drawn >= cap) + estimator.over_read_loss(read, drawn, cap)
+                        loss = crop_losses.mean()
                     else:
                         loss = estimator.level_loss(inp)
             else:
