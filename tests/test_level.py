@@ -16,7 +16,7 @@ import restore
 from conftest import assert_one_line_error, run, smooth_image, write_png
 from restore.api import InferenceOptions, estimate_noise_level, run_model
 from restore.archs import create
-from restore.archs.unet import LevelUNet, with_level_map
+from restore.archs.unet import OVER_READ_WEIGHT, LevelUNet, with_level_map
 from restore.modelfile import ModelInfo, save_model_file
 from restore.noise import GaussianNoise, PhotoNoise, noisy_pair_with_reference, parse_noise
 from restore.training.loop import TrainConfig, build_network, train
@@ -62,7 +62,7 @@ def test_an_estimator_learned_by_denoising_can_be_held_to_reading_nearly_clean_c
     cap = 1.5 / 255
     drawn = torch.tensor([0.5, 0.5, 1.0, 5.0]) / 255
     read = torch.tensor([1.0, 3.0, 1.5, 20.0]) / 255
-    expected = (1.5 / 255) ** 2 / 4  # only the second crop pays
+    expected = OVER_READ_WEIGHT * (1.5 / 255) ** 2 / 4  # only the second crop pays
     assert LevelUNet.over_read_loss(read, drawn, cap).item() == pytest.approx(expected, rel=1e-5)
     assert LevelUNet.over_read_loss(read, drawn, 0.5 / 255).item() == 0  # no crop drawn below the cap
 

@@ -197,6 +197,13 @@ ESTIMATOR_POOLINGS = ("mean", "weighted", "global")
 # Levels below half a grey level are all "clean" to the level loss: 8-bit rounding hides the exact
 # level of a nearly clean crop, and a lower floor (1e-4) spent the estimator on telling 0.01 from 0.3.
 LEVEL_LOSS_FLOOR = 0.5 / 255
+# Measured on training batches from runs/n2n-photo-level-fcobd (whose estimator reads crops drawn
+# below sigma 1 at 3.5): unweighted, the squared excess's gradient was 0.2-1.8 times the
+# denoising loss's, and the estimator still drifted high (crops drawn below 1.5 read 2.07 after
+# 500 steps, clean kodim13 3.07); on the level loss's log scale it was 2,000 times, and the
+# estimator read every crop low (real pairs 37.23 -> 36.22 dB) without coming back, Adam's second
+# moments remembering the large gradients.
+OVER_READ_WEIGHT = 10.0
 # The estimator trains at this multiple of the run's learning rate: at a finetune's rate (1e-4)
 # it barely moved in 7,000 steps, and a new estimator starts from nothing.
 ESTIMATOR_LR_SCALE = 3.0
@@ -281,14 +288,13 @@ class LevelUNet(Restorer):
     @staticmethod
     def over_read_loss(read: torch.Tensor, drawn: torch.Tensor, cap: float) -> torch.Tensor:
         """What reading a nearly clean crop high costs: for each of N crops whose noise was drawn
-        below `cap`, the square of how far its reading exceeds `cap` (0 at or below it), averaged
-        over all N. Squared levels are variances, the units of an L2 image loss: a reading is worth
-        its excess where telling the denoiser it lowers the image's error by more. One-sided, so
-        that the denoising loss alone decides every reading below the cap and every noisier crop's.
-        (On the log scale of the level loss, its gradient was 2,000 times the denoising loss's and
-        the estimator read every crop low, real pairs falling from 37.2 to 36.2 dB.)"""
+        below `cap`, OVER_READ_WEIGHT times the square of how far its reading exceeds `cap` (0 at
+        or below it), averaged over all N. Squared levels are variances, the units of an L2 image
+        loss, and the square's gradient fades to 0 at the cap, so that Adam's step sizes stay set
+        by the denoising loss. One-sided: the denoising loss alone decides every reading below the
+        cap and every noisier crop's."""
         excess = F.relu(read.float() - cap)
-        return (excess.square() * (drawn < cap)).mean()
+        return OVER_READ_WEIGHT * (excess.square() * (drawn < cap)).mean()
 
     def denoise_as_read(self, noisy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Denoise N x C x H x W told the level the estimator reads off each image, as inference
