@@ -57,8 +57,9 @@ def test_a_level_jitter_tells_each_crop_its_level_off_by_a_bounded_factor():
 
 
 def test_an_estimator_learned_by_denoising_can_be_held_to_reading_nearly_clean_crops_low(tmp_path, photos):
-    # --clean-read-cap 1.5: a crop drawn below sigma 1.5 leaves the denoising loss and pays the square of its excess
-    # over 1.5 (a variance, as an L2 loss is); readings at or below the cap and noisier crops cost nothing.
+    # --clean-read-cap 1.5: a crop drawn below sigma 1.5 leaves the denoising loss and pays the
+    # square of its reading's excess over 1.5 (a variance, as an L2 loss is); readings at or below
+    # the cap and noisier crops cost nothing.
     cap = 1.5 / 255
     drawn = torch.tensor([0.5, 0.5, 1.0, 5.0]) / 255
     read = torch.tensor([1.0, 3.0, 1.5, 20.0]) / 255
@@ -73,6 +74,13 @@ def test_an_estimator_learned_by_denoising_can_be_held_to_reading_nearly_clean_c
     train(by_denoising, show_progress=False)
     train(capped, show_progress=False)
     assert parts_changed(by_denoising.out, capped.out) == {"estimator"}  # the cap changed the gradient
+    # Three steps on crops all drawn below the cap: by denoising alone the estimator reads a nearly
+    # clean photo higher than at the start (about 12 against 6), held to the cap it reads it lower.
+    photo = torch.from_numpy(smooth_image(48, 48, seed=7)).permute(2, 0, 1)[None]
+    start_read, capped_read, uncapped_read = (
+        restore.load(f).network.estimate_level(photo).item() for f in (start, capped.out, by_denoising.out)
+    )
+    assert capped_read < start_read < uncapped_read
     assert restore.load(capped.out).info.training["clean_read_cap"] == 1.0
     with pytest.raises(ValueError, match="add --estimator-by-denoising"):
         replace(by_denoising, estimator_by_denoising=False, clean_read_cap=1.5)
