@@ -560,7 +560,7 @@ def train(
         float,
         typer.Option(
             "--clean-read-cap",
-            help="With --estimator-by-denoising: crops drawn below this sigma (0-255) pay for being read above it.",
+            help="With --estimator-by-denoising: crops drawn below this sigma (0-255) learn only not to be read above it.",
         ),
     ] = 0.0,
     denoiser_only: Annotated[
