@@ -214,16 +214,15 @@ class TrainConfig:
             raise ValueError("--estimator-only trains a denoiser's level estimator alone: no --balance-levels or clean targets")
         if self.estimator_by_denoising and not self.estimator_only:
             raise ValueError("--estimator-by-denoising is a way of training the estimator alone: add --estimator-only")
-        if not 0 <= self.clean_read_cap <= 50:
-            raise ValueError(f"--clean-read-cap is a sigma from 0 to 50, got {self.clean_read_cap}")
+        for name in ("clean_read_cap", "level_overstate"):  # levels on the 0-255 scale
+            if not 0 <= getattr(self, name) <= 50:
+                raise ValueError(f"--{name.replace('_', '-')} is a sigma from 0 to 50, got {getattr(self, name)}")
         if self.clean_read_cap and not self.estimator_by_denoising:
             raise ValueError("--clean-read-cap bounds what an estimator learned by denoising reads: add --estimator-by-denoising")
         if not 0 <= self.level_jitter <= 2:
             raise ValueError(f"--level-jitter is a log factor from 0 to 2, got {self.level_jitter}")
         if self.level_jitter and not self.denoiser_only:
             raise ValueError("--level-jitter tells a level model's denoiser a level that is off: add --denoiser-only")
-        if not 0 <= self.level_overstate <= 50:
-            raise ValueError(f"--level-overstate is a sigma from 0 to 50, got {self.level_overstate}")
         if self.level_overstate and not self.denoiser_only:
             raise ValueError("--level-overstate tells a level model's denoiser a level that is high: add --denoiser-only")
         if self.estimator_only and self.denoiser_only:
