@@ -197,10 +197,10 @@ ESTIMATOR_POOLINGS = ("mean", "weighted", "global")
 # Levels below half a grey level are all "clean" to the level loss: 8-bit rounding hides the exact
 # level of a nearly clean crop, and a lower floor (1e-4) spent the estimator on telling 0.01 from 0.3.
 LEVEL_LOSS_FLOOR = 0.5 / 255
-# Measured on training batches from runs/n2n-photo-level-fcobd (whose estimator reads crops drawn
-# below sigma 1 at 3.5): unweighted, the squared excess's gradient was 0.2-1.8 times the
-# denoising loss's, and the estimator still drifted high (crops drawn below 1.5 read 2.07 after
-# 500 steps, clean kodim13 3.07); on the level loss's log scale it was 2,000 times, and the
+# From the runs of models/README.md (n2n-photo-level: "held to reading ... low"): unweighted, the
+# squared excess let the estimator drift high (crops drawn below 1.5 read 2.07 after 500 steps,
+# clean kodim13 3.07; bench/training_reads.py, bench/told_levels.py); on the level loss's log
+# scale, whose gradient does not fade near the cap, it outweighed the denoising loss, and the
 # estimator read every crop low (real pairs 37.23 -> 36.22 dB) without coming back, Adam's second
 # moments remembering the large gradients. Ten times held clean Kodak24 photos above 42 dB, and
 # real pairs at 37.25-37.28 (models/README.md, n2n-photo-level: "held to reading ... low").
