@@ -521,13 +521,13 @@ def train(
         ),
     ] = 0.0,
     source_scale: Annotated[
-        float,
+        list[float] | None,
         typer.Option(
             "--source-scale",
             help="Shrink each training photo by this factor (0-1) before cropping; 0.5 makes a 4:2:0 JPEG's colour "
-            "as sharp as its brightness.",
+            "as sharp as its brightness. Repeat it to train on every photo at each factor (e.g. 1 and 0.5).",
         ),
-    ] = 1.0,
+    ] = None,
     lossless_targets: Annotated[
         bool,
         typer.Option(
@@ -609,7 +609,7 @@ def train(
         out=output, task=task, data=data or "", pairs=list(pairs or []), variant=arch or "", init=init or "",
         init_also=list(init_also or []), noise=noise, clean_targets=clean_targets, lossless_targets=lossless_targets,
         scale=scale, patch=patch, zoom=zoom_to, zoom_from=zoom_from, zoom_aliased=zoom_aliased,
-        source_scale=source_scale, level_jitter=level_jitter, level_overstate=level_overstate,
+        source_scales=tuple(source_scale or [1.0]), level_jitter=level_jitter, level_overstate=level_overstate,
         batch=batch, steps=steps,
         minutes=minutes, lr=lr, lr_warmup=lr_warmup, lr_halve_every=lr_halve_every, loss=loss, demodulate=demodulate,
         log_radiance=log_radiance, balance_levels=balance_levels, estimator_only=estimator_only,

@@ -25,6 +25,8 @@ from restore.training.loop import (
     LOSSES,
     RunState,
     TrainConfig,
+    _resumable,
+    _same_run,
     annealed_l0_loss,
     build_network,
     hdr_loss,
@@ -371,7 +373,7 @@ def test_a_source_scale_of_half_gives_4_2_0_jpeg_photos_colour_as_sharp_as_their
         Image.fromarray(texture).save(folder / f"{i}.jpg", quality=95, subsampling=2)  # 2: 4:2:0
 
     def colour_to_brightness_detail(source_scale: float) -> float:
-        config = tiny_config(tmp_path, folder, source_scale=source_scale)
+        config = tiny_config(tmp_path, folder, source_scales=(source_scale,))
         images = prepare_data(config, channels=3).source.images
         assert images[0].shape[-2:] == (round(96 * source_scale), round(128 * source_scale))
         ratios = []
@@ -383,9 +385,29 @@ def test_a_source_scale_of_half_gives_4_2_0_jpeg_photos_colour_as_sharp_as_their
 
     assert colour_to_brightness_detail(0.5) > 1.5 * colour_to_brightness_detail(1.0)
     with pytest.raises(ValueError, match="--source-scale shrinks the training photos"):
-        TrainConfig(out="", source_scale=1.5)
+        TrainConfig(out="", source_scales=(1.5,))
     with pytest.raises(ValueError, match="does nothing for upscalers"):
-        TrainConfig(out="", task="upscale", source_scale=0.5)
+        TrainConfig(out="", task="upscale", source_scales=(0.5,))
+
+
+def test_several_source_scales_train_on_every_photo_at_each_and_old_checkpoints_still_resume(tmp_path):
+    # --source-scale 1 --source-scale 0.5: the photos as they are beside their sharp-coloured
+    # halves, each photo once per factor, so the two draw as many crops each.
+    from PIL import Image
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    rng = np.random.default_rng(6)
+    for i in range(3):
+        Image.fromarray((rng.random((40, 48, 3)) * 255).astype(np.uint8)).save(folder / f"{i}.png")
+    config = tiny_config(tmp_path, folder, source_scales=(1.0, 0.5), val_count=1)
+    sizes = [tuple(image.shape[-2:]) for image in prepare_data(config, channels=3).source.images]
+    assert sizes == [(40, 48), (40, 48), (20, 24), (20, 24)]
+    # A checkpoint from before the option took several factors stored one, under the old name.
+    stored = {**_resumable(tiny_config(tmp_path, folder)), "source_scale": 0.5}
+    del stored["source_scales"]
+    assert _same_run(stored, _resumable(tiny_config(tmp_path, folder, source_scales=(0.5,))))
+    assert not _same_run(stored, _resumable(tiny_config(tmp_path, folder, source_scales=(1.0, 0.5))))
 
 
 def test_a_zoom_range_draws_crops_on_both_sides_of_1_and_a_single_factor_keeps_its_old_meaning():

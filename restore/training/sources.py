@@ -56,7 +56,7 @@ def random_crops(
 
 def shrink(image: torch.Tensor, factor: float) -> torch.Tensor:
     """A C x H x W photo resized by `factor` (below 1) with antialiased bicubic, as shrunk crops are:
-    `TrainConfig.source_scale`, which gives a 4:2:0 JPEG colour as sharp as its brightness."""
+    `TrainConfig.source_scales`, which gives a 4:2:0 JPEG colour as sharp as its brightness."""
     size = (max(1, round(image.shape[-2] * factor)), max(1, round(image.shape[-1] * factor)))
     return F.interpolate(image[None], size=size, mode="bicubic", align_corners=False, antialias=True)[0].clamp(0, 1)
 
