@@ -25,6 +25,7 @@ from restore.training.loop import (
     LOSSES,
     RunState,
     TrainConfig,
+    ValidationScore,
     _resumable,
     _same_run,
     annealed_l0_loss,
@@ -34,6 +35,7 @@ from restore.training.loop import (
     level_weights,
     prepare_data,
     train,
+    validate,
 )
 from restore.training.sources import NoisySource, crop_levels, parse_zoom, random_crops
 
@@ -221,7 +223,32 @@ def finetune_config(tmp_path: Path, pairs: tuple[Path, Path], init: Path, **over
 def scripted_validation(monkeypatch, scores: list[float]) -> None:
     """Make validation return these scores in turn, so that which step is best is known."""
     remaining = iter(scores)
-    monkeypatch.setattr("restore.training.loop.validate", lambda *args, **kwargs: next(remaining))
+    monkeypatch.setattr("restore.training.loop.validate", lambda *args, **kwargs: ValidationScore(next(remaining)))
+
+
+def test_validation_reports_the_least_gain_over_the_input_beside_the_mean():
+    # "Never worse than the input" is a line about every photo: a run can raise the mean PSNR
+    # while one image loses, so the validation also reports the worst image's gain.
+    class Halving(torch.nn.Module):
+        """Pulls every pixel halfway to 0.5: good for a noisy flat image, bad for a sharp one."""
+
+        out_channels, takes_noise_level = 3, False
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return (x + 0.5) / 2
+
+    generator = torch.Generator().manual_seed(0)
+    flat = torch.full((1, 3, 16, 16), 0.5)
+    noisy_flat = flat + 0.1 * torch.randn(flat.shape, generator=generator)
+    sharp = (torch.rand(1, 3, 16, 16, generator=generator) > 0.5).float()
+    score = validate(Halving(), [(noisy_flat, flat), (sharp, sharp)], torch.device("cpu"))
+    flat_gain = 20 * np.log10(2)  # the noise halved: +6.02 dB
+    assert score.least_gain is not None and score.least_gain < 0  # the sharp image, returned blurred
+    halved_sharp = float(-10 * torch.log10(((sharp + 0.5) / 2 - sharp).square().mean()))
+    noisy_psnr = float(-10 * torch.log10((noisy_flat.clamp(0, 1) - flat).square().mean()))
+    assert score.psnr == pytest.approx((noisy_psnr + flat_gain + halved_sharp) / 2, abs=0.05)
+    # Where the input cannot be compared with the reference (noisy references), there is none.
+    assert validate(Halving(), [(noisy_flat, noisy_flat)], torch.device("cpu"), noisy_references=True).least_gain is None
 
 
 def weights(path: Path) -> dict[str, torch.Tensor]:

@@ -507,14 +507,26 @@ def aux_buffers_of(network: Restorer) -> list[str]:
     return list(AUX_BUFFERS[: (network.in_channels - network.out_channels) // 3])
 
 
+@dataclass(frozen=True)
+class ValidationScore:
+    """What one validation measured."""
+
+    psnr: float  # mean PSNR (peak 1) of the outputs against the references: the score runs keep the best by
+    # The least gain of any image's output over its input (dB), where both compare with one clean
+    # reference (a denoiser on clean references, not HDR): a run can raise the mean while one photo
+    # loses, which "never worse than the input" forbids. None elsewhere.
+    least_gain: float | None = None
+
+
 def validate(
     network: Restorer,
     validation: Sequence[tuple[torch.Tensor, torch.Tensor]],
     device: torch.device,
     noisy_references: bool = False,
     input_transform: str = "none",
-) -> float:
-    """Mean PSNR (peak 1) of the network's clipped output against the references.
+) -> ValidationScore:
+    """Mean PSNR (peak 1) of the network's clipped output against the references, and the least
+    gain over the input where the input is comparable (`ValidationScore`).
 
     HDR networks (an `input_transform` of restore.hdr) get exposed input through
     `network_input`, and are scored on tone-mapped values.
@@ -524,7 +536,7 @@ def validate(
     `estimated_psnr_tone_mapped`).
     """
     network.eval()
-    scores = []
+    scores, gains = [], []
     with torch.inference_mode():
         for inp, ref in validation:
             if ref.shape[-1] != inp.shape[-1]:
@@ -542,9 +554,18 @@ def validate(
                 out = network(with_level_map(network, inp.to(device))).float().cpu().clamp(0, 1)
                 inp, ref = inp[:, :colours], ref[:, :colours]
                 score = noisy_reference_psnr(out, inp, ref) if noisy_references else psnr(out, ref, peak=1.0)
+                if not noisy_references and inp.shape == ref.shape:
+                    gains.append(score - psnr(inp.clamp(0, 1), ref, peak=1.0))
             scores.append(score)
     network.train()
-    return sum(scores) / len(scores)
+    least_gain = min(gains) if gains and len(gains) == len(scores) else None
+    return ValidationScore(sum(scores) / len(scores), least_gain)
+
+
+def _described(score: ValidationScore) -> str:
+    """A validation as the run's log prints it."""
+    least = "" if score.least_gain is None else f" (least gain over the input {score.least_gain:+.2f} dB)"
+    return f"PSNR {score.psnr:.2f} dB{least}"
 
 
 Weights = dict[str, torch.Tensor]
@@ -736,10 +757,10 @@ def _train(config: TrainConfig, console: Console, show_progress: bool, ranks: Ra
             state.update_average(network, config.ema)  # the average starts at the starting weights
         state.average = {key: value.to(device) for key, value in state.average.items()}
 
-    def record_validation() -> float:
+    def record_validation() -> ValidationScore:
         with _weights_swapped_in(network, state.average if config.ema else None):
             score = validate(network, data.validation, device, data.noisy_references, transform)
-            state.record(score, network, config.keep_best)
+            state.record(score.psnr, network, config.keep_best)
         return score
 
     def save() -> None:
@@ -748,7 +769,7 @@ def _train(config: TrainConfig, console: Console, show_progress: bool, ranks: Ra
 
     if config.keep_best and not state.history and ranks.leader:
         score = record_validation()  # the starting point is a candidate too
-        console.print(f"step 0: validation PSNR {score:.2f} dB")
+        console.print(f"step 0: validation {_described(score)}")
 
     started = time.monotonic() - state.elapsed
     last_loss, last_psnr = float("nan"), state.history[-1][1] if state.history else float("nan")
@@ -823,9 +844,10 @@ def _train(config: TrainConfig, console: Console, show_progress: bool, ranks: Ra
             if not ranks.leader:
                 continue
             if state.step % config.val_every == 0 or state.step == config.steps:
-                last_psnr = record_validation()
+                score = record_validation()
+                last_psnr = score.psnr
                 progress.console.print(
-                    f"step {state.step}: loss {last_loss:.5f}, validation PSNR {last_psnr:.2f} dB, {state.elapsed:.0f} s"
+                    f"step {state.step}: loss {last_loss:.5f}, validation {_described(score)}, {state.elapsed:.0f} s"
                 )
             if state.step % config.checkpoint_every == 0:
                 save()
