@@ -183,6 +183,31 @@ def test_strength_zero_returns_the_input_and_a_level_is_applied_to_the_whole_ima
     assert not torch.allclose(whole, weaker, atol=1e-4)
 
 
+def test_a_folder_gets_each_photos_estimate_printed_and_strength_applies_to_every_file(tmp_path):
+    # The default colour model over a folder: one line per file with the level it read, and
+    # --strength 0 writes every photo back unchanged while --strength 0.5 keeps more grain than 1.
+    from PIL import Image
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    rng = np.random.default_rng(3)
+    for name in ("a.png", "b.png"):
+        photo = np.clip(smooth_image(40, 48, seed=len(name)) + rng.normal(0, 0.08, (40, 48, 3)), 0, 1)
+        Image.fromarray((photo * 255).round().astype(np.uint8)).save(folder / name)
+    outputs = {}
+    for strength in ("0", "0.5", "1"):
+        result = run("denoise", str(folder), "--strength", strength, "-o", str(tmp_path / strength))
+        assert result.returncode == 0, result.stderr
+        lines = [line for line in (result.stdout + result.stderr).splitlines() if " -> " in line]
+        assert len(lines) == 2 and all("n2n-photo-level, noise " in line for line in lines), lines
+        outputs[strength] = {n: np.asarray(Image.open(tmp_path / strength / n), dtype=float) for n in ("a.png", "b.png")}
+    for name in ("a.png", "b.png"):
+        given = np.asarray(Image.open(folder / name), dtype=float)
+        assert np.array_equal(outputs["0"][name], given)
+        kept, removed = (np.abs(outputs[s][name] - given).mean() for s in ("0.5", "1"))
+        assert 0 < kept < removed  # half the strength changes the photo less
+
+
 def test_a_model_without_a_level_has_no_strength_control(tmp_path, tiny_models):
     with pytest.raises(ValueError, match="'tiny-denoiser' has no strength control"):
         restore.denoise(torch.rand(3, 16, 16), tiny_models["denoiser"], strength=0.5)
