@@ -301,6 +301,13 @@ def write_table(results: dict[str, dict[str, float | str]], out: Path | None, sp
             if found is not None:
                 label = {"noisy": "noisy input", "restore": "restore (n2n-gaussian)", "bm3d": "CBM3D"}[method]
                 lines.append(f"| {label} | {found[1]['psnr']:.2f} | {found[1]['ssim']:.4f} |")
+    lines += [
+        "",
+        "Photos as users have them, with restore's default photo model (n2n-photo-level): the 62 real camera pairs",
+        "of `../shared/data/realnoise/val` beside CBM3D given each pair's sigma and a sigma read off the noisy image,",
+        "Kodak24 with sigma 25 and 50 saved as 8-bit files beside CBM3D on the same files, and clean and slightly",
+        "noisy photos that must come back unchanged: [photo.md](photo.md), from `python bench/photo_benchmark.py`.",
+    ]
     if speed:
         lines += [
             "",
