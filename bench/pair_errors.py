@@ -6,9 +6,10 @@ Each pair of ../shared/data/realnoise/val whose name contains one of `--pairs` i
 bench/photo_benchmark.py's real row does (fp32 on the CPU, the level read off the image, output
 rounded to 8 bits). The line gives the output's gain over the noisy input against the stored
 clean image and against the clean image aligned to the shot (photo_benchmark's real-aligned
-reference), the level the model read, and the output's and the input's squared error (0-255
-scale) split three ways: into Y, Cb and Cr, and the Y error into coarse (a 5x5 box blur of it)
-and fine (the rest). A denoiser that smooths texture loses in fine Y; one that shifts colours or
+reference), the level the model read (beside the pair's std(noisy - clean) against both
+references, what a training crop's level measures), and the output's and the input's squared
+error (0-255 scale) split three ways: into Y, Cb and Cr, and the Y error into coarse (a 5x5 box
+blur of it) and fine (the rest). A denoiser that smooths texture loses in fine Y; one that shifts colours or
 brightness loses in Cb / Cr or coarse Y.
 """
 
@@ -61,7 +62,9 @@ def main() -> None:
         noisy, clean = read_batch(noisy_path), read_batch(clean_path)
         aligned = aligned_reference(noisy, clean)
         inputs = error_parts(noisy, clean)
-        print(f"{noisy_path.name}: noisy " + ", ".join(f"{k} {v:.2f}" for k, v in inputs.items()), flush=True)
+        stds = [255 * float((noisy - reference).std()) for reference in (clean, aligned)]
+        spread = f"std(noisy - clean) {stds[0]:.2f}, aligned {stds[1]:.2f}"
+        print(f"{noisy_path.name}: {spread}; noisy " + ", ".join(f"{k} {v:.2f}" for k, v in inputs.items()), flush=True)
         for name in args.models:
             model = load(name)
             level = estimate_noise_level(model, noisy)
