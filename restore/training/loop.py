@@ -114,7 +114,7 @@ class TrainConfig:
     # the colour is as sharp as the brightness. Several factors: every photo at each of them, as
     # many crops from each; (1.0, 0.5) keeps the photos as they are beside the sharp-coloured
     # ones, since at 0.5 alone the denoiser also takes more luma texture for noise (the fur pair of
-    # bench/pair_errors.py: -0.37 dB after 19,000 steps at 0.5, +0.08 after 3,000 more at both;
+    # bench/pair_errors.py: -0.37 dB after 19,000 steps at 0.5; from step 21,000, +0.08 after 3,000 at both;
     # models/README.md, n2n-photo-level).
     source_scales: tuple[float, ...] = (1.0,)
     batch: int = 16
