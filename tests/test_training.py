@@ -709,6 +709,19 @@ def test_hdr_loss_is_relative_and_stops_the_denominator_gradient():
     assert hdr_loss(torch.tensor([[-0.0099]]), torch.tensor([[1.0]])).item() == pytest.approx((1.0099 / 0.01) ** 2)
 
 
+def test_a_file_exported_from_a_checkpoint_records_the_device_its_steps_ran_on(tmp_path, photos, monkeypatch):
+    # A run trained on two threads and exported later by a call on one (the run's command with
+    # --steps at the checkpoint's step) took no step there: the file names where the steps ran.
+    monkeypatch.setattr("restore.training.loop._device_name", lambda device: "cpu (2 threads)")
+    config = tiny_config(tmp_path, photos, steps=2)
+    assert train(config, show_progress=False).training["device"] == "cpu (2 threads)"
+    monkeypatch.setattr("restore.training.loop._device_name", lambda device: "cpu (1 threads)")
+    config.overwrite = True
+    assert train(config, show_progress=False).training["device"] == "cpu (2 threads)"  # export only
+    config.steps = 3
+    assert train(config, show_progress=False).training["device"] == "cpu (1 threads)"  # a step ran here
+
+
 def test_a_bf16_run_records_its_precision_and_a_resumed_auto_run_keeps_it(tmp_path, photos, monkeypatch):
     config = tiny_config(tmp_path, photos, steps=2, precision="bf16")
     assert train(config, show_progress=False).training["precision"] == "bf16"

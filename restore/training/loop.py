@@ -599,6 +599,9 @@ class RunState:
     history: list[list[float]] = field(default_factory=list)  # [step, validation PSNR, seconds]
     precision: str = ""  # the autocast precision the run measured or was given
     memory_format: str = ""  # "contiguous" or "channels_last"
+    # Where the steps last ran (e.g. "cpu (2 threads)"): what the exported file records, not the
+    # machine of a later call that only exports a checkpoint (`--steps` at the checkpoint's step).
+    device: str = ""
     best_step: int = 0
     best: Weights | None = None  # with keep_best: the weights of the best validation so far
     average: Weights | None = None  # with ema: the moving average of the weights, what is validated and exported
@@ -677,6 +680,7 @@ def _load_checkpoint(path: Path, network: Restorer, optimizer: torch.optim.Optim
         # Checkpoints from before the layout probe trained in fp32, NCHW.
         precision=meta.get("precision", "fp32"),
         memory_format=meta.get("memory_format", "contiguous"),
+        device=meta.get("device", ""),  # older checkpoints: the exporting call's device stands in
         best_step=meta.get("best_step", 0),
         best=best or None,
         average=average or None,
@@ -772,6 +776,8 @@ def _train(config: TrainConfig, console: Console, show_progress: bool, ranks: Ra
         score = record_validation()  # the starting point is a candidate too
         console.print(f"step 0: validation {_described(score)}")
 
+    if state.step < config.steps:
+        state.device = _device_name(device)
     started = time.monotonic() - state.elapsed
     last_loss, last_psnr = float("nan"), state.history[-1][1] if state.history else float("nan")
     columns = [
@@ -972,7 +978,7 @@ def _export_info(
             "patch": config.patch,
             "lr": config.lr,
             "wall_seconds": round(elapsed, 1),
-            "device": _device_name(device),
+            "device": state.device or _device_name(device),
             "precision": state.precision,
             "val_psnr": history[-1][1] if exported_step is None else _score_at(history, exported_step),
             "val_curve": history,
