@@ -58,6 +58,7 @@ def main() -> None:
     chosen = [(n, c) for n, c in real_pairs(str(REAL_PAIRS)) if any(part in n.name for part in args.pairs)]
     if not chosen:
         raise SystemExit(f"no pair of {REAL_PAIRS} matches {' '.join(args.pairs)}")
+    models = [load(name) for name in args.models]  # each read once, not once per pair
     for noisy_path, clean_path in chosen:
         noisy, clean = read_batch(noisy_path), read_batch(clean_path)
         aligned = aligned_reference(noisy, clean)
@@ -65,10 +66,9 @@ def main() -> None:
         stds = [255 * float((noisy - reference).std()) for reference in (clean, aligned)]
         spread = f"std(noisy - clean) {stds[0]:.2f}, aligned {stds[1]:.2f}"
         print(f"{noisy_path.name}: {spread}; noisy " + ", ".join(f"{k} {v:.2f}" for k, v in inputs.items()), flush=True)
-        for name in args.models:
-            model = load(name)
-            level = estimate_noise_level(model, noisy)
-            out = to_8_bits(run_model(model, noisy, FP32_ON_CPU))
+        for name, model in zip(args.models, models, strict=True):
+            level = estimate_noise_level(model, noisy)  # told back, so the estimator runs once
+            out = to_8_bits(run_model(model, noisy, FP32_ON_CPU, noise_level=level))
             parts = ", ".join(f"{k} {v:.2f}" for k, v in error_parts(out, clean).items())
             print(
                 f"  {name}: gain {gain(out, noisy, clean):+.2f} dB (aligned {gain(out, noisy, aligned):+.2f}),"
