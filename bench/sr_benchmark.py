@@ -91,6 +91,11 @@ SCORES = RESULTS.with_name("sr-scores.json")
 PROTOCOL = "lr-matlab-round"
 
 
+def cell_key(row: str, model: str, set_name: str, scale: int, protocol: str = PROTOCOL) -> str:
+    """A score cell's key in sr-scores.json: the set, scale, row (model name, "+" for the ensemble), model id and protocol."""
+    return f"{set_name}|x{scale}|{row}|{model}|{protocol}"
+
+
 def model_id(name: str) -> str:
     """A bundled model's cache key (restore.zoo.BundledModel.ident): a retrained file gets new cells."""
     return bundled_models()[name].ident
@@ -114,9 +119,6 @@ def main() -> None:
     measured_now = {name for name, _ in models} if args.models is None else set(args.models)
     cache: dict[str, dict[str, float | str]] = {} if args.quick or not SCORES.is_file() else json.loads(SCORES.read_text())
 
-    def key(row: str, model: str, set_name: str, scale: int, protocol: str = PROTOCOL) -> str:
-        return f"{set_name}|x{scale}|{row}|{model}|{protocol}"
-
     for set_name in args.sets:
         for name, scale in models:
             if name not in measured_now:
@@ -124,14 +126,14 @@ def main() -> None:
             runs = [False, True] if set_name in args.ensemble_sets else [False]
             for ensemble in runs:
                 row = name + ("+" if ensemble else "")
-                if key(row, model_id(name), set_name, scale) in cache:
+                if cell_key(row, model_id(name), set_name, scale) in cache:
                     continue
                 report = evaluate_folder(
                     name, str(args.data / set_name), scale=scale, limit=limit, device="cpu", ensemble=ensemble
                 )
                 bicubic, ours = report.rows
-                cache[key("bicubic", "bicubic", set_name, scale)] = {"psnr": bicubic.psnr, "ssim": bicubic.ssim}
-                cache[key(row, model_id(name), set_name, scale)] = {"psnr": ours.psnr, "ssim": ours.ssim}
+                cache[cell_key("bicubic", "bicubic", set_name, scale)] = {"psnr": bicubic.psnr, "ssim": bicubic.ssim}
+                cache[cell_key(row, model_id(name), set_name, scale)] = {"psnr": ours.psnr, "ssim": ours.ssim}
                 print(f"{set_name} x{scale} {row}: {ours.psnr:.2f} dB / {ours.ssim:.4f} (bicubic {bicubic.psnr:.2f})")
                 if not args.quick:
                     SCORES.write_text(json.dumps(cache, indent=1, sort_keys=True))
@@ -139,7 +141,7 @@ def main() -> None:
     def cell(row: str, model: str, set_name: str, scale: int) -> str:
         """The row's cell: this protocol's score, else an older protocol's marked with a dagger, else empty."""
         for protocol, mark in ((PROTOCOL, ""), ("lr-half-even", " †")):
-            found = cache.get(key(row, model, set_name, scale, protocol))
+            found = cache.get(cell_key(row, model, set_name, scale, protocol))
             if found is not None:
                 return f"{found['psnr']:.2f} / {found['ssim']:.4f}{mark}"
         return ""

@@ -45,3 +45,18 @@ def test_the_aligned_reference_takes_out_a_shift_and_leaves_the_noise():
     assert float((shot - aligned).std()) == pytest.approx(float(noise.std()), rel=0.02)  # the noise is what is left
     still = bench.aligned_reference(mean_of_shots + noise, mean_of_shots)
     assert (still - mean_of_shots).abs().max() < 0.002  # nothing to take out: the reference stays
+
+
+def test_the_sr_progress_fit_recovers_a_log_steps_line_and_where_it_reaches_a_target():
+    import importlib.util
+    import math
+
+    spec = importlib.util.spec_from_file_location("sr_progress", REPO / "bench" / "sr_progress.py")
+    bench = importlib.util.module_from_spec(spec)
+    sys.modules["sr_progress"] = bench  # its dataclass looks its module up by name
+    spec.loader.exec_module(bench)
+    points = [(steps, 30.0 + 0.5 * math.log(steps)) for steps in (1_000, 2_000, 8_000)]
+    intercept, slope = bench.fit_log_steps(points)
+    assert (intercept, slope) == (pytest.approx(30.0), pytest.approx(0.5))
+    assert bench.steps_to_reach((intercept, slope), 30.0 + 0.5 * math.log(50_000)) == pytest.approx(50_000)
+    assert bench.steps_to_reach((31.0, -0.1), 32.0) is None  # a falling curve never gets there

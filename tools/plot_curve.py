@@ -40,7 +40,7 @@ def runs_of(model: Path) -> list[tuple[str, list[tuple[int, float]]]]:
     return runs
 
 
-def _nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
+def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
     """About `count` round values (1, 2 or 5 times a power of ten apart) inside (low, high]."""
     raw = max(high - low, 1e-9) / count
     magnitude = 10 ** math.floor(math.log10(raw))
@@ -68,11 +68,11 @@ def plot(model: Path, out: Path) -> None:
     image = Image.new("RGB", (WIDTH, height), "white")
     draw = ImageDraw.Draw(image)
     draw.rectangle([LEFT, TOP, WIDTH - RIGHT, PLOT_BOTTOM], outline="black")
-    for tick in _nice_ticks(y_low, y_high):
+    for tick in nice_ticks(y_low, y_high):
         _, y = xy(0, tick)
         draw.line([LEFT - 4, y, LEFT, y], fill="black")
         draw.text((6, y - 6), f"{tick:.2f}", fill="black")
-    for tick in _nice_ticks(0, x_max):
+    for tick in nice_ticks(0, x_max):
         x, _ = xy(tick, y_low)
         draw.line([x, PLOT_BOTTOM, x, PLOT_BOTTOM + 4], fill="black")
         draw.text((x - 14, PLOT_BOTTOM + 6), f"{int(tick):,}", fill="black")
