@@ -58,3 +58,20 @@ def test_the_caustics_family_always_has_a_caustic_and_no_sky():
         {"shape": "cube", "bsdf": "diffuse", "at": [-0.58, -0.74]},
         {"shape": "sphere", "bsdf": "diffuse", "at": [0.19, -1.94]},
     ]
+
+
+def test_the_interior_family_is_a_closed_room_lit_from_its_ceiling_with_the_camera_inside():
+    sys.path.insert(0, str(REPO / "tools"))
+    import render_pairs
+
+    render_pairs.use_llvm_variant()
+    at = lambda transform: np.array(transform.matrix)[:3, 3]  # noqa: E731  (where a transform puts the origin)
+    for seed in range(5):
+        room = render_pairs.scene_description(seed, 16, render_pairs.FAMILIES["interior"])
+        assert {"floor", "ceiling", "wall_back", "wall_front", "wall_left", "wall_right", "light0"} <= room.keys()
+        assert "sky" not in room  # every ray ends on a wall: no light from outside
+        half, height = at(room["wall_right"]["to_world"])[0], at(room["ceiling"]["to_world"])[1]
+        camera = at(room["sensor"]["to_world"])
+        assert abs(camera[0]) < half and abs(camera[2]) < half and 0 < camera[1] < height
+        lights = [room[k] for k in room if k.startswith("light")]
+        assert all(at(light["to_world"])[1] == pytest.approx(height - 0.01) for light in lights)

@@ -5,6 +5,7 @@ validation and tests.
     python tools/render_pairs.py data/mc-train --scenes 200 --size 128 --spp 1-64
     python tools/render_pairs.py data/mc-test --scenes 20 --seed 100000 --spp 4 16 --reference-spp 2048
     python tools/render_pairs.py data/caustics --family caustics --scenes 20 --seed 200000 --spp 4-16
+    python tools/render_pairs.py data/mc-train --family interior --scenes 400 --seed 700000 --spp 1-16
 
 For each scene NAME (and each spp given):
 
@@ -21,8 +22,11 @@ Scenes: a floor (plain or checkerboard) and sometimes a back wall; 3-7 spheres, 
 cylinders in diffuse, textured, glossy plastic, rough or polished metal and glass; one or two
 area lights and sometimes a dim environment; a random camera. Glass near a light over a diffuse
 floor makes caustics, whose low-spp renders are full of fireflies. `--family caustics` makes
-another family of scenes (closed rooms, small lights, mostly glass: caustics everywhere), the
-kind a renderer's user would finetune a denoiser on. The box pixel filter keeps
+another family of scenes (a floor and a back wall, small lights, mostly glass: caustics
+everywhere), the kind a renderer's user would finetune a denoiser on. `--family interior` makes
+closed rooms (four walls of random colours, a ceiling with one or two lights on it, sometimes in
+view, the camera inside): light that reaches most pixels has bounced off a wall first, as in
+an architectural interior or the Cornell box. The box pixel filter keeps
 the noise of neighbouring pixels independent (the default Gaussian filter would correlate it).
 
 Auxiliary buffers follow Intel Open Image Denoise's advice: through glass and mirrors
@@ -97,6 +101,7 @@ class Family:
     caustic_probability: float  # a glass sphere between a light and the floor
     light_area: tuple[float, float]  # smaller lights: brighter, harder caustics
     sky_probability: float
+    room: bool = False  # a closed room lit from its ceiling, the camera inside: light arrives mostly by bounces
 
 
 FAMILIES = {
@@ -104,6 +109,9 @@ FAMILIES = {
     "mixed": Family((3, 2, 2, 2, 1, 2), 0.5, 0.5, (0.2, 1.5), 0.6),
     # A renderer's hard case: closed interiors lit by small lights through glass, no sky.
     "caustics": Family((2, 1, 1, 1, 1, 5), 1.0, 1.0, (0.15, 0.4), 0.0),
+    # What interiors are: coloured walls, a ceiling light sometimes in view, everything else lit
+    # indirectly (the Cornell box's kind of light, in rooms of random size, colour and furniture).
+    "interior": Family((4, 2, 2, 1, 1, 1), 1.0, 0.2, (0.25, 0.8), 0.0, room=True),
 }
 MATERIALS = ("diffuse", "texture", "plastic", "metal", "mirror", "glass")
 
@@ -143,15 +151,12 @@ def scene_description(seed: int, size: int, family: Family = FAMILIES["mixed"]) 
     T = mi.ScalarTransform4f
     rng = random.Random(seed)
     scene: dict[str, Any] = {"type": "scene", "integrator": {"type": "path", "max_depth": 12, "rr_depth": 5}}
+    if family.room:
+        return _furnish(scene, rng, family, _build_room(scene, rng, size, family))
     distance, azimuth, height = rng.uniform(4.0, 7.0), rng.uniform(0, 2 * math.pi), rng.uniform(0.8, 3.5)
     origin = [distance * math.cos(azimuth), height, distance * math.sin(azimuth)]
-    scene["sensor"] = {
-        "type": "perspective",
-        "fov": rng.uniform(30, 50),
-        "to_world": T().look_at(origin=origin, target=[0, rng.uniform(0.2, 0.8), 0], up=[0, 1, 0]),
-        "film": {"type": "hdrfilm", "width": size, "height": size, "rfilter": {"type": "box"}, "pixel_format": "rgb"},
-        "sampler": {"type": "independent", "sample_count": 4},
-    }
+    fov = rng.uniform(30, 50)
+    scene["sensor"] = _camera(size, fov, T().look_at(origin=origin, target=[0, rng.uniform(0.2, 0.8), 0], up=[0, 1, 0]))
     floor = (
         random_material(rng, family)
         if rng.random() < 0.3
@@ -168,6 +173,87 @@ def scene_description(seed: int, size: int, family: Family = FAMILIES["mixed"]) 
             "to_world": wall.rotate([0, 1, 0], angle).scale(10),
             "bsdf": {"type": "diffuse", "reflectance": rgb(random_colour(rng, 0.2, 0.8))},
         }
+    _furnish(scene, rng, family)
+    for i in range(rng.randint(1, 2)):
+        area = rng.uniform(*family.light_area)
+        position = [rng.uniform(-3, 3), rng.uniform(2.5, 5.0), rng.uniform(-3, 3)]
+        scene[f"light{i}"] = {
+            "type": "rectangle",
+            "to_world": T().look_at(origin=position, target=[0, 0, 0], up=[0, 1, 0]).scale(area),
+            "emitter": {"type": "area", "radiance": _light_radiance(rng, area)},
+        }
+    if rng.random() < family.sky_probability:
+        scene["sky"] = {"type": "constant", "radiance": rgb(random_colour(rng, 0.02, 0.4))}
+    return scene
+
+
+def _camera(size: int, fov: float, to_world: Any) -> dict[str, Any]:
+    """A square perspective camera with a box pixel filter, which keeps neighbouring pixels' noise independent."""
+    return {
+        "type": "perspective",
+        "fov": fov,
+        "to_world": to_world,
+        "film": {"type": "hdrfilm", "width": size, "height": size, "rfilter": {"type": "box"}, "pixel_format": "rgb"},
+        "sampler": {"type": "independent", "sample_count": 4},
+    }
+
+
+def _light_radiance(rng: random.Random, area: float) -> dict[str, Any]:
+    """A warm white whose power, not radiance, is drawn: a smaller light is brighter."""
+    return rgb([round(rng.uniform(3, 40) / area**2 * c, 3) for c in (1.0, 0.95, 0.85)])
+
+
+def _build_room(scene: dict[str, Any], rng: random.Random, size: int, family: Family) -> dict[str, Any]:
+    """Camera, floor, four walls, ceiling and ceiling lights of a closed room; the room's lights are
+    returned for _furnish to add after the objects, where they draw from `rng` in every family."""
+    import mitsuba as mi
+
+    T = mi.ScalarTransform4f
+    half, height = rng.uniform(2.6, 4.0), rng.uniform(2.5, 4.0)  # the room spans [-half, half] in x and z
+    azimuth = rng.uniform(0, 2 * math.pi)  # which wall the camera stands before
+    origin = [0.92 * half * math.sin(azimuth), rng.uniform(0.3, 0.75) * height, 0.92 * half * math.cos(azimuth)]
+    target = [rng.uniform(-0.8, 0.8), rng.uniform(0.3, 1.6), rng.uniform(-0.8, 0.8)]
+    scene["sensor"] = _camera(size, rng.uniform(40, 65), T().look_at(origin=origin, target=target, up=[0, 1, 0]))
+    floor = (
+        {"type": "diffuse", "reflectance": rgb(random_colour(rng, 0.2, 0.8))}
+        if rng.random() < 0.6
+        else random_material(rng, FAMILIES["mixed"])
+    )
+    if floor["type"] == "dielectric":
+        floor = {"type": "diffuse", "reflectance": rgb(random_colour(rng, 0.2, 0.8))}
+    scene["floor"] = {"type": "rectangle", "to_world": T().rotate([1, 0, 0], -90).scale(half), "bsdf": floor}
+    # Diffuse BSDFs are one-sided: every surface's normal points into the room.
+    middle, span = height / 2, [half, height / 2, 1]
+    surfaces = {
+        "wall_back": T().translate([0, middle, -half]).scale(span),
+        "wall_front": T().translate([0, middle, half]).rotate([0, 1, 0], 180).scale(span),
+        "wall_left": T().translate([-half, middle, 0]).rotate([0, 1, 0], 90).scale(span),
+        "wall_right": T().translate([half, middle, 0]).rotate([0, 1, 0], -90).scale(span),
+        "ceiling": T().translate([0, height, 0]).rotate([1, 0, 0], 90).scale(half),
+    }
+    for name, to_world in surfaces.items():
+        scene[name] = {
+            "type": "rectangle",
+            "to_world": to_world,
+            "bsdf": {"type": "diffuse", "reflectance": rgb(random_colour(rng, 0.1, 0.85))},
+        }
+    lights = {}
+    for i in range(rng.randint(1, 2)):
+        area = rng.uniform(*family.light_area)
+        place = T().translate([rng.uniform(-0.5, 0.5) * half, height - 0.01, rng.uniform(-0.5, 0.5) * half])
+        lights[f"light{i}"] = {
+            "type": "rectangle",
+            "to_world": place.rotate([1, 0, 0], 90).scale(area),
+            "emitter": {"type": "area", "radiance": _light_radiance(rng, area)},
+        }
+    return lights
+
+
+def _furnish(scene: dict[str, Any], rng: random.Random, family: Family, lights: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Add 3-7 random objects, sometimes a glass sphere for caustics, and `lights`; list them in `_objects`."""
+    import mitsuba as mi
+
+    T = mi.ScalarTransform4f
     objects = []
     for i in range(rng.randint(3, 7)):
         shape, scale = rng.choice(SHAPES), rng.uniform(0.25, 0.8)
@@ -187,16 +273,7 @@ def scene_description(seed: int, size: int, family: Family = FAMILIES["mixed"]) 
             "bsdf": {"type": "dielectric", "int_ior": 1.5},
         }
         objects.append({"shape": "sphere", "bsdf": "dielectric (caustic)", "at": [round(x, 2), round(z, 2)]})
-    for i in range(rng.randint(1, 2)):
-        area = rng.uniform(*family.light_area)
-        position = [rng.uniform(-3, 3), rng.uniform(2.5, 5.0), rng.uniform(-3, 3)]
-        scene[f"light{i}"] = {
-            "type": "rectangle",
-            "to_world": T().look_at(origin=position, target=[0, 0, 0], up=[0, 1, 0]).scale(area),
-            "emitter": {"type": "area", "radiance": rgb([round(rng.uniform(3, 40) / area**2 * c, 3) for c in (1.0, 0.95, 0.85)])},
-        }
-    if rng.random() < family.sky_probability:
-        scene["sky"] = {"type": "constant", "radiance": rgb(random_colour(rng, 0.02, 0.4))}
+    scene.update(lights or {})
     scene["_objects"] = objects
     return scene
 
