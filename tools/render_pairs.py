@@ -5,7 +5,7 @@ validation and tests.
     python tools/render_pairs.py data/mc-train --scenes 200 --size 128 --spp 1-64
     python tools/render_pairs.py data/mc-test --scenes 20 --seed 100000 --spp 4 16 --reference-spp 2048
     python tools/render_pairs.py data/caustics --family caustics --scenes 20 --seed 200000 --spp 4-16
-    python tools/render_pairs.py data/mc-train --family interior --scenes 400 --seed 700000 --spp 1-16
+    python tools/render_pairs.py data/mc-train --family interior --scenes 400 --seed 700000 --spp 1-64
 
 For each scene NAME (and each spp given):
 
@@ -107,7 +107,7 @@ class Family:
 FAMILIES = {
     # Everything, in moderation: the training scenes of n2n-mc.
     "mixed": Family((3, 2, 2, 2, 1, 2), 0.5, 0.5, (0.2, 1.5), 0.6),
-    # A renderer's hard case: closed interiors lit by small lights through glass, no sky.
+    # A renderer's hard case: small lights through glass over a floor and a back wall, no sky.
     "caustics": Family((2, 1, 1, 1, 1, 5), 1.0, 1.0, (0.15, 0.4), 0.0),
     # What interiors are: coloured walls, a ceiling light sometimes in view, everything else lit
     # indirectly (the Cornell box's kind of light, in rooms of random size, colour and furniture).
@@ -152,7 +152,8 @@ def scene_description(seed: int, size: int, family: Family = FAMILIES["mixed"]) 
     rng = random.Random(seed)
     scene: dict[str, Any] = {"type": "scene", "integrator": {"type": "path", "max_depth": 12, "rr_depth": 5}}
     if family.room:
-        return _furnish(scene, rng, family, _build_room(scene, rng, size, family))
+        _build_room(scene, rng, size, family)
+        return _furnish(scene, rng, family)
     distance, azimuth, height = rng.uniform(4.0, 7.0), rng.uniform(0, 2 * math.pi), rng.uniform(0.8, 3.5)
     origin = [distance * math.cos(azimuth), height, distance * math.sin(azimuth)]
     fov = rng.uniform(30, 50)
@@ -203,9 +204,8 @@ def _light_radiance(rng: random.Random, area: float) -> dict[str, Any]:
     return rgb([round(rng.uniform(3, 40) / area**2 * c, 3) for c in (1.0, 0.95, 0.85)])
 
 
-def _build_room(scene: dict[str, Any], rng: random.Random, size: int, family: Family) -> dict[str, Any]:
-    """Camera, floor, four walls, ceiling and ceiling lights of a closed room; the room's lights are
-    returned for _furnish to add after the objects, where they draw from `rng` in every family."""
+def _build_room(scene: dict[str, Any], rng: random.Random, size: int, family: Family) -> None:
+    """Add the camera, floor, four walls, ceiling and ceiling lights of a closed room to `scene`."""
     import mitsuba as mi
 
     T = mi.ScalarTransform4f
@@ -237,20 +237,18 @@ def _build_room(scene: dict[str, Any], rng: random.Random, size: int, family: Fa
             "to_world": to_world,
             "bsdf": {"type": "diffuse", "reflectance": rgb(random_colour(rng, 0.1, 0.85))},
         }
-    lights = {}
     for i in range(rng.randint(1, 2)):
         area = rng.uniform(*family.light_area)
         place = T().translate([rng.uniform(-0.5, 0.5) * half, height - 0.01, rng.uniform(-0.5, 0.5) * half])
-        lights[f"light{i}"] = {
+        scene[f"light{i}"] = {
             "type": "rectangle",
             "to_world": place.rotate([1, 0, 0], 90).scale(area),
             "emitter": {"type": "area", "radiance": _light_radiance(rng, area)},
         }
-    return lights
 
 
-def _furnish(scene: dict[str, Any], rng: random.Random, family: Family, lights: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Add 3-7 random objects, sometimes a glass sphere for caustics, and `lights`; list them in `_objects`."""
+def _furnish(scene: dict[str, Any], rng: random.Random, family: Family) -> dict[str, Any]:
+    """Add 3-7 random objects and sometimes a glass sphere for caustics to `scene`; list them in `_objects`."""
     import mitsuba as mi
 
     T = mi.ScalarTransform4f
@@ -273,7 +271,6 @@ def _furnish(scene: dict[str, Any], rng: random.Random, family: Family, lights: 
             "bsdf": {"type": "dielectric", "int_ior": 1.5},
         }
         objects.append({"shape": "sphere", "bsdf": "dielectric (caustic)", "at": [round(x, 2), round(z, 2)]})
-    scene.update(lights or {})
     scene["_objects"] = objects
     return scene
 
