@@ -178,7 +178,7 @@ def main() -> None:
         raise SystemExit(f"{args.model}: {len(with_steps)} versions with recorded steps, fewer than --fit-last {args.fit_last}")
     fit = fit_log_steps(with_steps[-args.fit_last :])
     intercept, slope = fit
-    newest = versions[-1]
+    newest = next(v for v in reversed(versions) if v.total_steps)  # the fit's last point
     reach = steps_to_reach(fit, args.target)
 
     lines = [
@@ -203,7 +203,7 @@ def main() -> None:
         f"Newest: {newest.psnr:.2f} dB at {newest.total_steps:,} steps,"
         f" {args.target - newest.psnr:.2f} dB under the target {args.target:.2f}.",
     ]
-    if reach is None or newest.total_steps is None:
+    if reach is None:
         lines.append("The fitted line does not rise: no step count reaches the target at this recipe.")
     else:
         more = max(reach - newest.total_steps, 0)
