@@ -194,7 +194,8 @@ def estimated_psnr_tone_mapped(output: torch.Tensor, first: torch.Tensor, second
     not depend on B: E[w (f(A) - B)^2] = w (f(A) - reference)^2 + w var(B), and
     var(B) ~ (A - B)^2 / 2. A firefly in B adds about w B^2 / 2 to its pixel and one in A
     subtracts about w A^2 / 2: the tails are symmetric, so the per-pixel estimates are averaged
-    over tiles and the extreme tiles at both ends dropped (`ESTIMATE_TILE`, `ESTIMATE_TRIM`).
+    over tiles and the extreme tiles at both ends dropped (`ESTIMATE_TILE`, `ESTIMATE_TRIM`). An
+    estimate below its standard error over the kept tiles reads as that standard error.
     """
     output, first, second = (x.double() for x in (output, first, second))
     weight = _tone_map_slope(_firefly_free(first)).square()
@@ -202,5 +203,11 @@ def estimated_psnr_tone_mapped(output: torch.Tensor, first: torch.Tensor, second
     tile = min(ESTIMATE_TILE, excess.shape[-2], excess.shape[-1])
     tiles = F.avg_pool2d(excess, tile).flatten().sort().values
     cut = int(ESTIMATE_TRIM * tiles.numel())
-    mse = tiles[cut : tiles.numel() - cut].mean().item()
+    kept = tiles[cut : tiles.numel() - cut]
+    # The difference of two noisy terms can come out at or below zero where the output is closer to
+    # the reference than the pair can tell: floored at 1e-12, it read 120 dB and lifted a mean over
+    # four pairs by 20 dB, enough for --keep best to pick a dimmed network. The estimate's own
+    # standard error is the least error the pair can tell apart from none, so it floors the estimate.
+    standard_error = kept.std(correction=0).item() / math.sqrt(kept.numel())
+    mse = max(kept.mean().item(), standard_error)
     return 10 * math.log10(1 / max(mse, 1e-12))

@@ -78,6 +78,18 @@ def test_a_finetune_s_reference_free_score_ranks_a_dimmed_render_below_the_right
     assert estimated_psnr_tone_mapped(good, first, fired) == pytest.approx(unfired, abs=0.5)
 
 
+def test_a_pair_that_cannot_tell_an_output_from_the_reference_scores_it_at_what_the_pair_can_measure():
+    # An output equal to the reference: its estimated error, the difference of two noisy terms,
+    # comes out below zero with this seed. It reads as the estimate's standard error (about 47 dB
+    # here), not as 120 dB, which would lift a validation's mean over four pairs by 20 dB.
+    torch.manual_seed(0)
+    reference = torch.full((1, 3, 64, 64), 0.5)
+    first, second = (reference * torch.distributions.Gamma(16.0, 16.0).sample(reference.shape) for _ in range(2))
+    perfect = estimated_psnr_tone_mapped(reference, first, second)
+    assert 40 < perfect < 60
+    assert perfect > estimated_psnr_tone_mapped(first, first, second) + 10  # still far above the noisy input
+
+
 def untone_map(t: torch.Tensor) -> torch.Tensor:
     """T's inverse on [0, 1): v = t^2.2 / (1 - t^2.2)."""
     power = t.pow(2.2)
