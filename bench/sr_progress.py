@@ -119,10 +119,11 @@ def steps_to_reach(fit: tuple[float, float], target: float) -> float | None:
     return math.exp((target - intercept) / slope) if slope > 0 else None
 
 
-def draw(out: Path, title: str, versions: list[Version], fit: tuple[float, float], fitted: int, lines: dict[str, float]) -> None:
-    """Set scores against cumulative steps on a log axis, the fitted line, and the published levels."""
+def draw(
+    out: Path, title: str, points: list[tuple[int, float]], fit: tuple[float, float], fitted: int, lines: dict[str, float]
+) -> None:
+    """Set scores against cumulative steps (`points`, oldest first) on a log axis, the fitted line, and the published levels."""
     width, left, right, top, bottom = 720, 70, 20, 30, 330
-    points = [(v.total_steps, v.psnr) for v in versions if v.total_steps]
     intercept, slope = fit
     reach = steps_to_reach(fit, max(lines.values())) or points[-1][0] * 10
     x_low, x_high = math.log10(min(p[0] for p in points)) - 0.05, math.log10(max(reach, points[-1][0]) * 1.3)
@@ -173,12 +174,13 @@ def main() -> None:
     args = parser.parse_args()
     scale = load(args.model).network.scales[0]
     versions = score_versions(args.model, args.set_name, scale)
-    with_steps = [(v.total_steps, v.psnr) for v in versions if v.total_steps]
-    if len(with_steps) < max(args.fit_last, 2):
-        raise SystemExit(f"{args.model}: {len(with_steps)} versions with recorded steps, fewer than --fit-last {args.fit_last}")
-    fit = fit_log_steps(with_steps[-args.fit_last :])
+    recorded = [v for v in versions if v.total_steps]  # the versions with a place on the step axis
+    points = [(v.total_steps, v.psnr) for v in recorded]
+    if len(points) < max(args.fit_last, 2):
+        raise SystemExit(f"{args.model}: {len(points)} versions with recorded steps, fewer than --fit-last {args.fit_last}")
+    fit = fit_log_steps(points[-args.fit_last :])
     intercept, slope = fit
-    newest = next(v for v in reversed(versions) if v.total_steps)  # the fit's last point
+    newest = recorded[-1]  # the fit's last point
     reach = steps_to_reach(fit, args.target)
 
     lines = [
@@ -218,7 +220,7 @@ def main() -> None:
         published["target"] = args.target
     picture = ROOT / "models" / "curves" / f"{args.model}-{args.set_name.lower()}.png"
     title = f"{args.model}: {args.set_name} x{scale} PSNR (dB) of each bundled version by cumulative step"
-    draw(picture, title, versions, fit, args.fit_last, published)
+    draw(picture, title, points, fit, args.fit_last, published)
     lines += ["", f"Picture: [{picture.relative_to(ROOT)}](../../{picture.relative_to(ROOT)})."]
     out = ROOT / "bench" / "results" / f"sr-progress-{args.model}.md"
     out.write_text("\n".join(lines) + "\n")
