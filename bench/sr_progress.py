@@ -209,11 +209,12 @@ def main() -> None:
         lines.append("The fitted line does not rise: no step count reaches the target at this recipe.")
     else:
         more = max(reach - newest.total_steps, 0)
-        hours = more * (newest.seconds_per_step or 0) / 3600
-        lines.append(
-            f"The line reaches {args.target:.2f} dB at about {reach:,.0f} steps: {more:,.0f} more,"
-            f" about {hours:,.0f} hours of this CPU at {newest.seconds_per_step:.2f} s a step."
-        )
+        reached = f"The line reaches {args.target:.2f} dB at about {reach:,.0f} steps: {more:,.0f} more"
+        if newest.seconds_per_step is None:  # a file whose newest run recorded no wall time
+            lines.append(f"{reached}.")
+        else:
+            hours = more * newest.seconds_per_step / 3600
+            lines.append(f"{reached}, about {hours:,.0f} hours of this CPU at {newest.seconds_per_step:.2f} s a step.")
     cells = {label: PUBLISHED[label].get((args.set_name, scale)) for label in ("VDSR", "EDSR baseline")}
     published = {label: level for label, level in cells.items() if level is not None}
     if args.target not in published.values():

@@ -29,6 +29,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from restore.metrics import ESTIMATE_TILE, standard_error
+
 MIDDLE_GRAY = 0.18
 LUMA = (0.2126, 0.7152, 0.0722)  # Rec. 709 luminance of linear RGB
 
@@ -159,9 +161,8 @@ def psnr_tone_mapped(output: torch.Tensor, reference: torch.Tensor) -> float:
     return 10 * math.log10(1 / max(mse, 1e-12))
 
 
-ESTIMATE_TILE = 8
 ESTIMATE_TRIM = 0.1
-"""`estimated_psnr_tone_mapped` averages its per-pixel estimates over 8 x 8 tiles and drops the
+"""`estimated_psnr_tone_mapped` averages its per-pixel estimates over 8 x 8 tiles (`ESTIMATE_TILE`) and drops the
 highest and lowest 10% of the tiles: on the Cornell box and the Monte Carlo bench's test scenes it
 ranks the methods' means as their references do wherever they stand more than 0.3 dB apart
 (bench/results/mc.md), and it reads denoised renders high, so it is a score to compare runs by,
@@ -208,6 +209,5 @@ def estimated_psnr_tone_mapped(output: torch.Tensor, first: torch.Tensor, second
     # the reference than the pair can tell: floored at 1e-12, it read 120 dB and lifted a mean over
     # four pairs by 20 dB, enough for --keep best to pick a dimmed network. The estimate's own
     # standard error is the least error the pair can tell apart from none, so it floors the estimate.
-    standard_error = kept.std(correction=0).item() / math.sqrt(kept.numel())
-    mse = max(kept.mean().item(), standard_error)
+    mse = max(kept.mean().item(), standard_error(kept))
     return 10 * math.log10(1 / max(mse, 1e-12))

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from restore.metrics import noisy_reference_psnr, psnr, psnr_y, rgb_to_y, ssim, ssim_y
 
@@ -114,3 +115,17 @@ def test_the_noisy_reference_estimate_recovers_the_clean_psnr() -> None:
     output = clean + 0.02 * torch.randn(clean.shape, generator=g)  # a denoiser's output, 34 dB
     assert noisy_reference_psnr(output, first, second) == pytest.approx(psnr(output, clean, peak=1.0), abs=0.3)
     assert psnr(output, second, peak=1.0) < 21  # the naive score: B's own noise hides the output's quality
+
+
+def test_a_pair_that_cannot_tell_an_output_from_the_clean_image_scores_it_at_what_the_pair_can_measure() -> None:
+    # The clean image itself as the output: its estimated error, the difference of two noisy terms,
+    # comes out below zero with this seed. It reads as the estimate's standard error, not as the
+    # 100 dB of a floor at 1e-10, which would lift a finetune's validation mean by tens of dB.
+    g = torch.Generator().manual_seed(1)
+    clean = torch.rand(1, 3, 64, 64, generator=g)
+    first, second = (clean + 0.1 * torch.randn(clean.shape, generator=g) for _ in range(2))
+    excess = (F.mse_loss(clean, second) - F.mse_loss(first, second) / 2).item()
+    assert excess < 0  # what the seed gives: the pair cannot tell this output from perfect
+    perfect = noisy_reference_psnr(clean, first, second)
+    assert 35 < perfect < 60
+    assert perfect > noisy_reference_psnr(first, first, second) + 10  # still far above the noisy input
