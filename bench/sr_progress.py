@@ -119,6 +119,19 @@ def steps_to_reach(fit: tuple[float, float], target: float) -> float | None:
     return math.exp((target - intercept) / slope) if slope > 0 else None
 
 
+def reach_sentence(target: float, reach: float | None, newest: Version) -> str:
+    """Where the fitted line reaches ``target``, from the newest version: steps more and, where its
+    run recorded its wall time, hours of this CPU at that run's pace."""
+    if reach is None:
+        return "The fitted line does not rise: no step count reaches the target at this recipe."
+    more = max(reach - newest.total_steps, 0)
+    reached = f"The line reaches {target:.2f} dB at about {reach:,.0f} steps: {more:,.0f} more"
+    if newest.seconds_per_step is None:  # a file whose newest run recorded no wall time
+        return f"{reached}."
+    hours = more * newest.seconds_per_step / 3600
+    return f"{reached}, about {hours:,.0f} hours of this CPU at {newest.seconds_per_step:.2f} s a step."
+
+
 def draw(
     out: Path, title: str, points: list[tuple[int, float]], fit: tuple[float, float], fitted: int, lines: dict[str, float]
 ) -> None:
@@ -205,16 +218,7 @@ def main() -> None:
         f"Newest: {newest.psnr:.2f} dB at {newest.total_steps:,} steps,"
         f" {args.target - newest.psnr:.2f} dB under the target {args.target:.2f}.",
     ]
-    if reach is None:
-        lines.append("The fitted line does not rise: no step count reaches the target at this recipe.")
-    else:
-        more = max(reach - newest.total_steps, 0)
-        reached = f"The line reaches {args.target:.2f} dB at about {reach:,.0f} steps: {more:,.0f} more"
-        if newest.seconds_per_step is None:  # a file whose newest run recorded no wall time
-            lines.append(f"{reached}.")
-        else:
-            hours = more * newest.seconds_per_step / 3600
-            lines.append(f"{reached}, about {hours:,.0f} hours of this CPU at {newest.seconds_per_step:.2f} s a step.")
+    lines.append(reach_sentence(args.target, reach, newest))
     cells = {label: PUBLISHED[label].get((args.set_name, scale)) for label in ("VDSR", "EDSR baseline")}
     published = {label: level for label, level in cells.items() if level is not None}
     if args.target not in published.values():

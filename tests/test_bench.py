@@ -60,3 +60,9 @@ def test_the_sr_progress_fit_recovers_a_log_steps_line_and_where_it_reaches_a_ta
     assert (intercept, slope) == (pytest.approx(30.0), pytest.approx(0.5))
     assert bench.steps_to_reach((intercept, slope), 30.0 + 0.5 * math.log(50_000)) == pytest.approx(50_000)
     assert bench.steps_to_reach((31.0, -0.1), 32.0) is None  # a falling curve never gets there
+    # Where the line gets there: in steps, and in hours only where the newest run recorded its pace.
+    paced = bench.Version("abc", "def", 20_000, 4_000.0, 0.2, 37.6)
+    assert bench.reach_sentence(38.0, 56_000, paced).endswith("36,000 more, about 2 hours of this CPU at 0.20 s a step.")
+    unpaced = bench.Version("abc", "def", 20_000, None, None, 37.6)
+    assert bench.reach_sentence(38.0, 56_000, unpaced).endswith("36,000 more.")
+    assert "does not rise" in bench.reach_sentence(38.0, None, paced)
