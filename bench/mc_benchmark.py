@@ -15,7 +15,9 @@ alone and with albedo + normal; the bundled n2n-mc / n2n-mc-aux when present; a 
 model given with --finetuned; any other model files given with --models (a model before
 retraining, say), each a row named by its file. A second table gives the relative error of the
 linear energy in the brightest 1% of reference pixels (highlights and emitters that come back
-dimmer score badly there while the tone-mapped PSNR hardly moves). Time per megapixel: each method on the 4 spp Cornell box,
+dimmer score badly there while the tone-mapped PSNR hardly moves). A last table per render folder
+lists each scene at its lowest spp under OIDN with buffers and n2n-mc-aux, furthest behind first,
+with the scene's materials. Time per megapixel: each method on the 4 spp Cornell box,
 median of 3 after a warm-up call, in this process (CPU, fp32 for ours, and the bundled models
 in bf16 too where the CPU has native bf16).
 
@@ -59,6 +61,7 @@ class Case:
     albedo: np.ndarray
     normal: np.ndarray
     reference: np.ndarray
+    materials: str = ""  # the scene's objects' BSDFs, from its manifest (render folders)
 
 
 Denoiser = Callable[[Case], np.ndarray]
@@ -100,6 +103,7 @@ def render_cases(folder: Path) -> list[Case]:
                 pixels(aux_path(noisy, "albedo")),
                 pixels(aux_path(noisy, "normal")),
                 pixels(reference),
+                ", ".join(sorted(obj["bsdf"] for obj in entry.get("objects", []))),
             )
         )
     return cases
@@ -157,6 +161,25 @@ def seconds_per_megapixel(denoise: Denoiser, case: Case) -> float:
         if i > 0:
             times.append(time.perf_counter() - start)
     return statistics.median(times) / (case.noisy.shape[0] * case.noisy.shape[1] / 1e6)
+
+
+def scene_by_scene(cases: list[Case], scores: dict[tuple[str, str, int], list[float]], theirs: str, ours_label: str) -> list[str]:
+    """A table per render folder at its lowest spp: each scene's PSNR under two methods and their
+    difference, largest first, so that the mean's gap can be traced to the scenes behind it."""
+    lines: list[str] = []
+    folders = sorted({c.group for c in cases if c.group != "cbox"})
+    if ours_label not in {label for label, _, _ in scores} or not folders:
+        return lines
+    lines += ["", "## Scene by scene", "", f"{theirs} and {ours_label}, PSNR (dB) as in the first table, per scene."]
+    for folder in folders:
+        spp = min(c.spp for c in cases if c.group == folder)
+        group = [c for c in cases if (c.group, c.spp) == (folder, spp)]  # in the order the scores were taken
+        rows = zip(group, scores[(theirs, folder, spp)], scores[(ours_label, folder, spp)], strict=True)
+        lines += ["", f"{folder}, {spp} spp:", "", f"| scene | objects | {theirs} | {ours_label} | behind by |"]
+        lines.append("|---|---|---|---|---|")
+        for case, their, our in sorted(rows, key=lambda row: row[2] - row[1]):
+            lines.append(f"| {case.name} | {case.materials} | {their:.2f} | {our:.2f} | {their - our:+.2f} |")
+    return lines
 
 
 def main() -> None:
@@ -248,6 +271,7 @@ def main() -> None:
         "",
         *table(lambda label, g, spp: f"{statistics.mean(estimates[(label, g, spp)]):.2f}"),
     ]
+    lines += scene_by_scene(cases, scores, "OIDN (colour + albedo + normal)", "n2n-mc-aux")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -66,3 +66,31 @@ def test_the_sr_progress_fit_recovers_a_log_steps_line_and_where_it_reaches_a_ta
     unpaced = bench.Version("abc", "def", 20_000, None, None, 37.6)
     assert bench.reach_sentence(38.0, 56_000, unpaced).endswith("36,000 more.")
     assert "does not rise" in bench.reach_sentence(38.0, None, paced)
+
+
+def test_the_mc_bench_traces_a_mean_gap_to_the_scenes_behind_it():
+    import importlib.util
+
+    import numpy as np
+
+    spec = importlib.util.spec_from_file_location("mc_benchmark", REPO / "bench" / "mc_benchmark.py")
+    bench = importlib.util.module_from_spec(spec)
+    sys.modules["mc_benchmark"] = bench  # its dataclass looks its module up by name
+    spec.loader.exec_module(bench)
+    blank = np.zeros((4, 4, 3), np.float32)
+
+    def case(group: str, name: str, spp: int, materials: str = ""):
+        return bench.Case(group, name, spp, blank, blank, blank, blank, blank, materials)
+
+    cases = [case("cbox", "cbox", 4), case("test", "s0", 4, "diffuse"), case("test", "s1", 4, "conductor")]
+    cases.append(case("test", "s0", 16))
+    scores = {
+        ("OIDN", "test", 4): [30.0, 37.0],
+        ("ours", "test", 4): [30.5, 30.0],
+        ("OIDN", "test", 16): [40.0],
+        ("ours", "test", 16): [39.0],
+    }
+    rows = [line for line in bench.scene_by_scene(cases, scores, "OIDN", "ours") if line.startswith(("| s0", "| s1"))]
+    # The lowest spp only, the scene furthest behind first, each with its objects.
+    assert rows == ["| s1 | conductor | 37.00 | 30.00 | +7.00 |", "| s0 | diffuse | 30.00 | 30.50 | -0.50 |"]
+    assert bench.scene_by_scene(cases[:1], scores, "OIDN", "ours") == []  # the Cornell box alone: no table
