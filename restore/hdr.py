@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from restore.metrics import ESTIMATE_TILE, standard_error
+from restore.metrics import ESTIMATE_TILE, estimated_psnr
 
 MIDDLE_GRAY = 0.18
 LUMA = (0.2126, 0.7152, 0.0722)  # Rec. 709 luminance of linear RGB
@@ -205,9 +205,4 @@ def estimated_psnr_tone_mapped(output: torch.Tensor, first: torch.Tensor, second
     tiles = F.avg_pool2d(excess, tile).flatten().sort().values
     cut = int(ESTIMATE_TRIM * tiles.numel())
     kept = tiles[cut : tiles.numel() - cut]
-    # The difference of two noisy terms can come out at or below zero where the output is closer to
-    # the reference than the pair can tell: floored at 1e-12, it read 120 dB and lifted a mean over
-    # four pairs by 20 dB, enough for --keep best to pick a dimmed network. The estimate's own
-    # standard error is the least error the pair can tell apart from none, so it floors the estimate.
-    mse = max(kept.mean().item(), standard_error(kept))
-    return 10 * math.log10(1 / max(mse, 1e-12))
+    return estimated_psnr(kept.mean().item(), kept)

@@ -14,7 +14,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-__all__ = ["noisy_reference_psnr", "psnr", "psnr_y", "rgb_to_y", "ssim", "ssim_y", "standard_error"]
+__all__ = ["estimated_psnr", "noisy_reference_psnr", "psnr", "psnr_y", "rgb_to_y", "ssim", "ssim_y"]
 
 # ITU-R BT.601 luma for RGB in [0, 255], giving Y in [16, 235] (MATLAB's rgb2ycbcr).
 _Y_OFFSET = 16.0
@@ -163,9 +163,18 @@ pixels' errors are correlated (a denoiser's error is smooth), tiles far less, so
 the tiles gives the estimate's standard error."""
 
 
-def standard_error(values: torch.Tensor) -> float:
-    """The standard error of the mean of ``values`` (any shape), taken as independent samples."""
-    return values.double().std(correction=0).item() / math.sqrt(values.numel())
+def estimated_psnr(mean_error: float, tiles: torch.Tensor) -> float:
+    """PSNR (peak 1) of a reference-free estimate of the mean squared error, read as no less than
+    the estimate's standard error over ``tiles``, its per-tile values (taken as independent).
+
+    The estimate is the difference of two noisy terms and comes out at or below zero where the
+    output is closer to the clean image than the pair can tell: floored at a tiny constant it read
+    100-120 dB, and one such pair lifted a validation's mean over four by 20 dB, enough for --keep
+    best to pick a dimmed network. The least error a pair can tell apart from none is the
+    estimate's own standard error.
+    """
+    standard_error = tiles.double().std(correction=0).item() / math.sqrt(tiles.numel())
+    return 10 * math.log10(1 / max(mean_error, standard_error, 1e-12))
 
 
 def noisy_reference_psnr(output: torch.Tensor, first: torch.Tensor, second: torch.Tensor) -> float:
@@ -182,9 +191,4 @@ def noisy_reference_psnr(output: torch.Tensor, first: torch.Tensor, second: torc
     output, first, second = output.double(), first.double(), second.double()
     excess = ((output - second).square() - (first - second).square() / 2).mean(1, keepdim=True)
     tile = min(ESTIMATE_TILE, excess.shape[-2], excess.shape[-1])
-    # The difference of two noisy terms comes out at or below zero where the output is closer to the
-    # clean image than the pair can tell; floored at 1e-10 it read 100 dB, enough to lift a
-    # validation's mean over a few pairs by tens of dB. What the pair can tell apart from no error
-    # at all is the estimate's own standard error.
-    mse = max(excess.mean().item(), standard_error(F.avg_pool2d(excess, tile)))
-    return 10 * math.log10(1 / max(mse, 1e-12))
+    return estimated_psnr(excess.mean().item(), F.avg_pool2d(excess, tile))
