@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
+from types import ModuleType
 
 import pytest
 
 from conftest import REPO
+
+
+def bench_module(name: str) -> ModuleType:
+    """bench/NAME.py imported as module NAME (registered, so that its dataclasses find their module)."""
+    spec = importlib.util.spec_from_file_location(name, REPO / "bench" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def test_sr_benchmark_quick_writes_a_table_with_bicubic_and_the_model(shared_data, tmp_path):
@@ -29,13 +40,9 @@ def test_denoise_benchmark_quick_scores_the_gray_model_beside_the_noisy_input(sh
 
 
 def test_the_aligned_reference_takes_out_a_shift_and_leaves_the_noise():
-    import importlib.util
-
     import torch
 
-    spec = importlib.util.spec_from_file_location("photo_benchmark", REPO / "bench" / "photo_benchmark.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = bench_module("photo_benchmark")
     y, x = torch.meshgrid(torch.linspace(0, 6, 96), torch.linspace(0, 6, 96), indexing="ij")
     scene = lambda dx: 0.5 + 0.3 * torch.sin(4 * (x + dx) + torch.stack([torch.zeros_like(y), y, 2 * y]))[None]  # noqa: E731
     noise = 0.01 * torch.randn(1, 3, 96, 96, generator=torch.Generator().manual_seed(0))
@@ -48,13 +55,9 @@ def test_the_aligned_reference_takes_out_a_shift_and_leaves_the_noise():
 
 
 def test_the_sr_progress_fit_recovers_a_log_steps_line_and_where_it_reaches_a_target():
-    import importlib.util
     import math
 
-    spec = importlib.util.spec_from_file_location("sr_progress", REPO / "bench" / "sr_progress.py")
-    bench = importlib.util.module_from_spec(spec)
-    sys.modules["sr_progress"] = bench  # its dataclass looks its module up by name
-    spec.loader.exec_module(bench)
+    bench = bench_module("sr_progress")
     points = [(steps, 30.0 + 0.5 * math.log(steps)) for steps in (1_000, 2_000, 8_000)]
     intercept, slope = bench.fit_log_steps(points)
     assert (intercept, slope) == (pytest.approx(30.0), pytest.approx(0.5))
@@ -69,14 +72,9 @@ def test_the_sr_progress_fit_recovers_a_log_steps_line_and_where_it_reaches_a_ta
 
 
 def test_the_mc_bench_traces_a_mean_gap_to_the_scenes_behind_it():
-    import importlib.util
-
     import numpy as np
 
-    spec = importlib.util.spec_from_file_location("mc_benchmark", REPO / "bench" / "mc_benchmark.py")
-    bench = importlib.util.module_from_spec(spec)
-    sys.modules["mc_benchmark"] = bench  # its dataclass looks its module up by name
-    spec.loader.exec_module(bench)
+    bench = bench_module("mc_benchmark")
     blank = np.zeros((4, 4, 3), np.float32)
 
     def case(group: str, name: str, spp: int, materials: str = ""):
