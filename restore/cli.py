@@ -476,6 +476,13 @@ def train(
         ),
     ] = "gaussian:0-50",
     clean_targets: Annotated[bool, typer.Option("--clean-targets", help="Train on clean targets (the control).")] = False,
+    one_way: Annotated[
+        bool,
+        typer.Option(
+            "--one-way",
+            help="With --pairs: A is always the input, B the target (B rendered with more samples: a less noisy target).",
+        ),
+    ] = False,
     scale: Annotated[int, typer.Option("--scale", help="Upscale factor for --task upscale.")] = 2,
     loss: Annotated[str, typer.Option("--loss", help="l1, l2, l0 (annealed from L2 to L0) or hdr.")] = "l2",
     demodulate: Annotated[
@@ -606,8 +613,9 @@ def train(
     except ValueError as err:
         raise UsageError(str(err)) from None
     config = _train_config(
-        out=output, task=task, data=data or "", pairs=list(pairs or []), variant=arch or "", init=init or "",
-        init_also=list(init_also or []), noise=noise, clean_targets=clean_targets, lossless_targets=lossless_targets,
+        out=output, task=task, data=data or "", pairs=list(pairs or []), one_way=one_way, variant=arch or "",
+        init=init or "", init_also=list(init_also or []), noise=noise, clean_targets=clean_targets,
+        lossless_targets=lossless_targets,
         scale=scale, patch=patch, zoom=zoom_to, zoom_from=zoom_from, zoom_aliased=zoom_aliased,
         source_scales=tuple(source_scale or [1.0]), level_jitter=level_jitter, level_overstate=level_overstate,
         batch=batch, steps=steps,

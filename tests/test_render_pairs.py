@@ -41,6 +41,20 @@ def test_two_scenes_render_to_pairs_buffers_and_references(tmp_path):
     assert [a.name for a, _ in match_pairs(tmp_path / "a", tmp_path / "b")] == ["scene000000.exr", "scene000001.exr"]
 
 
+def test_target_spp_renders_the_b_shots_with_more_samples(tmp_path):
+    # Targets for `restore train --one-way`: still noisy, but closer to the converged image than A.
+    command = [sys.executable, str(REPO / "tools" / "render_pairs.py"), str(tmp_path), "--scenes", "1", "--size", "32"]
+    result = subprocess.run(
+        [*command, "--spp", "1", "--target-spp", "64", "--reference-spp", "1024"], capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, result.stderr
+    entry = json.loads((tmp_path / "manifest.json").read_text())["scenes"]["scene000000"]
+    assert (entry["spp"], entry["target_spp"]) == (1, 64)
+    a, b, reference = (read_image(tmp_path / shot / "scene000000.exr").pixels for shot in ("a", "b", "reference"))
+    assert not np.array_equal(b, reference)
+    assert np.mean((b - reference) ** 2) < np.mean((a - reference) ** 2) / 8  # 64 times the samples
+
+
 def test_the_caustics_family_always_has_a_caustic_and_no_sky():
     sys.path.insert(0, str(REPO / "tools"))
     import render_pairs

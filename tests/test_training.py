@@ -532,6 +532,21 @@ def test_a_pair_of_black_shots_is_identical_without_a_mistake_and_trains(tmp_pat
     )
 
 
+@pytest.mark.parametrize("one_way", [False, True])
+def test_one_way_pairs_always_feed_shot_a_and_aim_at_shot_b(tmp_path, one_way):
+    # Renders whose B shots have more samples: B is then the less noisy target and never an input.
+    # (Without --one-way either shot is the input, half the time each.)
+    a, b = tmp_path / "a", tmp_path / "b"
+    for i in range(3):
+        write_png(a / f"scene{i}.png", np.full((40, 40, 3), 0.2, np.float32))
+        write_png(b / f"scene{i}.png", np.full((40, 40, 3), 0.8, np.float32))
+    config = finetune_config(tmp_path, (a, b), Path("unused"), one_way=one_way)
+    inputs, targets = prepare_data(config, 3).source.batch(64, torch.Generator().manual_seed(0))
+    from_a = inputs.mean(dim=(1, 2, 3)) < 0.5
+    assert torch.equal(targets.mean(dim=(1, 2, 3)) > 0.5, from_a)  # a crop and its partner: one from each shot
+    assert bool(from_a.all()) == one_way and bool(from_a.any())
+
+
 def test_a_model_trained_over_several_runs_keeps_their_chain_and_totals(tmp_path, photos):
     # Each session's run starts from the last model file: the file records every run behind it.
     first = tiny_config(tmp_path / "a", photos, steps=2, name="first", command="restore train first")

@@ -6,10 +6,13 @@ validation and tests.
     python tools/render_pairs.py data/mc-test --scenes 20 --seed 100000 --spp 4 16 --reference-spp 2048
     python tools/render_pairs.py data/caustics --family caustics --scenes 20 --seed 200000 --spp 4-16
     python tools/render_pairs.py data/mc-train --family interior --scenes 400 --seed 700000 --spp 1-64
+    python tools/render_pairs.py data/mc-train-256 --scenes 200 --spp 1-64 --target-spp 256
 
 For each scene NAME (and each spp given):
 
-    OUT/a/NAME.exr, OUT/b/NAME.exr        two renders with independent seeds (linear RGB, float32)
+    OUT/a/NAME.exr, OUT/b/NAME.exr        two renders with independent seeds (linear RGB, float32);
+                                          with --target-spp, b has that many spp: a noisy target
+                                          of lower variance, for `restore train --one-way`
     OUT/a/NAME.albedo.exr, .normal.exr    the auxiliary buffers, also copied beside b/NAME.exr
     OUT/reference/NAME.exr                with --reference-spp: the converged image (tests only)
     OUT/manifest.json                     the commands that made the folder; every scene's
@@ -354,6 +357,9 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--spp", nargs="+", default=["1-64"], help="spp of the pairs: N, or LOW-HIGH drawn per scene")
     parser.add_argument("--reference-spp", type=int, default=0, help="also render a reference with this many spp")
+    parser.add_argument(
+        "--target-spp", type=int, default=0, help="render the b shots with this many spp (noisy targets of lower variance)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="the first scene's seed (scenes are seed, seed + 1, ...)")
     parser.add_argument("--family", choices=sorted(FAMILIES), default="mixed", help="the kind of scene (see FAMILIES)")
     args = parser.parse_args()
@@ -381,13 +387,16 @@ def main() -> None:
             if name in scenes:
                 continue  # already rendered: a killed run resumes
             timings = {}
-            for shot, seed in (("a", 2 * scene_seed + 1), ("b", 2 * scene_seed + 2)):
+            shots = (("a", 2 * scene_seed + 1, spp), ("b", 2 * scene_seed + 2, args.target_spp or spp))
+            for shot, seed, shot_spp in shots:
                 start = time.perf_counter()
-                write_exr(args.out / shot / f"{name}.exr", render(scene, spp, seed))
+                write_exr(args.out / shot / f"{name}.exr", render(scene, shot_spp, seed))
                 timings[shot] = round(time.perf_counter() - start, 2)
                 write_exr(args.out / shot / f"{name}.albedo.exr", albedo)
                 write_exr(args.out / shot / f"{name}.normal.exr", normal)
             entry: dict[str, Any] = {"seed": scene_seed, "family": args.family, "spp": spp, "objects": objects}
+            if args.target_spp:
+                entry["target_spp"] = args.target_spp
             entry["seconds"] = timings
             if args.reference_spp:
                 start = time.perf_counter()

@@ -78,6 +78,10 @@ class TrainConfig:
     task: str = "denoise"  # "denoise" or "upscale"
     data: str = ""  # folder of clean images, or of the MNIST IDX files
     pairs: list[str] = field(default_factory=list)  # finetune: [folder A, folder B]
+    # Pairs whose B shots have more samples (renders): A is always the input and B the target. A
+    # Noisy target of lower variance keeps the expected loss's minimum where it was (the mean of
+    # the shot) but makes each step's gradient less noisy; the swap would feed the network B too.
+    one_way: bool = False
     variant: str = ""  # registered architecture variant; default n2n_unet, or with init the file's own network
     init: str = ""  # start from this model file (finetune; x3/x4 from x2; with variant: its matching weights)
     # With variant: further model files whose matching weights fill what `init` left fresh, in
@@ -364,7 +368,8 @@ def prepare_data(
         train, val = loaded[: len(loaded) - config.val_count], loaded[len(loaded) - config.val_count :]
         validation = [(center_crop(a, val_crop)[None], center_crop(b, val_crop)[None]) for a, b in val]
         described = f"{len(train)} noisy pairs from {config.pairs[0]} and {config.pairs[1]}"
-        return Data(PairSource(train, config.patch, level_channel), validation, described, noisy_references=True)
+        source = PairSource(train, config.patch, level_channel, swap=not config.one_way)
+        return Data(source, validation, described, noisy_references=True)
 
     if aux:
         raise ValueError("networks with albedo / normal inputs train on pairs of renders (restore train --pairs A B)")

@@ -199,20 +199,29 @@ class PooledDigitSource:
 
 
 class PairSource:
-    """Aligned noisy pairs (A, B) of the same scenes; either shot is the input, the other the target.
+    """Aligned noisy pairs (A, B) of the same scenes; either shot is the input, the other the target
+    (without `swap`, A is always the input: B shots of more samples, lower-variance targets).
 
     With `level_channel` the input ends with a map of its noise level, read off the pair itself:
     two independent shots differ by noise of twice the variance, so sigma = RMS(A - B) / sqrt 2.
     """
 
-    def __init__(self, pairs: Sequence[tuple[torch.Tensor, torch.Tensor]], patch: int, level_channel: bool = False) -> None:
+    def __init__(
+        self,
+        pairs: Sequence[tuple[torch.Tensor, torch.Tensor]],
+        patch: int,
+        level_channel: bool = False,
+        swap: bool = True,
+    ) -> None:
         self.stacks = [torch.stack([a, b]) for a, b in pairs]
         self.patch = patch
         self.level_channel = level_channel
+        self.swap = swap
 
     def batch(self, size: int, generator: torch.Generator) -> Batch:
         crops = random_crops(self.stacks, size, self.patch, generator, partners=2)
-        swap = torch.rand(size, generator=generator) < 0.5
+        # Drawn either way, so that a one-way run draws the same crops as a swapping one.
+        swap = (torch.rand(size, generator=generator) < 0.5) & self.swap
         first = torch.where(swap[:, None, None, None], crops[:, 1], crops[:, 0])
         second = torch.where(swap[:, None, None, None], crops[:, 0], crops[:, 1])
         if self.level_channel:
