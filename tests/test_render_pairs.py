@@ -89,3 +89,20 @@ def test_the_interior_family_is_a_closed_room_lit_from_its_ceiling_with_the_came
         assert abs(camera[0]) < half and abs(camera[2]) < half and 0 < camera[1] < height
         lights = [room[k] for k in room if k.startswith("light")]
         assert all(at(light["to_world"])[1] == pytest.approx(height - 0.01) for light in lights)
+
+
+def test_the_showroom_family_reflects_an_environment_map_and_often_shows_a_softbox_facing_the_camera():
+    sys.path.insert(0, str(REPO / "tools"))
+    import render_pairs
+
+    render_pairs.use_llvm_variant()
+    at = lambda transform: np.array(transform.matrix)[:3, 3]  # noqa: E731
+    scenes = [render_pairs.scene_description(seed, 16, render_pairs.FAMILIES["showroom"]) for seed in range(20)]
+    assert sum(scene.get("sky", {}).get("type") == "envmap" for scene in scenes) >= 14
+    boxes = [scene for scene in scenes if "softbox" in scene]
+    assert 3 <= len(boxes) <= 15
+    for scene in boxes:
+        facing = np.array(scene["softbox"]["to_world"].matrix)[:3, 2]  # a rectangle emits along its local z
+        assert facing @ (at(scene["sensor"]["to_world"]) - at(scene["softbox"]["to_world"])) > 0
+    metals = sum(obj["bsdf"] in ("roughconductor", "conductor") for scene in scenes for obj in scene["_objects"])
+    assert metals > 0.4 * sum(len(scene["_objects"]) for scene in scenes)

@@ -29,7 +29,9 @@ another family of scenes (a floor and a back wall, small lights, mostly glass: c
 everywhere), the kind a renderer's user would finetune a denoiser on. `--family interior` makes
 closed rooms (four walls of random colours, a ceiling with one or two lights on it, sometimes in
 view, the camera inside): light that reaches most pixels has bounced off a wall first, as in
-an architectural interior or the Cornell box. The box pixel filter keeps
+an architectural interior or the Cornell box. `--family showroom` makes product shots: metals
+and glossy plastics seen from close by under an HDR environment map, often with a softbox in
+view. The box pixel filter keeps
 the noise of neighbouring pixels independent (the default Gaussian filter would correlate it).
 
 Auxiliary buffers follow Intel Open Image Denoise's advice: through glass and mirrors
@@ -105,6 +107,12 @@ class Family:
     light_area: tuple[float, float]  # smaller lights: brighter, harder caustics
     sky_probability: float
     room: bool = False  # a closed room lit from its ceiling, the camera inside: light arrives mostly by bounces
+    camera_distance: tuple[float, float] = (4.0, 7.0)  # from the scene's middle; closer: objects fill the frame
+    # An HDR environment map (sky, ground, small bright windows) instead of a constant sky: what
+    # glossy metals reflect in a product shot. Drawn only where positive, like the next knob, so
+    # that the families without it make the scenes they always made.
+    environment_probability: float = 0.0
+    light_in_view_probability: float = 0.0  # a softbox behind the objects, facing the camera: an emitter in view
 
 
 FAMILIES = {
@@ -115,6 +123,19 @@ FAMILIES = {
     # What interiors are: coloured walls, a ceiling light sometimes in view, everything else lit
     # indirectly (the Cornell box's kind of light, in rooms of random size, colour and furniture).
     "interior": Family((4, 2, 2, 1, 1, 1), 1.0, 0.2, (0.25, 0.8), 0.0, room=True),
+    # Product shots: rough and polished metals and glossy plastics seen from close by, reflecting
+    # an environment map, often with a softbox in view (the test scenes' worst case is a frame
+    # filled by rough metal; the other families light metals with a constant sky at most).
+    "showroom": Family(
+        material_weights=(1, 1, 3, 6, 2, 1),
+        wall_probability=0.3,
+        caustic_probability=0.1,
+        light_area=(0.3, 1.2),
+        sky_probability=0.0,
+        camera_distance=(3.0, 5.0),
+        environment_probability=0.9,
+        light_in_view_probability=0.4,
+    ),
 }
 MATERIALS = ("diffuse", "texture", "plastic", "metal", "mirror", "glass")
 
@@ -157,7 +178,7 @@ def scene_description(seed: int, size: int, family: Family = FAMILIES["mixed"]) 
     if family.room:
         _build_room(scene, rng, size, family)
         return _furnish(scene, rng, family)
-    distance, azimuth, height = rng.uniform(4.0, 7.0), rng.uniform(0, 2 * math.pi), rng.uniform(0.8, 3.5)
+    distance, azimuth, height = rng.uniform(*family.camera_distance), rng.uniform(0, 2 * math.pi), rng.uniform(0.8, 3.5)
     origin = [distance * math.cos(azimuth), height, distance * math.sin(azimuth)]
     fov = rng.uniform(30, 50)
     scene["sensor"] = _camera(size, fov, T().look_at(origin=origin, target=[0, rng.uniform(0.2, 0.8), 0], up=[0, 1, 0]))
@@ -188,7 +209,33 @@ def scene_description(seed: int, size: int, family: Family = FAMILIES["mixed"]) 
         }
     if rng.random() < family.sky_probability:
         scene["sky"] = {"type": "constant", "radiance": rgb(random_colour(rng, 0.02, 0.4))}
+    if family.environment_probability > 0 and rng.random() < family.environment_probability:
+        scene["sky"] = _environment(rng)
+    if family.light_in_view_probability > 0 and rng.random() < family.light_in_view_probability:
+        behind = [-0.6 * origin[0], rng.uniform(0.8, 2.0), -0.6 * origin[2]]  # across the middle from the camera
+        area = rng.uniform(*family.light_area)
+        scene["softbox"] = {
+            "type": "rectangle",
+            "to_world": T().look_at(origin=behind, target=origin, up=[0, 1, 0]).scale(area),
+            "emitter": {"type": "area", "radiance": _light_radiance(rng, area)},
+        }
     return scene
+
+
+def _environment(rng: random.Random, height: int = 64) -> dict[str, Any]:
+    """A latitude-longitude HDR environment: a sky brightening towards the horizon over a darker
+    ground, and one to three small bright windows (or a sun) above the horizon."""
+    import mitsuba as mi
+
+    width = 2 * height
+    elevation = np.linspace(1, -1, height, dtype=np.float32)[:, None, None]  # row 0 looks straight up
+    sky, ground = np.array(random_colour(rng, 0.2, 1.2)), np.array(random_colour(rng, 0.03, 0.3))
+    image = np.where(elevation > 0, sky * (0.4 + 0.6 * (1 - elevation)), ground) * np.ones((1, width, 1))
+    for _ in range(rng.randint(1, 3)):
+        rows, columns = rng.randint(2, 8), rng.randint(2, 12)
+        top, left = rng.randint(4, height // 2 - rows), rng.randint(0, width - columns)
+        image[top : top + rows, left : left + columns] = rng.uniform(5, 60) * np.array([1.0, 0.95, 0.85])
+    return {"type": "envmap", "bitmap": mi.Bitmap(image.astype(np.float32))}
 
 
 def _camera(size: int, fov: float, to_world: Any) -> dict[str, Any]:
