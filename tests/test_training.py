@@ -541,10 +541,14 @@ def test_one_way_pairs_always_feed_shot_a_and_aim_at_shot_b(tmp_path, one_way):
         write_png(a / f"scene{i}.png", np.full((40, 40, 3), 0.2, np.float32))
         write_png(b / f"scene{i}.png", np.full((40, 40, 3), 0.8, np.float32))
     config = finetune_config(tmp_path, (a, b), Path("unused"), one_way=one_way)
-    inputs, targets = prepare_data(config, 3).source.batch(64, torch.Generator().manual_seed(0))
+    data = prepare_data(config, 3)
+    inputs, targets = data.source.batch(64, torch.Generator().manual_seed(0))
     from_a = inputs.mean(dim=(1, 2, 3)) < 0.5
     assert torch.equal(targets.mean(dim=(1, 2, 3)) > 0.5, from_a)  # a crop and its partner: one from each shot
     assert bool(from_a.all()) == one_way and bool(from_a.any())
+    # Validation estimates away B's noise only when both shots have one noise level; a one-way B
+    # is scored as the reference itself.
+    assert data.noisy_references == (not one_way)
 
 
 def test_a_model_trained_over_several_runs_keeps_their_chain_and_totals(tmp_path, photos):

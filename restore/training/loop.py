@@ -369,7 +369,9 @@ def prepare_data(
         validation = [(center_crop(a, val_crop)[None], center_crop(b, val_crop)[None]) for a, b in val]
         described = f"{len(train)} noisy pairs from {config.pairs[0]} and {config.pairs[1]}"
         source = PairSource(train, config.patch, level_channel, swap=not config.one_way)
-        return Data(source, validation, described, noisy_references=True)
+        # The estimate against the clean image assumes two shots of one noise level; a one-way
+        # B has far less noise than A and is scored as the reference itself (a lower bound).
+        return Data(source, validation, described, noisy_references=not config.one_way)
 
     if aux:
         raise ValueError("networks with albedo / normal inputs train on pairs of renders (restore train --pairs A B)")
