@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -21,6 +22,7 @@ from restore.archs.unet import with_level_map
 from restore.device import on_device, resolve_device, resolve_memory_format, resolve_precision
 from restore.ensemble import TRANSFORMS, self_ensemble
 from restore.hdr import is_hdr, network_input
+from restore.io.datasets import AUX_BUFFERS, aux_path, image_files, is_aux_buffer
 from restore.modelfile import ModelFileError, ModelInfo, load_model_file
 from restore.resize import center_crop, imresize
 from restore.tiling import TileCallback, run_tiled
@@ -313,10 +315,21 @@ def colour_denoiser() -> str:
     return PHOTO_DENOISER if PHOTO_DENOISER in bundled_models() else DEFAULT_DENOISER
 
 
-def finetune_base(loss: str) -> str:
-    """The bundled denoiser a finetune starts from when none is given: the render denoiser for
-    the HDR loss (pairs of renders), else the colour photo model (pairs of camera shots)."""
-    return RENDER_DENOISER if loss == "hdr" and RENDER_DENOISER in bundled_models() else colour_denoiser()
+def finetune_base(loss: str, folders: Sequence[str | os.PathLike[str]] = ()) -> str:
+    """The bundled denoiser a finetune starts from when none is given: for the HDR loss (pairs of
+    renders) the render denoiser, the one with buffers when every shot in `folders` has its albedo
+    and normal beside it (the model `restore denoise` would then pick for them); else the colour
+    photo model (pairs of camera shots)."""
+    bundled = bundled_models()
+    if loss == "hdr" and RENDER_AUX_DENOISER in bundled and folders and all(map(_renders_with_buffers, folders)):
+        return RENDER_AUX_DENOISER
+    return RENDER_DENOISER if loss == "hdr" and RENDER_DENOISER in bundled else colour_denoiser()
+
+
+def _renders_with_buffers(folder: str | os.PathLike[str]) -> bool:
+    """Whether a folder holds renders and each has every auxiliary buffer beside it."""
+    shots = [path for path in image_files(folder) if not is_aux_buffer(path)]
+    return bool(shots) and all(aux_path(shot, buffer).is_file() for shot in shots for buffer in AUX_BUFFERS)
 
 
 def denoise(

@@ -635,7 +635,12 @@ def finetune(
     folder_b: Annotated[str, typer.Argument(help="Folder of second, independent noisy shots (same file names).")],
     output: Annotated[str, typer.Option("-o", "--output", help="Model file to write (.safetensors).")],
     base: Annotated[
-        str | None, typer.Option("--from", help="Model to start from [default: n2n-mc with --loss hdr, else n2n-photo-level].")
+        str | None,
+        typer.Option(
+            "--from",
+            help="Model to start from [default: with --loss hdr n2n-mc-aux where every render has its albedo and normal "
+            "beside it, else n2n-mc; n2n-photo-level for other losses].",
+        ),
     ] = None,
     loss: Annotated[str, typer.Option("--loss", help="l2, l1, l0 (annealed from L2 to L0) or hdr.")] = "l2",
     steps: StepsOpt = 500,
@@ -658,7 +663,7 @@ def finetune(
     """Adapt a denoiser to your camera or renderer from pairs of noisy shots (Noise2Noise, no clean images)."""
     _check_training_options(loss, precision, keep)
     if base is None:
-        base = finetune_base(loss)
+        base = finetune_base(loss, (folder_a, folder_b))
     base_path = str(load(base).source)
     config = _train_config(
         out=output, task="denoise", pairs=[folder_a, folder_b], init=base_path, loss=loss, steps=steps,

@@ -61,9 +61,20 @@ def test_hdr_renders_get_the_render_denoiser_by_default(monkeypatch, bundled, au
     assert restore.api.default_denoiser(render, linear=False, aux=aux) == "n2n-gaussian"
 
 
-def test_a_finetune_starts_from_the_render_model_for_the_hdr_loss_and_from_the_photo_model_otherwise():
+def test_a_finetune_starts_from_the_render_model_for_the_hdr_loss_and_from_the_photo_model_otherwise(tmp_path):
     assert restore.api.finetune_base("hdr") == "n2n-mc"
     assert restore.api.finetune_base("l1") == restore.api.finetune_base("l2") == "n2n-photo-level"
+    # Renders with their albedo and normal beside them: the buffer model, which `restore denoise`
+    # picks for them too. One shot without its normal: the colour-only model.
+    folders = [tmp_path / "a", tmp_path / "b"]
+    for folder in folders:
+        for name in ("scene0.png", "scene0.albedo.png", "scene0.normal.png", "scene1.png", "scene1.albedo.png"):
+            write_png(folder / name, smooth_image(8, 8))
+    assert restore.api.finetune_base("hdr", folders) == "n2n-mc"
+    for folder in folders:
+        write_png(folder / "scene1.normal.png", smooth_image(8, 8))
+    assert restore.api.finetune_base("hdr", folders) == "n2n-mc-aux"
+    assert restore.api.finetune_base("l1", folders) == "n2n-photo-level"
 
 
 def test_upscale_by_path_and_scale(tiny_models):
