@@ -431,6 +431,13 @@ RunDirOpt = Annotated[str | None, typer.Option("--run-dir", help="Checkpoint fol
 KeepOpt = Annotated[
     str, typer.Option("--keep", help="Export the best-validated weights (the starting ones included) or the last.")
 ]
+OneWayOpt = Annotated[
+    bool,
+    typer.Option(
+        "--one-way",
+        help="A is always the input and B the target: B shots with more samples (renders) are less noisy targets.",
+    ),
+]
 EmaOpt = Annotated[
     float,
     typer.Option("--ema", help="Validate and export a moving average of the weights, decay per step e.g. 0.999 (0: off)."),
@@ -476,13 +483,7 @@ def train(
         ),
     ] = "gaussian:0-50",
     clean_targets: Annotated[bool, typer.Option("--clean-targets", help="Train on clean targets (the control).")] = False,
-    one_way: Annotated[
-        bool,
-        typer.Option(
-            "--one-way",
-            help="With --pairs: A is always the input, B the target (B rendered with more samples: a less noisy target).",
-        ),
-    ] = False,
+    one_way: OneWayOpt = False,
     scale: Annotated[int, typer.Option("--scale", help="Upscale factor for --task upscale.")] = 2,
     loss: Annotated[str, typer.Option("--loss", help="l1, l2, l0 (annealed from L2 to L0) or hdr.")] = "l2",
     demodulate: Annotated[
@@ -657,6 +658,7 @@ def finetune(
     run_dir: RunDirOpt = None,
     keep: KeepOpt = "best",
     ema: EmaOpt = 0.0,
+    one_way: OneWayOpt = False,
     overwrite: OverwriteOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -666,7 +668,7 @@ def finetune(
         base = finetune_base(loss, (folder_a, folder_b))
     base_path = str(load(base).source)
     config = _train_config(
-        out=output, task="denoise", pairs=[folder_a, folder_b], init=base_path, loss=loss, steps=steps,
+        out=output, task="denoise", pairs=[folder_a, folder_b], one_way=one_way, init=base_path, loss=loss, steps=steps,
         minutes=minutes, batch=batch, patch=patch, lr=lr, lr_warmup=lr_warmup, val_count=val_count, val_every=val_every,
         checkpoint_every=val_every, seed=seed, device=device, precision=precision, run_dir=run_dir,
         keep_best=keep == "best", ema=ema, overwrite=overwrite,

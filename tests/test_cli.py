@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 from PIL import ExifTags
 from PIL import Image as PILImage
+from safetensors import safe_open
 
 from conftest import assert_one_line_error, run, smooth_image, write_png
 from restore.io.images import read_image
@@ -272,6 +274,23 @@ def test_a_folder_run_goes_on_past_bad_files_and_reports_at_the_end(tmp_path, ti
 def test_finetune_keeps_best_or_last_and_nothing_else(tmp_path):
     result = run("finetune", str(tmp_path / "a"), str(tmp_path / "b"), "-o", str(tmp_path / "m.safetensors"), "--keep", "worst")
     assert result.returncode == 2 and "--keep is best or last" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("command", ["train", "finetune"])
+def test_one_way_reaches_the_run_of_train_and_finetune(tmp_path, tiny_models, command):
+    # Pairs whose B shots have more samples: the run keeps A as its input (train --pairs, finetune).
+    for seed, folder in enumerate(("a", "b")):
+        for i in range(3):
+            write_png(tmp_path / folder / f"s{i}.png", smooth_image(32, 32, seed=10 * seed + i))
+    a, b, out = str(tmp_path / "a"), str(tmp_path / "b"), str(tmp_path / "m.safetensors")
+    data = ["--pairs", a, b] if command == "train" else [a, b]
+    result = run(
+        command, *data, "-o", out, "--from" if command == "finetune" else "--init", str(tiny_models["denoiser"]),
+        "--one-way", "--steps", "1", "--batch", "2", "--patch", "16", "--val-count", "1", "--precision", "fp32", "-q",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    with safe_open(str(tmp_path / "m.run" / "checkpoint.safetensors"), framework="pt") as f:
+        assert json.loads(f.metadata()["config"])["one_way"] is True
 
 
 def test_models_lists_the_bundled_models():
