@@ -21,7 +21,7 @@ from restore.archs import Restorer
 from restore.archs.unet import with_level_map
 from restore.device import on_device, resolve_device, resolve_memory_format, resolve_precision
 from restore.ensemble import TRANSFORMS, self_ensemble
-from restore.hdr import is_hdr, network_input
+from restore.hdr import HDR_LOSSES, is_hdr, network_input
 from restore.io.datasets import AUX_BUFFERS, aux_path, image_files, is_aux_buffer
 from restore.modelfile import ModelFileError, ModelInfo, load_model_file
 from restore.resize import center_crop, imresize
@@ -316,14 +316,14 @@ def colour_denoiser() -> str:
 
 
 def finetune_base(loss: str, folders: Sequence[str | os.PathLike[str]] = ()) -> str:
-    """The bundled denoiser a finetune starts from when none is given: for the HDR loss (pairs of
-    renders) the render denoiser, the one with buffers when every shot in `folders` has its albedo
+    """The bundled denoiser a finetune starts from when none is given: for a loss of renders
+    (`restore.hdr.HDR_LOSSES`) the render denoiser, the one with buffers when every shot in `folders` has its albedo
     and normal beside it (the model `restore denoise` would then pick for them); else the colour
     photo model (pairs of camera shots)."""
     bundled = bundled_models()
-    if loss == "hdr" and RENDER_AUX_DENOISER in bundled and folders and all(map(_renders_with_buffers, folders)):
+    if loss in HDR_LOSSES and RENDER_AUX_DENOISER in bundled and folders and all(map(_renders_with_buffers, folders)):
         return RENDER_AUX_DENOISER
-    return RENDER_DENOISER if loss == "hdr" and RENDER_DENOISER in bundled else colour_denoiser()
+    return RENDER_DENOISER if loss in HDR_LOSSES and RENDER_DENOISER in bundled else colour_denoiser()
 
 
 def _renders_with_buffers(folder: str | os.PathLike[str]) -> bool:

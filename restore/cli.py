@@ -485,7 +485,9 @@ def train(
     clean_targets: Annotated[bool, typer.Option("--clean-targets", help="Train on clean targets (the control).")] = False,
     one_way: OneWayOpt = False,
     scale: Annotated[int, typer.Option("--scale", help="Upscale factor for --task upscale.")] = 2,
-    loss: Annotated[str, typer.Option("--loss", help="l1, l2, l0 (annealed from L2 to L0) or hdr.")] = "l2",
+    loss: Annotated[
+        str, typer.Option("--loss", help="l1, l2, l0 (annealed from L2 to L0), or for renders hdr or tonemapped.")
+    ] = "l2",
     demodulate: Annotated[
         bool,
         typer.Option(
@@ -639,11 +641,13 @@ def finetune(
         str | None,
         typer.Option(
             "--from",
-            help="Model to start from [default: with --loss hdr n2n-mc-aux where every render has its albedo and normal "
-            "beside it, else n2n-mc; n2n-photo-level for other losses].",
+            help="Model to start from [default: with --loss hdr or tonemapped n2n-mc-aux where every render has its albedo "
+            "and normal beside it, else n2n-mc; n2n-photo-level for other losses].",
         ),
     ] = None,
-    loss: Annotated[str, typer.Option("--loss", help="l2, l1, l0 (annealed from L2 to L0) or hdr.")] = "l2",
+    loss: Annotated[
+        str, typer.Option("--loss", help="l2, l1, l0 (annealed from L2 to L0), or for renders hdr or tonemapped.")
+    ] = "l2",
     steps: StepsOpt = 500,
     minutes: MinutesOpt = 0.0,
     batch: BatchOpt = 8,

@@ -64,6 +64,10 @@ def exposure(image: torch.Tensor, block: int = 16) -> torch.Tensor:
     return scale.clamp(1 / 2**20, 2**20).view(-1, 1, 1, 1).to(image.dtype)
 
 
+HDR_LOSSES = ("hdr", "tonemapped")
+"""The training losses for linear renders (restore.training.loop.LOSSES): a run with one feeds its network through
+`network_input`, and a finetune with one starts from a render model."""
+
 DEMODULATED = "hdr-demodulated"
 LOG = "hdr-log"
 LOG_DEMODULATED = "hdr-log-demodulated"
@@ -169,7 +173,7 @@ ranks the methods' means as their references do wherever they stand more than 0.
 not a PSNR to report."""
 
 
-def _tone_map_slope(v: torch.Tensor) -> torch.Tensor:
+def tone_map_slope(v: torch.Tensor) -> torch.Tensor:
     """dT/dv, with v floored at 1e-3 (T's slope is infinite at 0)."""
     v = v.clamp_min(1e-3)
     return (v / (1 + v)).pow(1 / 2.2 - 1) / (2.2 * (1 + v).square())
@@ -199,7 +203,7 @@ def estimated_psnr_tone_mapped(output: torch.Tensor, first: torch.Tensor, second
     estimate below its standard error over the kept tiles reads as that standard error.
     """
     output, first, second = (x.double() for x in (output, first, second))
-    weight = _tone_map_slope(_firefly_free(first)).square()
+    weight = tone_map_slope(_firefly_free(first)).square()
     excess = (weight * ((output - second).square() - (first - second).square() / 2)).mean(1, keepdim=True)
     tile = min(ESTIMATE_TILE, excess.shape[-2], excess.shape[-1])
     tiles = F.avg_pool2d(excess, tile).flatten().sort().values

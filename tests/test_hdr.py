@@ -171,7 +171,8 @@ def test_denoising_an_exr_keeps_values_above_one(tmp_path, hdr_model):
     assert out.transfer == "linear" and out.pixels.max() > 1 and np.isfinite(out.pixels).all()
 
 
-def test_finetune_on_exr_pairs_with_the_hdr_loss(tmp_path):
+@pytest.mark.parametrize("loss", ["hdr", "tonemapped"])
+def test_finetune_on_exr_pairs_with_a_loss_for_renders(tmp_path, loss):
     rng = np.random.default_rng(0)
     folders = {name: tmp_path / name for name in ("a", "b")}
     for folder in folders.values():
@@ -182,7 +183,7 @@ def test_finetune_on_exr_pairs_with_the_hdr_loss(tmp_path):
             noisy = clean * rng.gamma(4.0, 0.25, clean.shape)  # Monte Carlo-like multiplicative noise
             write_image(folder / f"frame{i}.exr", Image(noisy.astype(np.float32), None, "f32", "linear"))
     config = TrainConfig(
-        out=str(tmp_path / "mc.safetensors"), pairs=[str(folders["a"]), str(folders["b"])], loss="hdr",
+        out=str(tmp_path / "mc.safetensors"), pairs=[str(folders["a"]), str(folders["b"])], loss=loss,
         steps=3, batch=2, patch=32, val_count=1, val_every=1, checkpoint_every=1, device="cpu",
     )  # fmt: skip
     info = train(config, show_progress=False)

@@ -34,6 +34,7 @@ from restore.training.loop import (
     learning_rate,
     level_weights,
     prepare_data,
+    tone_mapped_loss,
     train,
     validate,
 )
@@ -726,6 +727,21 @@ def test_hdr_loss_is_relative_and_stops_the_denominator_gradient():
     assert torch.allclose(output.grad, expected)
     # A negative output (radiance never is) divides by 0.01^2 at most, not by ~0.
     assert hdr_loss(torch.tensor([[-0.0099]]), torch.tensor([[1.0]])).item() == pytest.approx((1.0099 / 0.01) ** 2)
+
+
+def test_the_tone_mapped_loss_weighs_midtones_over_shadows_and_highlights_and_aims_at_the_mean():
+    # Each value off by 10%: the relative L2 (hdr) costs about the same at every brightness
+    # above its 0.01 floor; the tone-mapped loss, like the tone-mapped PSNR, the midtones most.
+    values = torch.tensor([0.01, 0.18, 20.0]).view(3, 1, 1, 1)
+    tone_mapped, relative = tone_mapped_loss(values, 1.1 * values), hdr_loss(values, 1.1 * values)
+    shadow, midtone, highlight = (tone_mapped / relative).tolist()
+    assert midtone > 1.5 * shadow and midtone > 3 * highlight
+    assert highlight > 0.01 * 0.99  # the highlights keep at least the hdr share: their energy still counts
+    # The weight follows the output, gradient stopped: over noisy targets the best output is their mean.
+    targets = torch.tensor([0.05, 0.2, 0.6, 3.0]).view(4, 1, 1, 1)
+    output = targets.mean().expand(4, 1, 1, 1).clone().requires_grad_(True)
+    tone_mapped_loss(output, targets).mean().backward()
+    assert abs(output.grad.sum().item()) < 1e-6
 
 
 def test_a_file_exported_from_a_checkpoint_records_the_device_its_steps_ran_on(tmp_path, photos, monkeypatch):

@@ -28,6 +28,7 @@ from restore.archs import Restorer, build, create
 from restore.archs.unet import LevelUNet, with_level_map
 from restore.device import MEMORY_FORMATS, resolve_device, training_memory_format, training_precision
 from restore.hdr import (
+    HDR_LOSSES,
     estimated_psnr_tone_mapped,
     input_transform_named,
     is_demodulated,
@@ -35,6 +36,7 @@ from restore.hdr import (
     is_log,
     network_input,
     tone_map,
+    tone_map_slope,
 )
 from restore.io.datasets import (
     AUX_BUFFERS,
@@ -127,7 +129,7 @@ class TrainConfig:
     lr: float = 3e-4
     lr_halve_every: int = 0  # halve the learning rate every N steps (0: constant)
     lr_warmup: int = 0  # ramp the learning rate up linearly over the first N steps
-    loss: str = "l2"  # "l1", "l2", "l0" (annealed) or "hdr"
+    loss: str = "l2"  # "l1", "l2", "l0" (annealed), or for renders "hdr" or "tonemapped"
     # Weigh each crop's loss by 1 / (its noise level + 2/255) (see `level_weights`): with
     # levels drawn from 0 to 50, a plain mean is decided by the noisiest crops, whose errors are
     # tens of times larger, and the network learns least about the nearly clean photos users have.
@@ -274,6 +276,23 @@ def hdr_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return per_crop_mean((output - target) ** 2 / (output.detach().clamp_min(0) + 0.01) ** 2)
 
 
+TONE_MAPPED_HDR_SHARE = 0.01
+"""The share of `hdr_loss` in `tone_mapped_loss`: what keeps the highlights' energy, which T flattens."""
+
+
+def tone_mapped_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The error the Monte Carlo protocol's tone-mapped PSNR sees, to first order, per crop:
+    (f(x) - y)^2 weighted by T'(f(x))^2, plus `TONE_MAPPED_HDR_SHARE` of `hdr_loss`.
+
+    The relative L2 weighs a pixel's relative error the same at every brightness; T weighs it
+    most in the midtones (about 0.1-1 exposed) and far less in deep shadows and highlights, where
+    n2n-mc-aux beats OIDN while trailing it in the midtones. The weight depends on the output
+    alone (gradient stopped), so with noisy targets the minimiser is still their mean.
+    """
+    weight = tone_map_slope(output.detach().clamp_min(0)).square()
+    return per_crop_mean(weight * (output - target) ** 2) + TONE_MAPPED_HDR_SHARE * hdr_loss(output, target)
+
+
 def annealed_l0_loss(output: torch.Tensor, target: torch.Tensor, progress: float) -> torch.Tensor:
     """Noise2Noise's L0 approximation (|f(x) - y| + 1e-8)^gamma per crop, gamma annealed linearly from 2 to 0.
 
@@ -320,6 +339,7 @@ LOSSES: dict[str, Loss] = {
     "l2": lambda output, target, progress: per_crop_mean((output - target).square()),
     "l0": annealed_l0_loss,
     "hdr": lambda output, target, progress: hdr_loss(output, target),
+    "tonemapped": lambda output, target, progress: tone_mapped_loss(output, target),
 }
 
 
@@ -912,7 +932,7 @@ def input_transform_of(config: TrainConfig, base: ModelInfo | None) -> str:
     started_from = base.input_transform if base is not None and is_hdr(base.input_transform) else ""
     log = config.log_radiance or is_log(started_from)
     demodulated = config.demodulate or is_demodulated(started_from)
-    if started_from or log or demodulated or config.loss == "hdr":
+    if started_from or log or demodulated or config.loss in HDR_LOSSES:
         return input_transform_named(log=log, demodulated=demodulated)
     return "none"
 
