@@ -1,0 +1,90 @@
+"""Where in brightness a render denoiser's tone-mapped error lies, beside OIDN with buffers:
+each band of the reference's linear value (mean of RGB) with its share of the pixels, of each
+method's squared tone-mapped error, and of the error ours has beyond OIDN's. Writes
+bench/results/mc-error-bands.md.
+
+    python bench/mc_error_bands.py --renders .data/mc-dev .data/caustics-dev
+    python bench/mc_error_bands.py --renders .data/mc-dev --model runs/n2n-mc-aux-tm.safetensors --out /tmp/bands.md
+
+The tone-mapped PSNR of bench/mc_benchmark.py adds these squared errors up; a training loss
+that weighs brightness differently from T spends the network where the score does not look.
+Cases: the 4 spp Cornell box and the render folders' scenes at 4 spp (bench/mc_benchmark.py's
+cases); fp32 on the CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import mc_benchmark  # noqa: E402
+
+from restore.api import load  # noqa: E402
+from restore.hdr import tone_map  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results" / "mc-error-bands.md"
+BANDS = (0.0, 0.02, 0.1, 0.5, 2.0, 10.0, float("inf"))  # the reference's linear value, mean of RGB
+
+
+def squared_tone_mapped_error(output: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Per pixel (H x W), the squared error after T summed over RGB: what the tone-mapped PSNR averages."""
+    mapped = [tone_map(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))).numpy() for x in (output, reference)]
+    return np.square(mapped[0] - mapped[1]).sum(-1)
+
+
+def band_table(cases: list[mc_benchmark.Case], ours: mc_benchmark.Denoiser, theirs: mc_benchmark.Denoiser) -> list[str]:
+    """The table for one group of cases: per band, shares of pixels, of our error, of theirs, of our excess."""
+    pixels, our_error, their_error = (np.zeros(len(BANDS) - 1) for _ in range(3))
+    for case in cases:
+        value = case.reference.mean(-1)
+        band = np.digitize(value, BANDS[1:-1])  # 0 .. len(BANDS) - 2
+        for errors, denoise in ((our_error, ours), (their_error, theirs)):
+            errors += np.bincount(band.ravel(), squared_tone_mapped_error(denoise(case), case.reference).ravel(), len(errors))
+        pixels += np.bincount(band.ravel(), minlength=len(pixels))
+    excess = our_error - their_error
+    lines = ["| reference value | pixels | our error | OIDN's error | our excess |", "|---|---|---|---|---|"]
+    for k in range(len(pixels)):
+        share = [100 * part[k] / part.sum() for part in (pixels, our_error, their_error)]
+        excess_share = f"{100 * excess[k] / excess.sum():+.0f} %" if excess.sum() > 0 else "-"
+        shares = " | ".join(f"{value:.0f} %" for value in share)
+        lines.append(f"| {BANDS[k]:g}-{BANDS[k + 1]:g} | {shares} | {excess_share} |")
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cbox", type=Path, default=mc_benchmark.CBOX)
+    parser.add_argument("--renders", type=Path, nargs="*", default=[], help="tools/render_pairs.py folders with references")
+    parser.add_argument("--model", default="n2n-mc-aux", help="a bundled name or a model file (with buffers)")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    ours, theirs = mc_benchmark.ours(load(args.model)), mc_benchmark.oidn(with_aux=True)
+    groups = {"cbox": [c for c in mc_benchmark.cbox_cases(args.cbox) if c.spp == 4]}
+    for folder in args.renders:
+        groups[folder.name] = [c for c in mc_benchmark.render_cases(folder) if c.spp == 4]
+    lines = [
+        "# Where the tone-mapped error lies, by brightness",
+        "",
+        f"Command: `python bench/mc_error_bands.py{''.join(' ' + a for a in sys.argv[1:])}`",
+        "",
+        f"{args.model} against OIDN (colour + albedo + normal), 4 spp. Each band of the reference's linear value",
+        "(mean of RGB): its share of the pixels, of each method's squared tone-mapped error (the sum the",
+        "tone-mapped PSNR averages), and of the error ours has beyond OIDN's (negative: ours is lower there).",
+        "",
+    ]
+    for name, cases in groups.items():
+        lines += [f"## {name} ({len(cases)} at 4 spp)", "", *band_table(cases, ours, theirs), ""]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text("\n".join(lines))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
