@@ -50,11 +50,15 @@ def band_table(cases: list[mc_benchmark.Case], ours: mc_benchmark.Denoiser, thei
     excess = our_error - their_error
     lines = ["| reference value | pixels | our error | OIDN's error | our excess |", "|---|---|---|---|---|"]
     for k in range(len(pixels)):
-        share = [100 * part[k] / part.sum() for part in (pixels, our_error, their_error)]
-        excess_share = f"{100 * excess[k] / excess.sum():+.0f} %" if excess.sum() > 0 else "-"
-        shares = " | ".join(f"{value:.0f} %" for value in share)
-        lines.append(f"| {BANDS[k]:g}-{BANDS[k + 1]:g} | {shares} | {excess_share} |")
+        shares = " | ".join(_share(part, k) for part in (pixels, our_error, their_error, excess))
+        lines.append(f"| {BANDS[k]:g}-{BANDS[k + 1]:g} | {shares} |")
     return lines
+
+
+def _share(parts: np.ndarray, k: int) -> str:
+    """Part k of a total as a percentage ("-" where the total is not positive: no error, or no excess)."""
+    total = parts.sum()
+    return f"{100 * parts[k] / total:.0f} %" if total > 0 else "-"
 
 
 def main() -> None:

@@ -92,3 +92,20 @@ def test_the_mc_bench_traces_a_mean_gap_to_the_scenes_behind_it():
     # The lowest spp only, the scene furthest behind first, each with its objects.
     assert rows == ["| s1 | conductor | 37.00 | 30.00 | +7.00 |", "| s0 | diffuse | 30.00 | 30.50 | -0.50 |"]
     assert bench.scene_by_scene(cases[:1], scores, "OIDN", "ours") == []  # the Cornell box alone: no table
+
+
+def test_the_error_bands_put_each_pixel_s_error_in_the_band_of_its_reference_value():
+    import numpy as np
+
+    bands = bench_module("mc_error_bands")
+    mc = sys.modules["mc_benchmark"]
+    reference = np.full((2, 2, 3), 0.05, np.float32)  # band 0.02-0.1
+    reference[0] = 5.0  # the top row in band 2-10
+    blank = np.zeros_like(reference)
+    case = mc.Case("test", "s0", 4, blank, blank, blank, blank, reference)
+    off_in_the_shadows = reference.copy()
+    off_in_the_shadows[1] *= 2  # ours is wrong in the bottom row only; "OIDN" is exact
+    rows = bands.band_table([case], lambda c: off_in_the_shadows, lambda c: c.reference)
+    assert "| 0.02-0.1 | 50 % | 100 % | - | 100 % |" in rows  # "-": OIDN has no error to share out
+    assert "| 2-10 | 50 % | 0 % | - | 0 % |" in rows
+    assert "| 0.5-2 | 0 % | 0 % | - | 0 % |" in rows
