@@ -317,13 +317,15 @@ def colour_denoiser() -> str:
 
 def finetune_base(loss: str, folders: Sequence[str | os.PathLike[str]] = ()) -> str:
     """The bundled denoiser a finetune starts from when none is given: for a loss of renders
-    (`restore.hdr.HDR_LOSSES`) the render denoiser, the one with buffers when every shot in `folders` has its albedo
-    and normal beside it (the model `restore denoise` would then pick for them); else the colour
-    photo model (pairs of camera shots)."""
+    (`restore.hdr.HDR_LOSSES`) the render denoiser, the one with buffers when every shot in
+    `folders` has its albedo and normal beside it (the model `restore denoise` would then pick for
+    them); else the colour photo model (pairs of camera shots)."""
+    if loss not in HDR_LOSSES:
+        return colour_denoiser()
     bundled = bundled_models()
-    if loss in HDR_LOSSES and RENDER_AUX_DENOISER in bundled and folders and all(map(_renders_with_buffers, folders)):
+    if RENDER_AUX_DENOISER in bundled and folders and all(map(_renders_with_buffers, folders)):
         return RENDER_AUX_DENOISER
-    return RENDER_DENOISER if loss in HDR_LOSSES and RENDER_DENOISER in bundled else colour_denoiser()
+    return RENDER_DENOISER if RENDER_DENOISER in bundled else colour_denoiser()
 
 
 def _renders_with_buffers(folder: str | os.PathLike[str]) -> bool:

@@ -81,7 +81,7 @@ class TrainConfig:
     data: str = ""  # folder of clean images, or of the MNIST IDX files
     pairs: list[str] = field(default_factory=list)  # finetune: [folder A, folder B]
     # Pairs whose B shots have more samples (renders): A is always the input and B the target. A
-    # Noisy target of lower variance keeps the expected loss's minimum where it was (the mean of
+    # noisy target of lower variance keeps the expected loss's minimum where it was (the mean of
     # the shot) but makes each step's gradient less noisy; the swap would feed the network B too.
     one_way: bool = False
     variant: str = ""  # registered architecture variant; default n2n_unet, or with init the file's own network
