@@ -179,6 +179,7 @@ def test_the_parsers_own_usage_errors_are_one_line_with_exit_code_2(photo):
         (["train", "{folder}", "-o", "{folder}/m.safetensors", "--batch", "0"], "--batch must be at least 1, got 0"),
         (["train", "{folder}", "-o", "{folder}/m.safetensors", "--lr", "0"], "--lr must be positive"),
         (["train", "{folder}", "-o", "{folder}/m.safetensors", "--zoom", "0.5-x"], "--zoom takes a positive factor"),
+        (["train", "{folder}", "-o", "{folder}/m.safetensors", "--one-way"], "--one-way fixes which shot of a pair"),
         (["finetune", "{folder}", "{folder}", "-o", "{folder}/m.safetensors", "--steps", "-5"], "--steps must be at least 1"),
         (["eval", "n2n-gaussian", "{folder}", "--noise", "gaussian:25", "--limit", "-1"], "--limit must be 0"),
     ],

@@ -241,6 +241,8 @@ class TrainConfig:
             raise ValueError("--balance-levels weighs a denoiser's L1 or L2 loss by each crop's noise level")
         if self.lossless_targets and (self.task != "denoise" or self.pairs or self.clean_targets):
             raise ValueError("--lossless-targets changes the noisy targets drawn from clean photos (--noise photo:...)")
+        if self.one_way and not self.pairs:
+            raise ValueError("--one-way fixes which shot of a pair is the input: train on --pairs A B")
         if self.init_also and not (self.init and self.variant):
             raise ValueError("--init-also fills a new network (--arch) from further files after --init's")
         if self.task == "upscale" and self.scale < 2:
