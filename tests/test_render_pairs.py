@@ -106,3 +106,84 @@ def test_the_showroom_family_reflects_an_environment_map_and_often_shows_a_softb
         assert facing @ (at(scene["sensor"]["to_world"]) - at(scene["softbox"]["to_world"])) > 0
     metals = sum(obj["bsdf"] in ("roughconductor", "conductor") for scene in scenes for obj in scene["_objects"])
     assert metals > 0.4 * sum(len(scene["_objects"]) for scene in scenes)
+
+
+def test_mitsubas_own_albedo_aov_is_black_on_glass_where_the_traced_buffer_sees_through_it():
+    # bench/mc_buffers.py denoises with buffers of this other convention, as a Mitsuba user would give them.
+    sys.path.insert(0, str(REPO / "tools"))
+    import mitsuba as mi
+    import render_pairs
+
+    render_pairs.use_llvm_variant()
+    T = mi.ScalarTransform4f
+    camera = render_pairs._camera(16, 30, T().look_at(origin=[0, 0, 4], target=[0, 0, 0], up=[0, 1, 0]))
+    wall = {"type": "rectangle", "to_world": T().translate([0, 0, -2]).scale(10), "bsdf": {"type": "diffuse"}}  # 0.5 gray
+    glass = {"type": "sphere", "bsdf": {"type": "dielectric"}}
+    scene = mi.load_dict({"type": "scene", "sensor": camera, "wall": wall, "ball": glass})
+    traced_albedo, traced_normal = render_pairs.aux_buffers(scene, 16)
+    aov_albedo, aov_normal = render_pairs.aov_buffers(scene, 16, 16)
+    centre, corner = (slice(6, 10), slice(6, 10)), (slice(0, 2), slice(0, 2))  # the ball fills the middle of the frame
+    assert traced_albedo[centre].mean() > 0.3 and aov_albedo[centre].max() < 0.01
+    assert np.allclose(aov_albedo[corner], 0.5, atol=0.01) and np.allclose(traced_albedo[corner], 0.5, atol=0.05)
+    assert np.allclose(aov_normal[corner], traced_normal[corner], atol=0.01)  # the wall's normal in both
+    assert aov_albedo.shape == aov_normal.shape == (16, 16, 3)
+
+
+def test_a_shots_own_buffers_follow_its_colour_samples_where_a_pixel_sees_two_surfaces():
+    # At 1 spp each pixel of the shot sees one surface: its buffers must see the same one, as a
+    # renderer's do, where the scene's clean buffers (32 paths of their own) mix both at an edge.
+    sys.path.insert(0, str(REPO / "tools"))
+    import mitsuba as mi
+    import render_pairs
+
+    render_pairs.use_llvm_variant()
+    T = mi.ScalarTransform4f
+    camera = render_pairs._camera(16, 40, T().look_at(origin=[0, 0, 4], target=[0, 0, 0], up=[0, 1, 0]))
+    lamp = {"type": "sphere", "emitter": {"type": "area", "radiance": {"type": "rgb", "value": [1, 1, 1]}}}  # albedo 0.5
+    wall = {"type": "rectangle", "to_world": T().translate([0, 0, -5]).scale(20)}
+    wall["bsdf"] = {"type": "diffuse", "reflectance": {"type": "rgb", "value": [0.9, 0.9, 0.9]}}
+    scene = mi.load_dict({"type": "scene", "integrator": {"type": "path"}, "sensor": camera, "lamp": lamp, "wall": wall})
+    colour = render_pairs.render(scene, 1, seed=3)
+    albedo, _ = render_pairs.shot_buffers(scene, 1, seed=3)
+    on_lamp = colour.mean(-1) > 0.5  # the lamp is 1, the wall it lights below 0.05
+    assert 0 < on_lamp.mean() < 1
+    assert np.array_equal(on_lamp, albedo.mean(-1) < 0.7)  # 0.5 on the lamp, 0.9 on the wall, pixel for pixel
+    clean, _ = render_pairs.aux_buffers(scene, 16)
+    assert ((clean.mean(-1) > 0.55) & (clean.mean(-1) < 0.85)).any()  # edge pixels mix the two
+
+
+def test_the_buffer_bench_denoises_each_scene_with_the_folders_buffers_the_shots_own_and_mitsubas(tmp_path):
+    command = [sys.executable, str(REPO / "tools" / "render_pairs.py"), str(tmp_path), "--scenes", "1", "--size", "16"]
+    result = subprocess.run([*command, "--spp", "2", "--reference-spp", "16"], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    sys.path.insert(0, str(REPO / "bench"))
+    import mc_benchmark
+    import mc_buffers
+
+    mc_buffers.render_pairs.use_llvm_variant()
+    (case,) = mc_benchmark.render_cases(tmp_path)
+    sets = mc_buffers.buffer_sets(case, tmp_path, {})
+    assert list(sets) == list(mc_buffers.BUFFERS) and sets["clean"] is case
+    for name in ("the shot's own", "Mitsuba AOV"):
+        assert sets[name].albedo.shape == case.albedo.shape and not np.array_equal(sets[name].albedo, case.albedo)
+        assert np.array_equal(sets[name].noisy, case.noisy)  # the colour stays as rendered
+
+
+def test_shot_buffers_gives_each_shot_of_a_folder_its_own_buffers_beside_links_to_its_renders(tmp_path):
+    src, dst = tmp_path / "src", tmp_path / "own"
+    render = [sys.executable, str(REPO / "tools" / "render_pairs.py"), str(src), "--scenes", "1", "--size", "16", "--spp", "2"]
+    assert subprocess.run(render, capture_output=True, text=True, timeout=600).returncode == 0
+    command = [sys.executable, str(REPO / "tools" / "shot_buffers.py"), str(src), str(dst)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert (dst / "a" / "scene000000.exr").resolve() == (src / "a" / "scene000000.exr").resolve()
+    own = {shot: read_image(dst / shot / "scene000000.albedo.exr").pixels for shot in ("a", "b")}
+    clean = read_image(src / "a" / "scene000000.albedo.exr").pixels
+    assert not np.array_equal(own["a"], own["b"]) and not np.array_equal(own["a"], clean)  # each shot's samples
+    assert np.abs(own["a"] - clean).mean() < 0.1  # the same surfaces, seen through 2 samples instead of 32
+    assert [a.name for a, _ in match_pairs(dst / "a", dst / "b")] == ["scene000000.exr"]
+    assert json.loads((dst / "manifest.json").read_text())["commands"][-1].startswith("python tools/shot_buffers.py")
+    # Run again, it finds every shot done and writes nothing.
+    before = (dst / "b" / "scene000000.normal.exr").stat().st_mtime_ns
+    assert subprocess.run(command, capture_output=True, text=True, timeout=600).stdout == ""
+    assert (dst / "b" / "scene000000.normal.exr").stat().st_mtime_ns == before

@@ -48,6 +48,7 @@ DRJIT_LIBLLVM_PATH.
 from __future__ import annotations
 
 import argparse
+import functools
 import glob
 import json
 import math
@@ -56,6 +57,7 @@ import random
 import shlex
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -325,60 +327,133 @@ def _furnish(scene: dict[str, Any], rng: random.Random, family: Family) -> dict[
     return scene
 
 
-def render(scene: Any, spp: int, seed: int, passes_of: int = 256) -> np.ndarray:
-    """Mean of renders of at most `passes_of` spp each (bounded memory), H x W x 3 float32."""
+def render(scene: Any, spp: int, seed: int, passes_of: int = 256, integrator: Any = None) -> np.ndarray:
+    """Mean of renders of at most `passes_of` spp each (bounded memory), H x W x C float32 (C = 3
+    for the scene's own path tracer)."""
     import mitsuba as mi
 
     total, done, index = None, 0, 0
     while done < spp:
         count = min(passes_of, spp - done)
-        image = np.array(mi.render(scene, spp=count, seed=seed * 1000 + index), dtype=np.float64)
+        image = np.array(mi.render(scene, spp=count, seed=seed * 1000 + index, integrator=integrator), dtype=np.float64)
         total = image * count if total is None else total + image * count
         done += count
         index += 1
     return (total / spp).astype(np.float32)
 
 
-def aux_buffers(scene: Any, size: int, samples: int = 32, max_bounces: int = 8, seed: int = 7) -> tuple[np.ndarray, np.ndarray]:
-    """Albedo and normal (H x W x 3) of the first non-delta surface along each camera path."""
+def shots(scene_seed: int, spp: int, target_spp: int = 0) -> tuple[tuple[str, int, int], ...]:
+    """(folder, seed of `render`, spp) of a scene's two shots: a, and b (with `target_spp` where given)."""
+    return (("a", 2 * scene_seed + 1, spp), ("b", 2 * scene_seed + 2, target_spp or spp))
+
+
+MAX_BUFFER_BOUNCES = 8  # delta bounces a buffer's path follows before it gives up (black)
+
+
+@functools.cache
+def _buffer_tracer() -> Callable[..., tuple[Any, Any]]:
+    """The traced loop of the buffers, made once (Mitsuba's variant must be set first)."""
+    import drjit as dr
+
+    @dr.syntax
+    def trace(scene: Any, sampler: Any, ray: Any) -> tuple[Any, Any]:
+        """Albedo and shading normal of the first non-delta surface along each ray (one lane a ray):
+        through glass and mirrors the path goes on, weighted by the specular bounces' colour. The
+        albedo is the directional one, the BSDF sample weight, so rough metals get their reflectance."""
+        import drjit as dr  # dr.syntax compiles this function anew: its names must be its own or global
+        import mitsuba as mi
+
+        ray = mi.Ray3f(ray)
+        throughput = mi.Color3f(1.0)
+        albedo, normal = mi.Color3f(0.0), mi.Vector3f(0.0)
+        active, depth = mi.Bool(True), mi.UInt32(0)
+        context = mi.BSDFContext()
+        while dr.hint(active & (depth < MAX_BUFFER_BOUNCES), label="buffers"):
+            si = scene.ray_intersect(ray)
+            hit = si.is_valid()
+            bsdf = si.bsdf(ray)
+            delta = mi.has_flag(bsdf.flags(), mi.BSDFFlags.Delta)
+            surface = hit & ~delta
+            _, weight = bsdf.sample(context, si, sampler.next_1d(), sampler.next_2d(), surface)
+            albedo = dr.select(surface, throughput * weight, albedo)
+            normal = dr.select(surface, si.sh_frame.n, normal)
+            bounce, weight = bsdf.sample(context, si, sampler.next_1d(), sampler.next_2d(), hit & delta)
+            throughput *= weight
+            ray = si.spawn_ray(si.to_world(bounce.wo))
+            active = hit & delta
+            depth += 1
+        return albedo, normal
+
+    return trace
+
+
+def aux_buffers(scene: Any, size: int, samples: int = 32, seed: int = 7) -> tuple[np.ndarray, np.ndarray]:
+    """Clean albedo and normal (H x W x 3) for a scene's every shot: `samples` paths a pixel of their own."""
     import drjit as dr
     import mitsuba as mi
 
     sensor = scene.sensors()[0]
     count = size * size * samples
-    index = dr.arange(mi.UInt32, count)
-    pixel = index // samples
+    pixel = dr.arange(mi.UInt32, count) // samples
     sampler = mi.load_dict({"type": "independent"})
     sampler.seed(seed, count)
     position = mi.Point2f(mi.Float(pixel % size), mi.Float(pixel // size))
     ray, _ = sensor.sample_ray(0.0, 0.5, (position + sampler.next_2d()) / size, mi.Point2f(0.5))
-    ray = mi.Ray3f(ray)
-    throughput = mi.Color3f(1.0)
-    albedo, normal = mi.Color3f(0.0), mi.Vector3f(0.0)
-    active = mi.Bool(True)
-    context = mi.BSDFContext()
-    for _ in range(max_bounces):
-        si = scene.ray_intersect(ray, active)
-        hit = active & si.is_valid()
-        bsdf = si.bsdf(ray)
-        delta = mi.has_flag(bsdf.flags(), mi.BSDFFlags.Delta)
-        surface = hit & ~delta
-        # The directional albedo: the mean BSDF sample weight (one sample per path here; the
-        # `samples` paths of a pixel average it).
-        _, weight = bsdf.sample(context, si, sampler.next_1d(), sampler.next_2d(), surface)
-        albedo = dr.select(surface, throughput * weight, albedo)
-        normal = dr.select(surface, si.sh_frame.n, normal)
-        bounce, weight = bsdf.sample(context, si, sampler.next_1d(), sampler.next_2d(), hit & delta)
-        throughput *= weight
-        ray = si.spawn_ray(si.to_world(bounce.wo))
-        active = hit & delta
+    albedo, normal = _buffer_tracer()(scene, sampler, ray)
     albedo_image = np.array(albedo, dtype=np.float32).T  # drjit gives channels first: 3 x N
     normal_image = np.array(normal, dtype=np.float32).T
     albedo_image = albedo_image.reshape(size, size, samples, 3).mean(2)
     normal_image = normal_image.reshape(size, size, samples, 3).mean(2)
-    length = np.linalg.norm(normal_image, axis=-1, keepdims=True)
-    normal_image = np.where(length > 1e-6, normal_image / np.maximum(length, 1e-6), 0.0)
-    return np.clip(albedo_image, 0.0, 1.0).astype(np.float32), normal_image.astype(np.float32)
+    return _buffer_images(albedo_image, normal_image)
+
+
+def shot_buffers(scene: Any, spp: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Albedo and normal (H x W x 3) of the shot `render(scene, spp, seed)`, traced along that shot's
+    own camera samples (the same points in each pixel), as a renderer that writes its buffers beside
+    the colour gives them: noisy where a pixel's samples see different surfaces (edges, through
+    glass), and less so the more spp."""
+    import mitsuba as mi
+
+    buffers = render(scene, spp, seed, integrator=mi.load_dict({"type": _shot_buffer_integrator()}))
+    return _buffer_images(buffers[..., -6:-3], buffers[..., -3:])
+
+
+@functools.cache
+def _shot_buffer_integrator() -> str:
+    """Register, once, a Mitsuba integrator that returns black and the buffers of `_buffer_tracer`
+    as its two AOVs; its name."""
+    import mitsuba as mi
+
+    class ShotBuffers(mi.SamplingIntegrator):
+        def sample(self, scene: Any, sampler: Any, ray: Any, medium: Any = None, active: Any = True) -> tuple[Any, Any, list]:
+            albedo, normal = _buffer_tracer()(scene, sampler, ray)
+            return mi.Color3f(0.0), mi.Bool(True), [albedo.x, albedo.y, albedo.z, normal.x, normal.y, normal.z]
+
+        def aov_names(self) -> list[str]:
+            return ["albedo.R", "albedo.G", "albedo.B", "normal.X", "normal.Y", "normal.Z"]
+
+    mi.register_integrator("shot_buffers", lambda props: ShotBuffers(props))
+    return "shot_buffers"
+
+
+def aov_buffers(scene: Any, size: int, samples: int, seed: int = 7) -> tuple[np.ndarray, np.ndarray]:
+    """Albedo and normal (H x W x 3) as Mitsuba's own `aov` integrator writes them: at the first surface
+    hit, glass and polished metal included (black there, where `aux_buffers` follows the path on to
+    the next surface, as Open Image Denoise asks). Another renderer's convention, for bench/mc_buffers.py."""
+    import mitsuba as mi
+
+    integrator = mi.load_dict({"type": "aov", "aovs": "albedo:albedo,normal:sh_normal"})
+    image = np.array(mi.render(scene, spp=samples, seed=seed, integrator=integrator), dtype=np.float32)
+    assert image.shape == (size, size, 6), image.shape
+    return _buffer_images(image[..., :3], image[..., 3:])
+
+
+def _buffer_images(albedo: np.ndarray, normal: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel means of albedo and normal as buffers are stored: albedo clipped to [0, 1], normals of unit
+    length (0 where nothing was hit)."""
+    length = np.linalg.norm(normal, axis=-1, keepdims=True)
+    normal = np.where(length > 1e-6, normal / np.maximum(length, 1e-6), 0.0)
+    return np.clip(albedo, 0.0, 1.0).astype(np.float32), normal.astype(np.float32)
 
 
 def write_exr(path: Path, pixels: np.ndarray) -> None:
@@ -434,8 +509,7 @@ def main() -> None:
             if name in scenes:
                 continue  # already rendered: a killed run resumes
             timings = {}
-            shots = (("a", 2 * scene_seed + 1, spp), ("b", 2 * scene_seed + 2, args.target_spp or spp))
-            for shot, seed, shot_spp in shots:
+            for shot, seed, shot_spp in shots(scene_seed, spp, args.target_spp):
                 start = time.perf_counter()
                 write_exr(args.out / shot / f"{name}.exr", render(scene, shot_spp, seed))
                 timings[shot] = round(time.perf_counter() - start, 2)
