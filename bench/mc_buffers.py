@@ -47,16 +47,13 @@ AOV_SAMPLES = 64
 BUFFERS = ("clean", "the shot's own", "Mitsuba AOV")
 
 
-def buffer_sets(case: mc_benchmark.Case, folder: Path, scenes: dict[int, object]) -> dict[str, mc_benchmark.Case]:
-    """The case with each set of buffers of BUFFERS (the scene rebuilt from the folder's manifest, once per seed)."""
-    import mitsuba as mi
-
-    entry = json.loads((folder / "manifest.json").read_text())["scenes"][case.name]
+def buffer_sets(case: mc_benchmark.Case, entry: dict, scenes: dict[int, object]) -> dict[str, mc_benchmark.Case]:
+    """The case with each set of buffers of BUFFERS; `entry` is its scene's in the folder's manifest (the scene
+    is rebuilt from it once per seed, in `scenes`)."""
+    size = case.noisy.shape[0]
     if entry["seed"] not in scenes:
-        description = render_pairs.scene_description(entry["seed"], case.noisy.shape[0], render_pairs.FAMILIES[entry["family"]])
-        description.pop("_objects")
-        scenes[entry["seed"]] = mi.load_dict(description)
-    scene, size = scenes[entry["seed"]], case.noisy.shape[0]
+        scenes[entry["seed"]], _ = render_pairs.load_scene(entry["seed"], size, entry["family"])
+    scene = scenes[entry["seed"]]
     (_, seed, spp), _ = render_pairs.shots(entry["seed"], entry["spp"])  # the noisy input is shot a
     own = render_pairs.shot_buffers(scene, spp, seed)
     aov = render_pairs.aov_buffers(scene, size, AOV_SAMPLES)
@@ -87,6 +84,7 @@ def main() -> None:
     scores: dict[tuple[str, str, str, int], list[float]] = {}
     groups: set[tuple[str, int]] = set()
     for folder in args.renders:
+        manifest = json.loads((folder / "manifest.json").read_text())["scenes"]
         scenes: dict[int, object] = {}
         for case in mc_benchmark.render_cases(folder):
             groups.add((case.group, case.spp))
@@ -94,7 +92,7 @@ def main() -> None:
             for label, denoise in colour_only.items():
                 score = psnr_tone_mapped(mc_benchmark.image_tensor(denoise(case)), reference)
                 scores.setdefault((label, "none", case.group, case.spp), []).append(score)
-            for buffers, with_set in buffer_sets(case, folder, scenes).items():
+            for buffers, with_set in buffer_sets(case, manifest[case.name], scenes).items():
                 for label, denoise in with_buffers.items():
                     score = psnr_tone_mapped(mc_benchmark.image_tensor(denoise(with_set)), reference)
                     scores.setdefault((label, buffers, case.group, case.spp), []).append(score)

@@ -162,7 +162,8 @@ def test_the_buffer_bench_denoises_each_scene_with_the_folders_buffers_the_shots
 
     mc_buffers.render_pairs.use_llvm_variant()
     (case,) = mc_benchmark.render_cases(tmp_path)
-    sets = mc_buffers.buffer_sets(case, tmp_path, {})
+    entry = json.loads((tmp_path / "manifest.json").read_text())["scenes"][case.name]
+    sets = mc_buffers.buffer_sets(case, entry, {})
     assert list(sets) == list(mc_buffers.BUFFERS) and sets["clean"] is case
     for name in ("the shot's own", "Mitsuba AOV"):
         assert sets[name].albedo.shape == case.albedo.shape and not np.array_equal(sets[name].albedo, case.albedo)

@@ -224,6 +224,15 @@ def scene_description(seed: int, size: int, family: Family = FAMILIES["mixed"]) 
     return scene
 
 
+def load_scene(seed: int, size: int, family: str) -> tuple[Any, list[dict[str, Any]]]:
+    """Scene `seed` of a family (a FAMILIES name) loaded into Mitsuba, and its objects as the manifest lists them."""
+    import mitsuba as mi
+
+    description = scene_description(seed, size, FAMILIES[family])
+    objects = description.pop("_objects")
+    return mi.load_dict(description), objects
+
+
 def _environment(rng: random.Random, height: int = 64) -> dict[str, Any]:
     """A latitude-longitude HDR environment: a sky brightening towards the horizon over a darker
     ground, and one to three small bright windows (or a sun) above the horizon."""
@@ -497,9 +506,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     manifest_path.write_text(json.dumps(manifest, indent=1))
     for scene_seed in range(args.seed, args.seed + args.scenes):
-        description = scene_description(scene_seed, args.size, FAMILIES[args.family])
-        objects = description.pop("_objects")
-        scene = mi.load_dict(description)
+        scene, objects = load_scene(scene_seed, args.size, args.family)
         rng = random.Random(scene_seed * 7919)
         albedo, normal = aux_buffers(scene, args.size)
         reference: np.ndarray | None = None  # one per scene, shared by its spp levels

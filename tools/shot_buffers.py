@@ -29,8 +29,6 @@ def main() -> None:
     parser.add_argument("src", type=Path, help="a tools/render_pairs.py folder")
     parser.add_argument("dst", type=Path, help="the folder to write (links to SRC's renders, the shots' own buffers)")
     args = parser.parse_args()
-    import mitsuba as mi
-
     render_pairs.use_llvm_variant()
     manifest = json.loads((args.src / "manifest.json").read_text())
     manifest["commands"] = [*manifest.get("commands", []), shlex.join(["python", "tools/shot_buffers.py", *sys.argv[1:]])]
@@ -42,9 +40,7 @@ def main() -> None:
             continue  # done before a restart
         colour = args.src / "a" / f"{name}.exr"
         size = read_image(colour).pixels.shape[0]
-        description = render_pairs.scene_description(entry["seed"], size, render_pairs.FAMILIES[entry["family"]])
-        description.pop("_objects")
-        scene = mi.load_dict(description)
+        scene, _ = render_pairs.load_scene(entry["seed"], size, entry["family"])
         if (args.src / "reference" / f"{name}.exr").is_file():
             _link(args.src / "reference" / f"{name}.exr", args.dst / "reference" / f"{name}.exr")
         for shot, seed, spp in image_shots:
