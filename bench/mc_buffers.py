@@ -56,7 +56,7 @@ def buffer_sets(case: mc_benchmark.Case, entry: dict, scenes: dict[int, object])
     scene = scenes[entry["seed"]]
     (_, seed, spp), _ = render_pairs.shots(entry["seed"], entry["spp"])  # the noisy input is shot a
     own = render_pairs.shot_buffers(scene, spp, seed)
-    aov = render_pairs.aov_buffers(scene, size, AOV_SAMPLES)
+    aov = render_pairs.aov_buffers(scene, AOV_SAMPLES, seed)  # the shot's first samples among them
     return {
         "clean": case,
         "the shot's own": replace(case, albedo=own[0], normal=own[1]),

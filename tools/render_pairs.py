@@ -445,15 +445,16 @@ def _shot_buffer_integrator() -> str:
     return "shot_buffers"
 
 
-def aov_buffers(scene: Any, size: int, samples: int, seed: int = 7) -> tuple[np.ndarray, np.ndarray]:
-    """Albedo and normal (H x W x 3) as Mitsuba's own `aov` integrator writes them: at the first surface
-    hit, glass and polished metal included (black there, where `aux_buffers` follows the path on to
-    the next surface, as Open Image Denoise asks). Another renderer's convention, for bench/mc_buffers.py."""
+def aov_buffers(scene: Any, spp: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Albedo and normal (H x W x 3) as Mitsuba's own `aov` integrator writes them beside the shot
+    `render(scene, spp, seed)` (its camera samples): at the first surface hit, glass and metals
+    included (black there, where `aux_buffers` follows the path on to the next surface and takes a
+    metal's reflectance, as Open Image Denoise asks). Another renderer's convention, for
+    bench/mc_buffers.py and for training a network not to trust it."""
     import mitsuba as mi
 
     integrator = mi.load_dict({"type": "aov", "aovs": "albedo:albedo,normal:sh_normal"})
-    image = np.array(mi.render(scene, spp=samples, seed=seed, integrator=integrator), dtype=np.float32)
-    assert image.shape == (size, size, 6), image.shape
+    image = render(scene, spp, seed, integrator=integrator)
     return _buffer_images(image[..., :3], image[..., 3:])
 
 

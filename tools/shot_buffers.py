@@ -1,9 +1,12 @@
 """Give every shot of a tools/render_pairs.py folder its own albedo and normal buffers, as a
 renderer writes them beside the colour: traced along the shot's own camera samples
 (render_pairs.shot_buffers), so noisy at edges and through glass at low spp, where the folder's
-buffers are clean (32 paths a pixel of their own, one pair for both shots).
+buffers are clean (32 paths a pixel of their own, one pair for both shots). With `--convention
+aov`, the buffers Mitsuba's own aov integrator writes beside the shot instead
+(render_pairs.aov_buffers): black on glass and metals, a convention other renderers share.
 
     python tools/shot_buffers.py .data/mc-train-mixed .data/mc-train-mixed-own
+    python tools/shot_buffers.py .data/mc-train-mixed .data/mc-train-mixed-aov --convention aov
 
 DST/a/NAME.exr and DST/b/NAME.exr link to SRC's renders (and DST/reference/NAME.exr to its
 reference, where it has one, so that bench/mc_benchmark.py scores the folder); DST/a/NAME.albedo.exr,
@@ -23,13 +26,18 @@ import render_pairs  # puts the repository on the path, as for render_pairs itse
 
 from restore.io.images import read_image
 
+CONVENTIONS = {"own": render_pairs.shot_buffers, "aov": render_pairs.aov_buffers}
+"""How the shots' buffers are traced: each a function (scene, spp, seed) -> (albedo, normal)."""
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("src", type=Path, help="a tools/render_pairs.py folder")
     parser.add_argument("dst", type=Path, help="the folder to write (links to SRC's renders, the shots' own buffers)")
+    parser.add_argument("--convention", choices=CONVENTIONS, default="own", help="the shots' own buffers, or Mitsuba aov's")
     args = parser.parse_args()
     render_pairs.use_llvm_variant()
+    buffers_of = CONVENTIONS[args.convention]
     manifest = json.loads((args.src / "manifest.json").read_text())
     manifest["commands"] = [*manifest.get("commands", []), shlex.join(["python", "tools/shot_buffers.py", *sys.argv[1:]])]
     args.dst.mkdir(parents=True, exist_ok=True)
@@ -44,7 +52,7 @@ def main() -> None:
         if (args.src / "reference" / f"{name}.exr").is_file():
             _link(args.src / "reference" / f"{name}.exr", args.dst / "reference" / f"{name}.exr")
         for shot, seed, spp in image_shots:
-            albedo, normal = render_pairs.shot_buffers(scene, spp, seed)
+            albedo, normal = buffers_of(scene, spp, seed)
             _link(args.src / shot / f"{name}.exr", args.dst / shot / f"{name}.exr")
             render_pairs.write_exr(args.dst / shot / f"{name}.albedo.exr", albedo)
             render_pairs.write_exr(args.dst / shot / f"{name}.normal.exr", normal)  # last: marks the shot done
