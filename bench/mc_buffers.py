@@ -19,7 +19,9 @@ rebuilt; needs the render extra) is denoised with three sets of buffers:
 
 Methods: OIDN with buffers, the bundled n2n-mc-aux and any --models (with buffers); OIDN and
 n2n-mc on colour alone as the floor a buffer model should never fall under. Scores: the
-tone-mapped PSNR of bench/mc_benchmark.py, mean over scenes.
+tone-mapped PSNR of bench/mc_benchmark.py, mean over scenes. A second table gives the share of
+lit surface pixels whose albedo is black (restore.hdr.black_albedo_share), over which `restore
+denoise` warns that the buffers follow another convention (restore.hdr.BLACK_ALBEDO_SHARE).
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ import mc_benchmark  # noqa: E402
 import render_pairs  # noqa: E402
 
 from restore.api import load  # noqa: E402
-from restore.hdr import psnr_tone_mapped  # noqa: E402
+from restore.hdr import BLACK_ALBEDO_SHARE, black_albedo_share, psnr_tone_mapped  # noqa: E402
 from restore.zoo import bundled_models  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "mc-buffers.md"
@@ -82,6 +84,7 @@ def main() -> None:
         with_buffers[str(path)] = mc_benchmark.ours(load(path))
 
     scores: dict[tuple[str, str, str, int], list[float]] = {}
+    black: dict[tuple[str, str, int], list[float]] = {}  # black albedo shares by (buffers, group, spp)
     groups: set[tuple[str, int]] = set()
     for folder in args.renders:
         manifest = json.loads((folder / "manifest.json").read_text())["scenes"]
@@ -93,6 +96,8 @@ def main() -> None:
                 score = psnr_tone_mapped(mc_benchmark.image_tensor(denoise(case)), reference)
                 scores.setdefault((label, "none", case.group, case.spp), []).append(score)
             for buffers, with_set in buffer_sets(case, manifest[case.name], scenes).items():
+                planes = (mc_benchmark.image_tensor(a)[0] for a in (with_set.noisy, with_set.albedo, with_set.normal))
+                black.setdefault((buffers, case.group, case.spp), []).append(black_albedo_share(*planes))
                 for label, denoise in with_buffers.items():
                     score = psnr_tone_mapped(mc_benchmark.image_tensor(denoise(with_set)), reference)
                     scores.setdefault((label, buffers, case.group, case.spp), []).append(score)
@@ -118,6 +123,23 @@ def main() -> None:
     for label, buffers in rows:
         cells = [f"{statistics.mean(scores[(label, buffers, g, spp)]):.2f}" for g, spp in columns]
         lines.append(f"| {label} | {buffers} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "## Black albedo on lit surfaces",
+        "",
+        "Share of the pixels that show a surface and some light whose albedo is black (`restore.hdr.black_albedo_share`):",
+        f"mean / largest over scenes, and the scenes above {BLACK_ALBEDO_SHARE:.0%}, where `restore denoise` warns.",
+        "",
+        "| buffers | " + " | ".join(f"{g} {spp} spp ({counts[(g, spp)]})" for g, spp in columns) + " |",
+        "|---" + "|---" * len(columns) + "|",
+    ]
+    for buffers in BUFFERS:
+        cells = []
+        for column in columns:
+            shares = black[(buffers, *column)]
+            above = sum(share > BLACK_ALBEDO_SHARE for share in shares)
+            cells.append(f"{statistics.mean(shares):.1%} / {max(shares):.1%}, {above} above")
+        lines.append(f"| {buffers} | " + " | ".join(cells) + " |")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -188,6 +188,8 @@ def _process(
                 progress.console.print(
                     f"{result.job.source} -> {result.job.target}  ({w}x{h}, {result.model}{level}, {result.seconds:.1f} s)"
                 )
+                for note in result.notes:
+                    progress.console.print(f"warning: '{result.job.source}': {note}")
     if failures:
         if len(jobs) > 1:
             print(f"{len(jobs) - failures} of {len(jobs)} written; {failures} failed", file=sys.stderr, flush=True)

@@ -86,6 +86,36 @@ ALBEDO_EPS = 0.01
 values, and a noisy albedo near 0 does not turn into fireflies."""
 
 
+BLACK_ALBEDO_SHARE = 0.05
+"""Share of a render's lit surface pixels with a black albedo above which `buffer_convention_note`
+speaks. With the albedo traced through glass and a metal's reflectance taken (Open Image Denoise's
+convention, the training renders'), no development or test scene comes near it; with Mitsuba's aov
+integrator, which stops at the first surface, most do (bench/results/mc-buffers.md, its last table)."""
+
+
+def black_albedo_share(colour: torch.Tensor, albedo: torch.Tensor, normal: torch.Tensor) -> float:
+    """Of the pixels that show a surface (a normal) and some light, the share whose albedo is black
+    (C x H x W each, linear colour)."""
+    surface = normal.abs().amax(0) > 0.1  # no surface: 0, where rays left the scene
+    lit = colour.clamp_min(0).sum(0) > 0
+    black = albedo.amax(0) < 1e-3
+    seen = (surface & lit).sum().item()
+    return (surface & lit & black).sum().item() / seen if seen else 0.0
+
+
+def buffer_convention_note(colour: torch.Tensor, albedo: torch.Tensor, normal: torch.Tensor) -> str | None:
+    """A one-line warning when the albedo buffer looks written by a renderer that stops at glass and
+    metal (black there), which a model trained on Open Image Denoise's convention misreads; else None."""
+    share = black_albedo_share(colour, albedo, normal)
+    if share <= BLACK_ALBEDO_SHARE:
+        return None
+    return (
+        f"the albedo buffer is black on {share:.0%} of the lit surfaces, as renderers that stop at glass and metal write it; "
+        "the render models expect the albedo seen through glass and a metal's reflectance (README, Renders), "
+        "and may do better without these buffers (--model n2n-mc)"
+    )
+
+
 def is_hdr(input_transform: str) -> bool:
     """Whether a model with this input transform takes linear HDR input through `network_input`."""
     return input_transform.startswith("hdr")

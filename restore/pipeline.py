@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from restore.api import InferenceOptions, Model, default_denoiser, denoiser, estimate_noise_level, run_model, upscaler_for
+from restore.hdr import buffer_convention_note
 from restore.io.datasets import AUX_BUFFERS, aux_path, load_aux
 from restore.io.images import MAX_PIXELS, Image, ImageError, read_image, srgb_decode, srgb_encode, write_image
 from restore.io.nonfinite import count_nonfinite, repair_nonfinite
@@ -40,6 +41,7 @@ class Restored:
     image: Image
     model: Model
     noise_level: float | None = None
+    notes: tuple[str, ...] = ()  # warnings about the input the result was made from, one line each
 
 
 def precision_for(bit_depth: str, precision: str) -> str:
@@ -72,6 +74,7 @@ def restore_image(
     elif model.info.transfer == "linear" and image.transfer == "srgb":
         pixels = srgb_decode(pixels)
     level = estimate_noise_level(model, pixels)
+    notes = _buffer_notes(pixels, model, aux)
     inference = replace(options, precision=precision_for(image.bit_depth, options.precision))
     result = run_model(model, pixels, inference, on_tile=on_tile, aux=aux, noise_level=level)
     if model.info.transfer == "srgb":
@@ -90,7 +93,18 @@ def restore_image(
     scale = result.shape[1] / image.width
     dpi = (image.dpi[0] * scale, image.dpi[1] * scale) if image.dpi else None
     restored = replace(image, pixels=np.ascontiguousarray(result, dtype=np.float32), alpha=alpha, dpi=dpi)
-    return Restored(restored, model, level)
+    return Restored(restored, model, level, notes)
+
+
+def _buffer_notes(pixels: np.ndarray, model: Model, aux: np.ndarray | None) -> tuple[str, ...]:
+    """A warning when the albedo and normal buffers given a render model follow another convention than its training's."""
+    if aux is None or not {"albedo", "normal"} <= set(model.info.aux):
+        return ()
+    channels = torch.from_numpy(np.ascontiguousarray(aux, dtype=np.float32)).permute(2, 0, 1)
+    buffers = {name: channels[3 * i : 3 * i + 3] for i, name in enumerate(model.info.aux)}
+    colour = torch.from_numpy(np.ascontiguousarray(pixels, dtype=np.float32)).permute(2, 0, 1)
+    note = buffer_convention_note(colour, buffers["albedo"], buffers["normal"])
+    return (note,) if note else ()
 
 
 ModelChoice = Model | Callable[[Image, bool], Model]

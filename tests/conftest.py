@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import subprocess
 import sys
@@ -77,6 +78,11 @@ def assert_one_line_error(result: subprocess.CompletedProcess[str], fragment: st
     assert "Traceback" not in result.stderr + result.stdout
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error:") and fragment in lines[0], result.stderr
+
+
+def manifest_lines(path: Path) -> list[dict]:
+    """The records of a --manifest file, one a line."""
+    return [json.loads(line) for line in path.read_text().splitlines()]
 
 
 def write_png(path: Path, pixels: np.ndarray, bit_depth: str = "u8", alpha: np.ndarray | None = None) -> Path:

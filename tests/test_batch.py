@@ -3,7 +3,6 @@ between machines, and a JSON Lines manifest records what became of every input."
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -14,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import assert_one_line_error, run, run_process, smooth_image, write_png
+from conftest import assert_one_line_error, manifest_lines, run, run_process, smooth_image, write_png
 from restore.engines.batch import expand_inputs, parse_shard, plan_outputs, take_shard
 
 
@@ -22,10 +21,6 @@ def image_folder(folder: Path, count: int, size: int = 24) -> Path:
     for i in range(count):
         write_png(folder / f"img{i:03d}.png", smooth_image(size, size, seed=i))
     return folder
-
-
-def manifest_lines(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines()]
 
 
 @pytest.mark.defect(6)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
 import restore
-from conftest import assert_one_line_error, run, smooth_image
+from conftest import assert_one_line_error, manifest_lines, run, smooth_image
 from restore.archs import create
 from restore.hdr import (
     ALBEDO_EPS,
@@ -15,6 +17,8 @@ from restore.hdr import (
     LOG,
     LOG_DEMODULATED,
     HdrFrame,
+    black_albedo_share,
+    buffer_convention_note,
     estimated_psnr_tone_mapped,
     exposure,
     log_decode,
@@ -337,3 +341,47 @@ def test_finetuning_an_hdr_model_with_the_l1_loss_feeds_it_the_input_it_expects(
     # Each step's batch (2 crops), then the validation pair, exposed and tone-mapped first.
     assert exposed == [2, 1, 2, 1]
     assert info.input_transform == "hdr" and info.transfer == "linear"
+
+
+def glass_render(black_rows: int, size: int = 20) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A lit render (H x W x 3) whose albedo is black on its first `black_rows` rows, as a renderer that
+    stops at glass writes it, and whose last 5 rows show the sky (no surface: normal 0)."""
+    colour = np.full((size, size, 3), 0.5, np.float32)
+    albedo = np.full((size, size, 3), 0.6, np.float32)
+    albedo[:black_rows] = 0
+    normal = np.zeros((size, size, 3), np.float32)
+    normal[: size - 5, :, 2] = 1
+    albedo[size - 5 :] = 0  # the sky has no albedo in either convention
+    return colour, albedo, normal
+
+
+def test_the_black_albedo_share_counts_lit_surfaces_only():
+    colour, albedo, normal = (torch.from_numpy(a).permute(2, 0, 1) for a in glass_render(black_rows=3))
+    assert black_albedo_share(colour, albedo, normal) == pytest.approx(3 / 15)  # the sky's 5 rows are not surfaces
+    colour[:, :3] = 0  # unlit, a black albedo says nothing of the convention
+    assert black_albedo_share(colour, albedo, normal) == 0
+    assert buffer_convention_note(colour, albedo, normal) is None
+
+
+def test_buffers_black_on_glass_draw_one_warning_line_and_the_render_is_still_denoised(tmp_path):
+    network = create("n2n_unet_aux")
+    info = ModelInfo(
+        name="aux", architecture=network.architecture, config=network.config_dict(), task="denoise",
+        transfer="linear", input_transform=LOG_DEMODULATED, aux=["albedo", "normal"],
+    )  # fmt: skip
+    save_model_file(tmp_path / "aux.safetensors", network, info)
+    (tmp_path / "in").mkdir()
+    for name, black_rows in (("glass", 6), ("opaque", 0)):
+        for suffix, pixels in zip(("", ".albedo", ".normal"), glass_render(black_rows), strict=True):
+            write_image(tmp_path / "in" / f"{name}{suffix}.exr", Image(pixels, None, "f32", "linear"))
+    manifest = tmp_path / "runs.jsonl"
+    result = run("denoise", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--model", str(tmp_path / "aux.safetensors"),
+                 "--manifest", str(manifest))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "glass.exr" in warnings[0] and "black on 40% of the lit surfaces" in warnings[0]
+    assert {Path(line["source"]).name: line.get("notes") for line in manifest_lines(manifest)} == {
+        "glass.exr": [warnings[0].split("glass.exr': ", 1)[1]],
+        "opaque.exr": None,
+    }
+    assert (tmp_path / "out" / "glass.exr").is_file() and (tmp_path / "out" / "opaque.exr").is_file()

@@ -53,6 +53,7 @@ class FileResult:
     error: str = ""
     size: tuple[int, int] = (0, 0)  # width, height of the written image
     noise_level: float | None = None  # what a level-conditioned model read off the input (sigma, 0-255)
+    notes: tuple[str, ...] = ()  # warnings about the input (restore.pipeline.Restored.notes)
 
     def manifest_line(self) -> str:
         record = {
@@ -66,6 +67,8 @@ class FileResult:
         }
         if self.noise_level is not None:
             record["noise_level"] = round(self.noise_level, 2)
+        if self.notes:
+            record["notes"] = list(self.notes)
         return json.dumps(record, ensure_ascii=False)
 
 
@@ -198,7 +201,8 @@ def run_job(job: Job, model: ModelChoice, options: RunOptions, on_tile: TileCall
     precision = next(name for name, value in PRECISIONS.items() if value == dtype)
     height, width = image.pixels.shape[:2]
     seconds = time.perf_counter() - start
-    return FileResult(job, "written", used.name, precision, seconds, size=(width, height), noise_level=restored.noise_level)
+    level, notes = restored.noise_level, restored.notes
+    return FileResult(job, "written", used.name, precision, seconds, size=(width, height), noise_level=level, notes=notes)
 
 
 @contextmanager

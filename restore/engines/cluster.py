@@ -41,6 +41,7 @@ class _Worker:
             "error": [r.error for r in results],
             "width": [r.size[0] for r in results],
             "height": [r.size[1] for r in results],
+            "notes": ["\n".join(r.notes) for r in results],  # one string a row: Ray's columns hold no ragged lists
         }
 
 
@@ -100,4 +101,6 @@ def run_on_ray(
     for row in restored.iter_rows():
         job = Job(Path(row["source"]), Path(row["target"]))
         size = (int(row["width"]), int(row["height"]))
-        yield FileResult(job, row["status"], row["model"], row["precision"], float(row["seconds"]), row["error"], size)
+        notes = tuple(note for note in row["notes"].split("\n") if note)
+        fields = row["status"], row["model"], row["precision"], float(row["seconds"]), row["error"]
+        yield FileResult(job, *fields, size, notes=notes)
