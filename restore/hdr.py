@@ -89,8 +89,9 @@ values, and a noisy albedo near 0 does not turn into fireflies."""
 BLACK_ALBEDO_SHARE = 0.05
 """Share of a render's lit surface pixels with a black albedo above which `buffer_convention_note`
 speaks. With the albedo traced through glass and a metal's reflectance taken (Open Image Denoise's
-convention, the training renders'), no development or test scene comes near it; with Mitsuba's aov
-integrator, which stops at the first surface, most do (bench/results/mc-buffers.md, its last table)."""
+convention, the training renders'), at most 2.5% of any development or test scene's are black; with
+Mitsuba's aov integrator, which stops at the first surface, most scenes pass 5%
+(bench/results/mc-buffers.md, its last table)."""
 
 
 def black_albedo_share(colour: torch.Tensor, albedo: torch.Tensor, normal: torch.Tensor) -> float:

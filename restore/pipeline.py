@@ -96,14 +96,22 @@ def restore_image(
     return Restored(restored, model, level, notes)
 
 
+NOTE_SAMPLE_PIXELS = 2**20
+"""The buffer check looks at about this many pixels on a regular grid: a share is as well estimated
+from a megapixel, and a 50-megapixel render's buffers are not copied whole beside its tiles."""
+
+
 def _buffer_notes(pixels: np.ndarray, model: Model, aux: np.ndarray | None) -> tuple[str, ...]:
     """A warning when the albedo and normal buffers given a render model follow another convention than its training's."""
     if aux is None or not {"albedo", "normal"} <= set(model.info.aux):
         return ()
-    channels = torch.from_numpy(np.ascontiguousarray(aux, dtype=np.float32)).permute(2, 0, 1)
-    buffers = {name: channels[3 * i : 3 * i + 3] for i, name in enumerate(model.info.aux)}
-    colour = torch.from_numpy(np.ascontiguousarray(pixels, dtype=np.float32)).permute(2, 0, 1)
-    note = buffer_convention_note(colour, buffers["albedo"], buffers["normal"])
+    stride = max(1, round((pixels.shape[0] * pixels.shape[1] / NOTE_SAMPLE_PIXELS) ** 0.5))
+
+    def planes(array: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(array[::stride, ::stride], dtype=np.float32)).permute(2, 0, 1)
+
+    buffers = {name: planes(aux[..., 3 * i : 3 * i + 3]) for i, name in enumerate(model.info.aux)}
+    note = buffer_convention_note(planes(pixels[..., :3]), buffers["albedo"], buffers["normal"])
     return (note,) if note else ()
 
 

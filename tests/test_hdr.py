@@ -385,3 +385,14 @@ def test_buffers_black_on_glass_draw_one_warning_line_and_the_render_is_still_de
         "opaque.exr": None,
     }
     assert (tmp_path / "out" / "glass.exr").is_file() and (tmp_path / "out" / "opaque.exr").is_file()
+
+
+def test_a_large_renders_buffers_are_checked_on_a_sample_that_finds_the_same_share():
+    from restore.pipeline import NOTE_SAMPLE_PIXELS, _buffer_notes
+
+    colour, albedo, normal = glass_render(black_rows=0, size=2100)  # 4.4 megapixels: every 2nd row and column looked at
+    albedo[:700] = 0  # a third of the 2,095 surface rows
+    assert 2100 * 2100 > 4 * NOTE_SAMPLE_PIXELS
+    model = restore.load("n2n-mc-aux")
+    (note,) = _buffer_notes(colour, model, np.concatenate([albedo, normal], axis=-1))
+    assert "black on 33% of the lit surfaces" in note
