@@ -98,22 +98,22 @@ def black_albedo_share(colour: torch.Tensor, albedo: torch.Tensor, normal: torch
     """Of the pixels that show a surface (a normal) and some light, the share whose albedo is black
     (C x H x W each, linear colour)."""
     surface = normal.abs().amax(0) > 0.1  # no surface: 0, where rays left the scene
-    lit = colour.clamp_min(0).sum(0) > 0
-    black = albedo.amax(0) < 1e-3
-    seen = (surface & lit).sum().item()
-    return (surface & lit & black).sum().item() / seen if seen else 0.0
+    seen = surface & (colour.clamp_min(0).sum(0) > 0)
+    count = seen.sum().item()
+    return (seen & (albedo.amax(0) < 1e-3)).sum().item() / count if count else 0.0
 
 
-def buffer_convention_note(colour: torch.Tensor, albedo: torch.Tensor, normal: torch.Tensor) -> str | None:
+def buffer_convention_note(colour: torch.Tensor, albedo: torch.Tensor, normal: torch.Tensor, colour_model: str) -> str | None:
     """A one-line warning when the albedo buffer looks written by a renderer that stops at glass and
-    metal (black there), which a model trained on Open Image Denoise's convention misreads; else None."""
+    metal (black there), which a model trained on Open Image Denoise's convention misreads, pointing
+    to `colour_model` (one without buffers); else None."""
     share = black_albedo_share(colour, albedo, normal)
     if share <= BLACK_ALBEDO_SHARE:
         return None
     return (
         f"the albedo buffer is black on {share:.0%} of the lit surfaces, as renderers that stop at glass and metal write it; "
         "the render models expect the albedo seen through glass and a metal's reflectance (README, Renders), "
-        "and may do better without these buffers (--model n2n-mc)"
+        f"and may do better without these buffers (--model {colour_model})"
     )
 
 

@@ -13,7 +13,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from restore.api import InferenceOptions, Model, default_denoiser, denoiser, estimate_noise_level, run_model, upscaler_for
+from restore.api import (
+    RENDER_DENOISER,
+    InferenceOptions,
+    Model,
+    default_denoiser,
+    denoiser,
+    estimate_noise_level,
+    run_model,
+    upscaler_for,
+)
 from restore.hdr import buffer_convention_note
 from restore.io.datasets import AUX_BUFFERS, aux_path, load_aux
 from restore.io.images import MAX_PIXELS, Image, ImageError, read_image, srgb_decode, srgb_encode, write_image
@@ -111,7 +120,7 @@ def _buffer_notes(pixels: np.ndarray, model: Model, aux: np.ndarray | None) -> t
         return torch.from_numpy(np.ascontiguousarray(array[::stride, ::stride], dtype=np.float32)).permute(2, 0, 1)
 
     buffers = {name: planes(aux[..., 3 * i : 3 * i + 3]) for i, name in enumerate(model.info.aux)}
-    note = buffer_convention_note(planes(pixels[..., :3]), buffers["albedo"], buffers["normal"])
+    note = buffer_convention_note(planes(pixels[..., :3]), buffers["albedo"], buffers["normal"], RENDER_DENOISER)
     return (note,) if note else ()
 
 

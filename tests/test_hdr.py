@@ -360,7 +360,7 @@ def test_the_black_albedo_share_counts_lit_surfaces_only():
     assert black_albedo_share(colour, albedo, normal) == pytest.approx(3 / 15)  # the sky's 5 rows are not surfaces
     colour[:, :3] = 0  # unlit, a black albedo says nothing of the convention
     assert black_albedo_share(colour, albedo, normal) == 0
-    assert buffer_convention_note(colour, albedo, normal) is None
+    assert buffer_convention_note(colour, albedo, normal, "n2n-mc") is None
 
 
 def test_buffers_black_on_glass_draw_one_warning_line_and_the_render_is_still_denoised(tmp_path):

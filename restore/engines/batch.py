@@ -201,8 +201,10 @@ def run_job(job: Job, model: ModelChoice, options: RunOptions, on_tile: TileCall
     precision = next(name for name, value in PRECISIONS.items() if value == dtype)
     height, width = image.pixels.shape[:2]
     seconds = time.perf_counter() - start
-    level, notes = restored.noise_level, restored.notes
-    return FileResult(job, "written", used.name, precision, seconds, size=(width, height), noise_level=level, notes=notes)
+    return FileResult(
+        job, "written", used.name, precision, seconds,
+        size=(width, height), noise_level=restored.noise_level, notes=restored.notes,
+    )  # fmt: skip
 
 
 @contextmanager

@@ -102,5 +102,6 @@ def run_on_ray(
         job = Job(Path(row["source"]), Path(row["target"]))
         size = (int(row["width"]), int(row["height"]))
         notes = tuple(note for note in row["notes"].split("\n") if note)
-        fields = row["status"], row["model"], row["precision"], float(row["seconds"]), row["error"]
-        yield FileResult(job, *fields, size, notes=notes)
+        yield FileResult(
+            job, row["status"], row["model"], row["precision"], float(row["seconds"]), row["error"], size, notes=notes
+        )
