@@ -138,6 +138,24 @@ def test_the_ray_engine_writes_the_bytes_of_the_local_engine(tmp_path, tiny_mode
     assert sorted(line["status"] for line in manifest_lines(manifest)) == ["written"] * 3
 
 
+def test_the_ray_engine_reports_the_level_a_level_model_read_as_the_local_engine_does(tmp_path):
+    # The default photo model reads each photo's noise level; through Ray the level must reach
+    # the printed line and the manifest just as it does locally.
+    rng = np.random.default_rng(5)
+    write_png(tmp_path / "in" / "grain.png", np.clip(smooth_image(32, 40, seed=4) + rng.normal(0, 0.06, (32, 40, 3)), 0, 1))
+    levels = {}
+    for engine in ("local", "ray"):
+        manifest = tmp_path / f"{engine}.jsonl"
+        result = run_process(
+            "denoise", str(tmp_path / "in"), "-o", str(tmp_path / engine), "--engine", engine, "--manifest", str(manifest)
+        )
+        assert result.returncode == 0, result.stderr
+        assert "n2n-photo-level, noise " in result.stdout + result.stderr
+        (line,) = manifest_lines(manifest)
+        levels[engine] = line["noise_level"]
+    assert levels["ray"] == levels["local"] > 0
+
+
 @pytest.mark.defect(13)
 def test_a_folder_run_names_the_files_it_passes_over_unless_they_belong_to_an_image_beside_them(tmp_path, tiny_models):
     folder = tmp_path / "in"

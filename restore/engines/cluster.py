@@ -41,6 +41,7 @@ class _Worker:
             "error": [r.error for r in results],
             "width": [r.size[0] for r in results],
             "height": [r.size[1] for r in results],
+            "noise_level": [r.noise_level for r in results],  # None where the model reads no level
             "notes": ["\n".join(r.notes) for r in results],  # one string a row: Ray's columns hold no ragged lists
         }
 
@@ -102,6 +103,7 @@ def run_on_ray(
         job = Job(Path(row["source"]), Path(row["target"]))
         size = (int(row["width"]), int(row["height"]))
         notes = tuple(note for note in row["notes"].split("\n") if note)
+        level = None if row["noise_level"] is None else float(row["noise_level"])
         yield FileResult(
-            job, row["status"], row["model"], row["precision"], float(row["seconds"]), row["error"], size, notes=notes
+            job, row["status"], row["model"], row["precision"], float(row["seconds"]), row["error"], size, level, notes
         )
