@@ -11,7 +11,9 @@ with --renders, every scene of tools/render_pairs.py folders that has a referenc
 them with seeds the training scenes did not use); each folder is a column group. Scores: PSNR after the tone map
 T(v) = (max(v, 0) / (1 + max(v, 0)))^(1/2.2) against the reference, RGB, peak 1, mean over
 scenes per spp. Methods: the noisy input; OIDN (`pyoidn`, hdr=True, quality high) on colour
-alone and with albedo + normal; the bundled n2n-mc / n2n-mc-aux when present; a finetuned
+alone and with albedo + normal; the bundled n2n-mc / n2n-mc-aux when present (n2n-mc-aux
+cleans its buffers with the prefilter its file names, as `restore denoise` does, and a row
+"buffers as given" runs it without); a finetuned
 model given with --finetuned; any other model files given with --models (a model before
 retraining, say), each a row named by its file. A second table gives the relative error of the
 linear energy in the brightest 1% of reference pixels (highlights and emitters that come back
@@ -132,10 +134,13 @@ def oidn(with_aux: bool) -> Denoiser:
     return run
 
 
-def ours(model: Model, precision: str = "fp32") -> Denoiser:
+def ours(model: Model, precision: str = "fp32", prefilter_aux: bool = True) -> Denoiser:
+    """`model` as `restore denoise` runs it (its buffer prefilter first, unless `prefilter_aux` is False)."""
+    options = InferenceOptions(device="cpu", precision=precision, prefilter_aux=prefilter_aux)
+
     def run(case: Case) -> np.ndarray:
         aux = np.concatenate([case.albedo, case.normal], axis=-1) if model.info.aux else None
-        return run_model(model, case.noisy, InferenceOptions(device="cpu", precision=precision), aux=aux)
+        return run_model(model, case.noisy, options, aux=aux)
 
     return run
 
@@ -196,6 +201,8 @@ def main() -> None:
     bundled = {name: load(name) for name in ("n2n-mc", "n2n-mc-aux") if name in bundled_models()}
     for name, model in bundled.items():
         methods[name] = ours(model)
+        if model.aux_prefilter is not None:  # what the prefilter adds: the same network on the buffers as given
+            methods[f"{name}, buffers as given"] = ours(model, prefilter_aux=False)
     if "bf16" in cpu_precisions():  # what --precision bf16 gives (auto keeps fp32 for float renders)
         for name, model in bundled.items():
             methods[f"{name}, bf16"] = ours(model, "bf16")

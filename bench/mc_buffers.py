@@ -17,7 +17,8 @@ rebuilt; needs the render extra) is denoised with three sets of buffers:
 - Mitsuba AOV: Mitsuba's own `aov` integrator, 64 paths a pixel (`aov_buffers`): albedo and
   normal of the first surface hit, black on glass and polished metal.
 
-Methods: OIDN with buffers, the bundled n2n-mc-aux and any --models (with buffers); OIDN and
+Methods: OIDN with buffers, the bundled n2n-mc-aux (its buffers cleaned by the prefilter its file
+names, and again as given) and any --models (with buffers); OIDN and
 n2n-mc on colour alone as the floor a buffer model should never fall under. Scores: the
 tone-mapped PSNR of bench/mc_benchmark.py, mean over scenes. A second table gives the share of
 lit surface pixels whose albedo is black (restore.hdr.black_albedo_share), over which `restore
@@ -77,7 +78,10 @@ def main() -> None:
     with_buffers: dict[str, mc_benchmark.Denoiser] = {"OIDN (colour + albedo + normal)": mc_benchmark.oidn(True)}
     colour_only: dict[str, mc_benchmark.Denoiser] = {"OIDN (colour)": mc_benchmark.oidn(False)}
     if "n2n-mc-aux" in bundled_models():
-        with_buffers["n2n-mc-aux"] = mc_benchmark.ours(load("n2n-mc-aux"))
+        aux_model = load("n2n-mc-aux")
+        with_buffers["n2n-mc-aux"] = mc_benchmark.ours(aux_model)
+        if aux_model.aux_prefilter is not None:
+            with_buffers["n2n-mc-aux, buffers as given"] = mc_benchmark.ours(aux_model, prefilter_aux=False)
     if "n2n-mc" in bundled_models():
         colour_only["n2n-mc"] = mc_benchmark.ours(load("n2n-mc"))
     for path in args.models:

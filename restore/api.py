@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TypeVar
 
@@ -45,6 +45,7 @@ class Model:
     network: Restorer
     info: ModelInfo
     source: str
+    aux_prefilter: Model | None = None  # what cleans the buffers first (`info.aux_prefilter`, loaded with it)
 
     @property
     def name(self) -> str:
@@ -64,6 +65,7 @@ class InferenceOptions:
     ensemble: bool = False  # average the 8 flips and rotations (8x the time)
     outscale: float | None = None  # resize the output (MATLAB bicubic) to this factor of the input size
     strength: float = 1.0  # level-conditioned models: told the level times this (0 returns the input)
+    prefilter_aux: bool = True  # models with a buffer prefilter: clean the buffers with it first
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.strength) and self.strength >= 0):
@@ -78,7 +80,13 @@ def load(name_or_path: str | os.PathLike[str]) -> Model:
     looks_like_path = os.sep in text or Path(text).suffix != "" or Path(text).exists()
     path = Path(text) if looks_like_path else bundled_path(text)
     network, info = load_model_file(path)
-    return Model(network, info, str(path))
+    prefilter = None
+    if info.aux_prefilter:
+        try:
+            prefilter = load(info.aux_prefilter)
+        except ModelFileError as err:
+            raise ModelFileError(f"'{path}' names the buffer prefilter '{info.aux_prefilter}': {err}") from None
+    return Model(network, info, str(path), prefilter)
 
 
 def _as_model(model: Model | str | os.PathLike[str]) -> Model:
@@ -192,6 +200,11 @@ def run_model(
                 (ah, aw), (h, w) = aux_batch.shape[-2:], batch.shape[-2:]
                 needs += f": the buffers are {aw} x {ah}, the image {w} x {h}"
             raise ValueError(needs)
+        if model.aux_prefilter is not None and options.prefilter_aux:
+            # Buffers traced along the colour's own few samples are noisy at edges and through
+            # glass; the denoiser multiplies its output back by the albedo, so their noise would
+            # land in the image. bench/results/mc-buffers.md measures what this gains.
+            aux_batch = run_model(model.aux_prefilter, aux_batch, replace(options, ensemble=False, outscale=None))
         batch = torch.cat([batch, aux_batch], dim=1)
     gray_on_colour = channels == 1 and colour_channels == 3
     dev = resolve_device(options.device)

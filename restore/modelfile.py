@@ -18,6 +18,8 @@ the network (spandrel's rule), as string metadata in the safetensors header:
                     "hdr-log-demodulated": log radiance in and out; absent in older files = "none"
   aux               JSON list of auxiliary buffers the network takes after the colour channels,
                     e.g. ["albedo", "normal"] (3 channels each); [] when absent
+  aux_prefilter     the bundled model that cleans those buffers before the network sees them
+                    (restore.api.load loads it beside the network); "" or absent: none
   training          JSON summary: data, command, steps, wall time, device, metrics
 
 Loading never unpickles: pickled checkpoints (.pth, .pt, ...) are refused.
@@ -64,6 +66,7 @@ class ModelInfo:
     transfer: str = "srgb"
     input_transform: str = "none"
     aux: list[str] = field(default_factory=list)
+    aux_prefilter: str = ""
     description: str = ""
     training: dict[str, Any] = field(default_factory=dict)
 

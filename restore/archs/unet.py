@@ -167,6 +167,56 @@ def n2n_unet_aux() -> UNet:
 
 
 @dataclass
+class BufferUNetConfig:
+    channels: int = 6  # the buffers in and out: albedo and normal, 3 each
+    features: tuple[int, int, int] = (16, 32, 48)  # per level: full, half and quarter resolution
+
+
+@register_architecture
+class BufferUNet(Restorer):
+    """A small three-level U-Net that cleans a render's albedo and normal buffers before the
+    denoiser sees them (Open Image Denoise prefilters noisy buffers the same way): a residual on
+    its input, the last convolution zero at the start, so an untrained one hands the buffers
+    through unchanged. About a tenth of the denoiser's work per pixel."""
+
+    architecture = "buffer_unet"
+    config_class = BufferUNetConfig
+
+    def __init__(self, config: BufferUNetConfig) -> None:
+        super().__init__(config)
+        c, (f0, f1, f2) = config.channels, config.features
+        self.in_channels = self.out_channels = c
+        self.size_multiple = 4  # two 2x2 pools
+        self.receptive_margin = 32  # an output pixel depends on inputs up to 22 px away (input gradients)
+        self.floats_per_pixel = 2 * (f0 + f1) + c + 16
+        self.enc0 = nn.ModuleList([_conv(c, f0), _conv(f0, f0)])
+        self.enc1 = nn.ModuleList([_conv(f0, f1), _conv(f1, f1)])
+        self.enc2 = nn.ModuleList([_conv(f1, f2), _conv(f2, f2)])
+        self.dec1 = nn.ModuleList([_conv(f2 + f1, f1), _conv(f1, f1)])
+        self.dec0 = nn.ModuleList([_conv(f1 + f0, f0), _conv(f0, c)])
+        nn.init.zeros_(self.dec0[1].weight)
+        nn.init.zeros_(self.dec0[1].bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        x = reflect_pad_to_multiple(x, 4)
+        act = lambda t: F.leaky_relu(t, 0.1)  # noqa: E731
+        up = lambda t: F.interpolate(t, scale_factor=2.0, mode="nearest")  # noqa: E731
+        full = act(self.enc0[1](act(self.enc0[0](x))))
+        half = act(self.enc1[1](act(self.enc1[0](F.max_pool2d(full, 2)))))
+        quarter = act(self.enc2[1](act(self.enc2[0](F.max_pool2d(half, 2)))))
+        t = act(self.dec1[1](act(self.dec1[0](torch.cat([up(quarter), half], dim=1)))))
+        t = self.dec0[1](act(self.dec0[0](torch.cat([up(t), full], dim=1))))
+        return (x + t)[..., :h, :w]
+
+
+@register_variant
+def aux_prefilter() -> BufferUNet:
+    """The buffer cleaner of render denoisers: albedo and normal in, the same cleaned out."""
+    return BufferUNet(BufferUNetConfig())
+
+
+@dataclass
 class LevelUNetConfig:
     channels: int = 3
     encoder_features: int = 48

@@ -988,6 +988,8 @@ def _export_info(
         transfer="linear" if is_hdr(transform) else "srgb",
         input_transform=transform,
         aux=aux_buffers_of(network),
+        # The start's buffer prefilter stays with the network that learned from the start's weights.
+        aux_prefilter=base.aux_prefilter if base is not None and aux_buffers_of(network) else "",
         description=description,
         training={
             "data": data.description,
