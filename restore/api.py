@@ -74,19 +74,39 @@ class InferenceOptions:
             raise ValueError(f"outscale must be a positive number, got {self.outscale}")
 
 
-def load(name_or_path: str | os.PathLike[str]) -> Model:
-    """Load a bundled model by name (sha256-checked) or a `.safetensors` model file by path."""
+def model_path(name_or_path: str | os.PathLike[str], beside: Path | None = None) -> Path:
+    """The file of a bundled model name (sha256-checked) or of a path; a relative path named by
+    another model file (`beside`) is taken from that file's folder."""
     text = str(name_or_path)
-    looks_like_path = os.sep in text or Path(text).suffix != "" or Path(text).exists()
-    path = Path(text) if looks_like_path else bundled_path(text)
+    if not (os.sep in text or Path(text).suffix != "" or Path(text).exists()):
+        return bundled_path(text)
+    return beside.parent / text if beside is not None and not Path(text).is_absolute() else Path(text)
+
+
+def load(name_or_path: str | os.PathLike[str]) -> Model:
+    """Load a bundled model by name (sha256-checked) or a `.safetensors` model file by path,
+    with the buffer prefilter its file names."""
+    path = model_path(name_or_path)
     network, info = load_model_file(path)
-    prefilter = None
-    if info.aux_prefilter:
-        try:
-            prefilter = load(info.aux_prefilter)
-        except ModelFileError as err:
-            raise ModelFileError(f"'{path}' names the buffer prefilter '{info.aux_prefilter}': {err}") from None
-    return Model(network, info, str(path), prefilter)
+    return Model(network, info, str(path), _load_prefilter(info, path) if info.aux_prefilter else None)
+
+
+def _load_prefilter(info: ModelInfo, path: Path) -> Model:
+    """The buffer prefilter `info` names: a network from the model's buffers to the same buffers,
+    which takes no buffers of its own and names no prefilter (so loading ends)."""
+    try:
+        prefilter_path = model_path(info.aux_prefilter, beside=path)
+        network, prefilter_info = load_model_file(prefilter_path)
+    except ModelFileError as err:
+        raise ModelFileError(f"'{path}' names the buffer prefilter '{info.aux_prefilter}': {err}") from None
+    channels = 3 * len(info.aux)
+    maps_buffers = (network.in_channels, network.out_channels, network.scale) == (channels, channels, 1)
+    if prefilter_info.aux or prefilter_info.aux_prefilter or not maps_buffers:
+        raise ModelFileError(
+            f"'{path}' names '{info.aux_prefilter}' as its buffer prefilter, which is no map from its "
+            f"{channels} buffer channels to the same"
+        )
+    return Model(network, prefilter_info, str(prefilter_path))
 
 
 def _as_model(model: Model | str | os.PathLike[str]) -> Model:

@@ -18,8 +18,9 @@ the network (spandrel's rule), as string metadata in the safetensors header:
                     "hdr-log-demodulated": log radiance in and out; absent in older files = "none"
   aux               JSON list of auxiliary buffers the network takes after the colour channels,
                     e.g. ["albedo", "normal"] (3 channels each); [] when absent
-  aux_prefilter     the bundled model that cleans those buffers before the network sees them
-                    (restore.api.load loads it beside the network); "" or absent: none
+  aux_prefilter     the model that cleans those buffers before the network sees them: a bundled
+                    name or a path (a relative one from this file's folder); restore.api.load
+                    loads it beside the network; "" or absent: none
   training          JSON summary: data, command, steps, wall time, device, metrics
 
 Loading never unpickles: pickled checkpoints (.pth, .pt, ...) are refused.
@@ -163,6 +164,8 @@ def _contradiction(info: ModelInfo, network: Restorer) -> str | None:
         return f"its network takes {network.in_channels} input channels, fewer than {info.channels} colour channels{buffers}"
     if info.input_transform not in INPUT_TRANSFORMS:
         return f"its input transform '{info.input_transform}' is none of {', '.join(INPUT_TRANSFORMS)}"
+    if info.aux_prefilter and not info.aux:
+        return f"it names the buffer prefilter '{info.aux_prefilter}' but takes no buffers"
     if is_demodulated(info.input_transform) and info.aux[:1] != ["albedo"]:
         return "its input is demodulated by an albedo buffer, but albedo is not its first buffer"
     return None

@@ -58,10 +58,10 @@ def test_a_render_model_cleans_its_buffers_with_the_prefilter_its_file_names_bef
     network = create("n2n_unet_aux")
     info = ModelInfo(
         name="aux", architecture=network.architecture, config=network.config_dict(), task="denoise", transfer="linear",
-        input_transform=LOG_DEMODULATED, aux=["albedo", "normal"], aux_prefilter=str(tmp_path / "prefilter.safetensors"),
+        input_transform=LOG_DEMODULATED, aux=["albedo", "normal"], aux_prefilter="prefilter.safetensors",
     )  # fmt: skip
     save_model_file(tmp_path / "aux.safetensors", network, info)
-    model = restore.load(tmp_path / "aux.safetensors")
+    model = restore.load(tmp_path / "aux.safetensors")  # a relative path is found beside the model file
     assert model.aux_prefilter is not None and model.aux_prefilter.network.architecture == "buffer_unet"
 
     image, buffers = torch.rand(3, 24, 28) * 4, torch.rand(6, 24, 28)
@@ -77,6 +77,31 @@ def test_a_render_model_cleans_its_buffers_with_the_prefilter_its_file_names_bef
     save_model_file(tmp_path / "lost.safetensors", network, replace(info, aux_prefilter="no-such-prefilter"))
     with pytest.raises(ModelFileError, match="names the buffer prefilter 'no-such-prefilter'"):
         restore.load(tmp_path / "lost.safetensors")
+
+
+@pytest.mark.parametrize(
+    "prefilter",
+    ["aux.safetensors", "colour.safetensors"],  # itself (loading would never end); a map from 3 channels
+)
+def test_a_prefilter_that_is_no_map_from_the_buffers_to_themselves_is_refused(tmp_path, prefilter):
+    colour = create("n2n_unet")
+    save_model_file(tmp_path / "colour.safetensors", colour, replace(prefilter_info(colour), channels=3))
+    network = create("n2n_unet_aux")
+    info = ModelInfo(
+        name="aux", architecture=network.architecture, config=network.config_dict(), task="denoise", transfer="linear",
+        input_transform=LOG_DEMODULATED, aux=["albedo", "normal"], aux_prefilter=prefilter,
+    )  # fmt: skip
+    save_model_file(tmp_path / "aux.safetensors", network, info)
+    with pytest.raises(ModelFileError, match=f"names '{prefilter}' as its buffer prefilter, which is no map from its 6"):
+        restore.load(tmp_path / "aux.safetensors")
+
+
+def test_a_model_that_names_a_prefilter_but_takes_no_buffers_is_refused(tmp_path):
+    network = create("n2n_unet")
+    info = ModelInfo("plain", network.architecture, network.config_dict(), "denoise", aux_prefilter="mc-aux-prefilter")
+    save_model_file(tmp_path / "plain.safetensors", network, info)
+    with pytest.raises(ModelFileError, match="names the buffer prefilter 'mc-aux-prefilter' but takes no buffers"):
+        restore.load(tmp_path / "plain.safetensors")
 
 
 def buffer_folders(root: Path, scenes: int, size: int = 40) -> tuple[Path, Path]:

@@ -19,7 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from restore.api import load  # noqa: E402
+from restore.api import load, model_path  # noqa: E402
 from restore.archs.registry import build  # noqa: E402
 from restore.modelfile import ModelFileError, load_model_file, save_model_file  # noqa: E402
 
@@ -46,12 +46,12 @@ def main() -> None:
         edit["aux_prefilter"] = prefilter
     training = {**info.training, "edits": [*info.training.get("edits", []), edit]}
     edited = replace(info, config=config, aux_prefilter=prefilter, training=training)
-    if prefilter:
-        load(prefilter)  # a prefilter that cannot be found is refused before anything is written
+    if prefilter:  # a prefilter that cannot be found is refused before anything is written
+        load(model_path(prefilter, beside=args.output))
     target = build(edited.architecture, config)  # the same weights in a network built from the new config
     target.load_state_dict(network.state_dict(), strict=True)
     save_model_file(args.output, target, edited, overwrite=args.overwrite)
-    load_model_file(args.output)  # refuses what the config and weights cannot make together
+    load(args.output)  # refuses what the config and weights cannot make together
     edits = [f"{k}={json.dumps(v)}" for k, v in changes.items()]
     if "aux_prefilter" in edit:
         edits.append(f"buffer prefilter {prefilter or 'none'}")
