@@ -18,7 +18,7 @@ from conftest import run, smooth_image
 from restore.api import InferenceOptions, Model, run_model
 from restore.archs import create
 from restore.hdr import LOG_DEMODULATED
-from restore.io.images import Image, write_image
+from restore.io.images import Image, read_image, write_image
 from restore.modelfile import ModelFileError, ModelInfo, save_model_file
 from restore.training.aux_prefilter import PREFILTER_NAME, PrefilterConfig, train_prefilter
 
@@ -175,3 +175,25 @@ def test_a_run_started_from_a_render_model_keeps_the_prefilter_it_names(tmp_path
     result = run("train", *pairs, "-o", str(tmp_path / "next.safetensors"), "--init", str(tmp_path / "aux.safetensors"), *options)
     assert result.returncode == 0, result.stderr
     assert restore.load(tmp_path / "next.safetensors").info.aux_prefilter == str(tmp_path / "prefilter.safetensors")
+
+
+def test_prefilter_buffers_writes_each_shots_buffers_as_the_model_would_clean_them(tmp_path):
+    own, _ = buffer_folders(tmp_path, scenes=2, size=24)
+    for shot in ("a", "b"):
+        for i in range(2):
+            write_image(own / shot / f"scene{i:03d}.exr", Image(np.ones((24, 24, 3), np.float32), None, "f32", "linear"))
+    (own / "manifest.json").write_text('{"scenes": {}, "commands": ["made by the test"]}')
+    prefilter = trained_looking(create("aux_prefilter"))
+    save_model_file(tmp_path / "prefilter.safetensors", prefilter, prefilter_info(prefilter))
+    command = [sys.executable, str(TOOLS / "prefilter_buffers.py"), str(own), str(tmp_path / "pf")]
+    result = subprocess.run([*command, "--prefilter", str(tmp_path / "prefilter.safetensors")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    model = restore.load(tmp_path / "prefilter.safetensors")
+    for shot in ("a", "b"):
+        given = np.concatenate([read_image(own / shot / f"scene001.{b}.exr").pixels for b in ("albedo", "normal")], -1)
+        cleaned = np.concatenate(
+            [read_image(tmp_path / "pf" / shot / f"scene001.{b}.exr").pixels for b in ("albedo", "normal")], -1
+        )
+        np.testing.assert_allclose(cleaned, run_model(model, given, EXACT), atol=1e-6)
+        assert (tmp_path / "pf" / shot / "scene001.exr").resolve() == (own / shot / "scene001.exr").resolve()
+    assert "tools/prefilter_buffers.py" in (tmp_path / "pf" / "manifest.json").read_text()
