@@ -129,7 +129,7 @@ def test_training_brings_each_shots_own_buffers_closer_to_the_clean_ones(tmp_pat
     )  # fmt: skip
     info = train_prefilter(config, report=reports.append)
     as_given = info.training["validation"]["l1_as_given"]
-    assert config.history[-1]["val_l1"] < 0.8 * as_given  # the held-out scenes' buffers came closer
+    assert info.training["history"][-1]["val_l1"] < 0.8 * as_given  # the held-out scenes' buffers came closer
     assert reports[0].startswith("4 scenes, 2 held out") and len(reports) == 2
     model = restore.load(tmp_path / "p.safetensors")
     assert model.info.name == PREFILTER_NAME and model.info.channels == 6 and model.info.transfer == "linear"

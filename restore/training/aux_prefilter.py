@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +41,6 @@ class PrefilterConfig:
     val_every: int = 500
     seed: int = 0
     command: str = ""
-    history: list[dict[str, float]] = field(default_factory=list)
 
 
 def _buffers(image: Path) -> np.ndarray:
@@ -92,6 +91,7 @@ def train_prefilter(config: PrefilterConfig, report: Callable[[str], None] = pri
     patch = min(config.patch, height, width)
     as_given = _l1(torch.nn.Identity(), val_inputs, val_targets)
     report(f"{count} scenes, {len(names) - count} held out; validation L1 of the buffers as given {as_given:.5f}")
+    history: list[dict[str, float]] = []
     for step in range(1, config.steps + 1):
         rate = config.lr * (1.0 if step <= 0.6 * config.steps else 0.1 if step <= 0.9 * config.steps else 0.01)
         for group in optimizer.param_groups:
@@ -108,7 +108,7 @@ def train_prefilter(config: PrefilterConfig, report: Callable[[str], None] = pri
             network.eval()
             l1 = _l1(network, val_inputs, val_targets)
             network.train()
-            config.history.append({"step": step, "val_l1": l1, "seconds": time.perf_counter() - started})
+            history.append({"step": step, "val_l1": l1, "seconds": round(time.perf_counter() - started, 1)})
             report(f"step {step}: loss {loss.item():.5f}, validation L1 {l1:.5f}, {time.perf_counter() - started:.0f} s")
     info = ModelInfo(
         name=PREFILTER_NAME,
@@ -127,7 +127,7 @@ def train_prefilter(config: PrefilterConfig, report: Callable[[str], None] = pri
             "seconds": round(time.perf_counter() - started),
             "loss": "l1",
             "validation": {"scenes": len(names) - count, "l1_as_given": as_given},
-            "history": config.history,
+            "history": history,
         },
     )
     save_model_file(config.out, network.eval(), info)
