@@ -34,6 +34,7 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--val-count", type=int, default=32, help="scenes held out (the last by name)")
     parser.add_argument("--val-every", type=int, default=500)
+    parser.add_argument("--features", type=int, nargs=3, default=[8, 16, 32], help="widths at full, half, quarter resolution")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
     args = parser.parse_args()
@@ -41,7 +42,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     config = PrefilterConfig(
         own=args.own, clean=args.clean, out=args.output, steps=args.steps, batch=args.batch, patch=args.patch,
-        lr=args.lr, val_count=args.val_count, val_every=args.val_every, seed=args.seed,
+        lr=args.lr, val_count=args.val_count, val_every=args.val_every, seed=args.seed, features=tuple(args.features),
         command=shlex.join(["python", "tools/train_aux_prefilter.py", *sys.argv[1:]]),
     )  # fmt: skip
     train_prefilter(config, report=lambda line: print(line, flush=True))

@@ -169,7 +169,9 @@ def n2n_unet_aux() -> UNet:
 @dataclass
 class BufferUNetConfig:
     channels: int = 6  # the buffers in and out: albedo and normal, 3 each
-    features: tuple[int, int, int] = (16, 32, 48)  # per level: full, half and quarter resolution
+    # Per level: full, half and quarter resolution. (16, 32, 48) cleaned the buffers 2% better
+    # (held-out L1 0.00807 against 0.00829) but cost the denoiser 18% of its bf16 time, not 11%.
+    features: tuple[int, int, int] = (8, 16, 32)
 
 
 @register_architecture
@@ -177,7 +179,7 @@ class BufferUNet(Restorer):
     """A small three-level U-Net that cleans a render's albedo and normal buffers before the
     denoiser sees them (Open Image Denoise prefilters noisy buffers the same way): a residual on
     its input, the last convolution zero at the start, so an untrained one hands the buffers
-    through unchanged. About a tenth of the denoiser's work per pixel."""
+    through unchanged. About a twentieth of the denoiser's work per pixel."""
 
     architecture = "buffer_unet"
     config_class = BufferUNetConfig

@@ -40,6 +40,7 @@ class PrefilterConfig:
     val_count: int = 32  # the last scenes by name, held out
     val_every: int = 500
     seed: int = 0
+    features: tuple[int, int, int] = (8, 16, 32)  # the network's widths (restore.archs.unet.BufferUNetConfig)
     command: str = ""
 
 
@@ -85,7 +86,7 @@ def train_prefilter(config: PrefilterConfig, report: Callable[[str], None] = pri
         raise ValueError(f"{len(names)} scenes leave none to train on after {config.val_count} held out")
     val_inputs, val_targets = inputs[count:], targets[count:]
     generator = torch.Generator().manual_seed(config.seed)
-    network = build("buffer_unet", {})
+    network = build("buffer_unet", {"features": list(config.features)})
     optimizer = torch.optim.Adam(network.parameters(), lr=config.lr)
     height, width = inputs.shape[-2:]
     patch = min(config.patch, height, width)
