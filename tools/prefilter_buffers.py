@@ -18,13 +18,11 @@ import shlex
 import sys
 from pathlib import Path
 
-import numpy as np
+from render_pairs import link_once, write_exr  # puts the repository on the path, as for render_pairs itself
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from restore.api import InferenceOptions, load, run_model  # noqa: E402
-from restore.io.datasets import AUX_BUFFERS, aux_path  # noqa: E402
-from restore.io.images import Image, read_image, write_image  # noqa: E402
-from restore.modelfile import ModelFileError  # noqa: E402
+from restore.api import InferenceOptions, load, run_model
+from restore.io.datasets import AUX_BUFFERS, aux_path, load_aux
+from restore.modelfile import ModelFileError
 
 
 def main() -> None:
@@ -40,27 +38,18 @@ def main() -> None:
     args.dst.mkdir(parents=True, exist_ok=True)
     (args.dst / "manifest.json").write_text(json.dumps(manifest, indent=1))
     for reference in sorted((args.src / "reference").glob("*.exr")):
-        _link(reference, args.dst / "reference" / reference.name)
+        link_once(reference, args.dst / "reference" / reference.name)
     for normal in sorted(args.src.glob("*/*.normal.exr")):
         shot = normal.parent.name
         image = normal.with_name(normal.name.removesuffix(".normal.exr") + ".exr")
         out = args.dst / shot / image.name
         if aux_path(out, "normal").is_file():
             continue  # done before a restart
-        buffers = np.concatenate([read_image(aux_path(image, buffer)).pixels for buffer in AUX_BUFFERS], axis=-1)
-        cleaned = run_model(prefilter, buffers, options)
-        _link(image, out)
+        cleaned = run_model(prefilter, load_aux(image, AUX_BUFFERS), options)  # C x H x W
+        link_once(image, out)
         for index, buffer in enumerate(AUX_BUFFERS):  # normal last: it marks the shot done
-            pixels = np.ascontiguousarray(cleaned[..., 3 * index : 3 * index + 3], dtype=np.float32)
-            write_image(aux_path(out, buffer), Image(pixels, None, "f32", "linear"), overwrite=True)
+            write_exr(aux_path(out, buffer), cleaned[3 * index : 3 * index + 3].permute(1, 2, 0).numpy())
     print(f"wrote {args.dst}")
-
-
-def _link(target: Path, link: Path) -> None:
-    """`link` pointing at `target` (resolved), made once."""
-    link.parent.mkdir(parents=True, exist_ok=True)
-    if not link.is_symlink():
-        link.symlink_to(target.resolve())
 
 
 if __name__ == "__main__":

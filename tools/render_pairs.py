@@ -471,6 +471,14 @@ def write_exr(path: Path, pixels: np.ndarray) -> None:
     write_image(path, Image(np.ascontiguousarray(pixels, dtype=np.float32), None, "f32", "linear"), overwrite=True)
 
 
+def link_once(target: Path, link: Path) -> None:
+    """`link` pointing at `target` (resolved), made once: folders derived from a render folder
+    (tools/shot_buffers.py, tools/prefilter_buffers.py) link its renders instead of copying them."""
+    link.parent.mkdir(parents=True, exist_ok=True)
+    if not link.is_symlink():
+        link.symlink_to(target.resolve())
+
+
 def parse_spp(values: list[str]) -> list[tuple[int, int]]:
     """'4' -> (4, 4); '1-64' -> a range drawn per scene (log-uniform, powers of two)."""
     out = []

@@ -50,20 +50,13 @@ def main() -> None:
         size = read_image(colour).pixels.shape[0]
         scene, _ = render_pairs.load_scene(entry["seed"], size, entry["family"])
         if (args.src / "reference" / f"{name}.exr").is_file():
-            _link(args.src / "reference" / f"{name}.exr", args.dst / "reference" / f"{name}.exr")
+            render_pairs.link_once(args.src / "reference" / f"{name}.exr", args.dst / "reference" / f"{name}.exr")
         for shot, seed, spp in image_shots:
             albedo, normal = buffers_of(scene, spp, seed)
-            _link(args.src / shot / f"{name}.exr", args.dst / shot / f"{name}.exr")
+            render_pairs.link_once(args.src / shot / f"{name}.exr", args.dst / shot / f"{name}.exr")
             render_pairs.write_exr(args.dst / shot / f"{name}.albedo.exr", albedo)
             render_pairs.write_exr(args.dst / shot / f"{name}.normal.exr", normal)  # last: marks the shot done
         print(f"{name} done", flush=True)
-
-
-def _link(target: Path, link: Path) -> None:
-    """`link` pointing at `target` (resolved), made once."""
-    link.parent.mkdir(parents=True, exist_ok=True)
-    if not link.is_symlink():
-        link.symlink_to(target.resolve())
 
 
 if __name__ == "__main__":

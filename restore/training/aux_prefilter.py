@@ -19,8 +19,7 @@ import numpy as np
 import torch
 
 from restore.archs import build
-from restore.io.datasets import AUX_BUFFERS, aux_path
-from restore.io.images import read_image
+from restore.io.datasets import AUX_BUFFERS, load_aux
 from restore.modelfile import ModelInfo, save_model_file
 
 PREFILTER_NAME = "mc-aux-prefilter"
@@ -44,11 +43,6 @@ class PrefilterConfig:
     command: str = ""
 
 
-def _buffers(image: Path) -> np.ndarray:
-    """Albedo and normal of a render as one H x W x 6 array."""
-    return np.concatenate([read_image(aux_path(image, buffer)).pixels for buffer in AUX_BUFFERS], axis=-1)
-
-
 def load_pairs(own: Sequence[str], clean: Sequence[str]) -> tuple[list[str], torch.Tensor, torch.Tensor]:
     """(scene names, own buffers, clean buffers), N x 6 x H x W float16: one shot a scene, a and b
     in turn, so that both shots' sampling is seen without holding twice the buffers."""
@@ -62,13 +56,12 @@ def load_pairs(own: Sequence[str], clean: Sequence[str]) -> tuple[list[str], tor
             if not (Path(own_folder) / shot / normal.name).is_file():
                 shot = "a"
             names.append(name)
-            inputs.append(_buffers(Path(own_folder) / shot / f"{name}.exr"))
-            targets.append(_buffers(Path(clean_folder) / "a" / f"{name}.exr"))
+            inputs.append(load_aux(Path(own_folder) / shot / f"{name}.exr", AUX_BUFFERS).half())
+            targets.append(load_aux(Path(clean_folder) / "a" / f"{name}.exr", AUX_BUFFERS).half())
     if not names:
         raise ValueError(f"no shot buffers (a/NAME.normal.exr) in {', '.join(own)}")
     order = np.argsort(names, kind="stable")
-    stack = lambda arrays: torch.from_numpy(np.stack([arrays[i] for i in order])).permute(0, 3, 1, 2).half()  # noqa: E731
-    return [names[i] for i in order], stack(inputs), stack(targets)
+    return [names[i] for i in order], torch.stack([inputs[i] for i in order]), torch.stack([targets[i] for i in order])
 
 
 def _l1(network: torch.nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> float:
