@@ -21,7 +21,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from restore.archs import create  # noqa: E402
-from restore.device import _time_training_step, cpu_name, cpu_precisions  # noqa: E402
+from restore.device import _time_training_steps, cpu_name, cpu_precisions  # noqa: E402
 from restore.io.datasets import image_files, load_images  # noqa: E402
 from restore.noise import NoiseModel, parse_noise  # noqa: E402
 from restore.training.sources import NoisySource  # noqa: E402
@@ -59,13 +59,16 @@ def main() -> None:
     batch = torch.rand(16, network.in_channels, side, side)
     shape = "x".join(map(str, batch.shape))
     print(f"{cpu_name()}, {torch.get_num_threads()} threads, torch {torch.__version__}, {args.arch}, batch {shape}")
-    print("best of 2 steps after a warm-up step (forward and backward)")
+    print("best of 3 steps after a warm-up step (forward and backward), the settings taking turns")
     nhwc_network = copy.deepcopy(network).to(memory_format=torch.channels_last)
     nhwc_batch = batch.contiguous(memory_format=torch.channels_last)
+    steps = {}
     for name in cpu_precisions():
-        nchw = _time_training_step(network, batch, name == "bf16")
-        nhwc = _time_training_step(nhwc_network, nhwc_batch, name == "bf16")
-        print(f"{name}: {nchw:.2f} s per step, {nhwc:.2f} channels last")
+        steps[name] = (network, batch, name == "bf16")
+        steps[f"{name} channels last"] = (nhwc_network, nhwc_batch, name == "bf16")
+    timings = _time_training_steps(steps)
+    for name in cpu_precisions():
+        print(f"{name}: {timings[name]:.2f} s per step, {timings[f'{name} channels last']:.2f} channels last")
 
 
 if __name__ == "__main__":

@@ -94,13 +94,13 @@ def _time_settings(
     """Seconds per call of `network` on a probe image in each named (dtype, memory format), each on
     a converted copy, so the caller's weights stay as they are."""
     x = _probe_input(network, channels)
-    timings = {}
+    calls = {}
+    for name, (dtype, memory_format) in settings.items():
+        net = on_device(network, torch.device("cpu"), dtype, memory_format)
+        t = x.to(dtype).contiguous(memory_format=memory_format)
+        calls[name] = lambda net=net, t=t: net(t)
     with torch.inference_mode():
-        for name, (dtype, memory_format) in settings.items():
-            net = on_device(network, torch.device("cpu"), dtype, memory_format)
-            t = x.to(dtype).contiguous(memory_format=memory_format)
-            timings[name] = _best_time(lambda net=net, t=t: net(t))
-    return timings
+        return _best_times(calls)
 
 
 def _probe_input(network: torch.nn.Module, channels: int) -> torch.Tensor:
@@ -232,7 +232,7 @@ def training_precision(device: torch.device, spec: str, network: torch.nn.Module
     if device.type != "cpu" or "bf16" not in cpu_precisions():
         return "fp32"
     probe = _training_probe(network)
-    timings = {name: _time_training_step(probe, batch, name == "bf16") for name in ("fp32", "bf16")}
+    timings = _time_training_steps({name: (probe, batch, name == "bf16") for name in ("fp32", "bf16")})
     return "bf16" if timings["bf16"] * BF16_MIN_SPEEDUP < timings["fp32"] else "fp32"
 
 
@@ -246,12 +246,15 @@ def training_memory_format(device: torch.device, precision: str, network: torch.
     """
     if device.type != "cpu" or not _has_convolutions(network):
         return "contiguous"
-    probe = _training_probe(network)
     bf16 = precision == "bf16"
-    nchw = _time_training_step(probe, batch, bf16)
-    probe = probe.to(memory_format=torch.channels_last)
-    nhwc = _time_training_step(probe, batch.contiguous(memory_format=torch.channels_last), bf16)
-    return "channels_last" if nhwc * CHANNELS_LAST_MIN_SPEEDUP < nchw else "contiguous"
+    nhwc_probe = _training_probe(network).to(memory_format=torch.channels_last)
+    timings = _time_training_steps(
+        {
+            "contiguous": (_training_probe(network), batch, bf16),
+            "channels_last": (nhwc_probe, batch.contiguous(memory_format=torch.channels_last), bf16),
+        }
+    )
+    return "channels_last" if timings["channels_last"] * CHANNELS_LAST_MIN_SPEEDUP < timings["contiguous"] else "contiguous"
 
 
 def _training_probe(network: torch.nn.Module) -> torch.nn.Module:
@@ -260,21 +263,35 @@ def _training_probe(network: torch.nn.Module) -> torch.nn.Module:
     return copy.deepcopy(network).cpu().train().requires_grad_(True)
 
 
-def _time_training_step(network: torch.nn.Module, batch: torch.Tensor, bf16: bool) -> float:
-    def step() -> None:
+TrainingStep = tuple[torch.nn.Module, torch.Tensor, bool]
+"""(network, batch, bf16): one training step to time."""
+
+
+def _time_training_steps(steps: dict[str, TrainingStep]) -> dict[str, float]:
+    """Seconds per training step (forward and backward) of each named (network, batch, bf16)."""
+
+    def step(network: torch.nn.Module, batch: torch.Tensor, bf16: bool) -> None:
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             output = network(batch)
         output.float().square().mean().backward()
         network.zero_grad(set_to_none=True)
 
-    return _best_time(step)
+    return _best_times({name: lambda case=case: step(*case) for name, case in steps.items()})
 
 
-def _best_time(run: Callable[[], object], repeats: int = 2) -> float:
-    run()  # warm-up: the first call picks kernels
-    times = []
+def _best_times(
+    calls: dict[str, Callable[[], object]], repeats: int = 3, clock: Callable[[], float] = time.perf_counter
+) -> dict[str, float]:
+    """The fastest of `repeats` timed runs of each call, after one warm-up each (the first call
+    picks kernels). The calls take turns rather than each running its repeats in a row: another
+    job that starts or stops midway (a training run beside a benchmark) then slows every
+    candidate alike, where timing them one after another once picked fp32 for a 2-hour bf16 run."""
+    for call in calls.values():
+        call()
+    best = dict.fromkeys(calls, float("inf"))
     for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return min(times)
+        for name, call in calls.items():
+            start = clock()
+            call()
+            best[name] = min(best[name], clock() - start)
+    return best

@@ -19,14 +19,18 @@ def tiny_network() -> torch.nn.Module:
 
 def test_a_cpu_without_native_bf16_trains_in_fp32_without_timing(monkeypatch):
     monkeypatch.setattr(device_module, "cpu_precisions", lambda: ["fp32"])
-    monkeypatch.setattr(device_module, "_time_training_step", lambda *args: pytest.fail("timed a precision it cannot use"))
+    monkeypatch.setattr(device_module, "_time_training_steps", lambda *args: pytest.fail("timed a precision it cannot use"))
     assert training_precision(CPU, "auto", tiny_network(), torch.rand(2, 3, 8, 8)) == "fp32"
 
 
 @pytest.mark.parametrize(("bf16_seconds", "expected"), [(0.5, "bf16"), (0.9, "fp32")])
 def test_bf16_is_kept_only_when_a_timed_step_is_clearly_faster(monkeypatch, bf16_seconds, expected):
     monkeypatch.setattr(device_module, "cpu_precisions", lambda: ["fp32", "bf16"])
-    monkeypatch.setattr(device_module, "_time_training_step", lambda net, batch, bf16: bf16_seconds if bf16 else 1.0)
+
+    def step_seconds(steps):
+        return {name: bf16_seconds if bf16 else 1.0 for name, (_, _, bf16) in steps.items()}
+
+    monkeypatch.setattr(device_module, "_time_training_steps", step_seconds)
     assert training_precision(CPU, "auto", tiny_network(), torch.rand(2, 3, 8, 8)) == expected
 
 
@@ -115,11 +119,31 @@ def test_the_layout_probe_leaves_the_network_untouched():
 
 @pytest.mark.parametrize(("channels_last_seconds", "expected"), [(0.5, "channels_last"), (0.95, "contiguous")])
 def test_training_takes_channels_last_only_when_a_timed_step_is_clearly_faster(monkeypatch, channels_last_seconds, expected):
-    def step_seconds(network, batch, bf16):
-        nhwc = batch.is_contiguous(memory_format=torch.channels_last) and not batch.is_contiguous()
-        return channels_last_seconds if nhwc else 1.0
+    def step_seconds(steps):
+        def seconds(batch):
+            nhwc = batch.is_contiguous(memory_format=torch.channels_last) and not batch.is_contiguous()
+            return channels_last_seconds if nhwc else 1.0
 
-    monkeypatch.setattr(device_module, "_time_training_step", step_seconds)
+        return {name: seconds(batch) for name, (_, batch, _) in steps.items()}
+
+    monkeypatch.setattr(device_module, "_time_training_steps", step_seconds)
     network = tiny_network()
     assert device_module.training_memory_format(CPU, "bf16", network, torch.rand(2, 3, 8, 8)) == expected
     assert network.weight.is_contiguous()  # timed on a copy
+
+
+def test_candidates_are_timed_in_turns_so_that_a_job_starting_midway_slows_them_alike():
+    # Another job starts after the fourth call and triples every call's time. Timed one after
+    # another, the candidate timed second would look slower than it is (this once picked fp32
+    # for a 2-hour run that bf16 would have done in half the time).
+    clock, calls = [0.0], [0]
+
+    def costing(seconds):
+        def call():
+            calls[0] += 1
+            clock[0] += seconds * (3 if calls[0] > 4 else 1)
+
+        return call
+
+    timings = device_module._best_times({"fp32": costing(1.0), "bf16": costing(0.5)}, clock=lambda: clock[0])
+    assert timings == {"fp32": 1.0, "bf16": 0.5}

@@ -760,7 +760,7 @@ def test_a_file_exported_from_a_checkpoint_records_the_device_its_steps_ran_on(t
 def test_a_bf16_run_records_its_precision_and_a_resumed_auto_run_keeps_it(tmp_path, photos, monkeypatch):
     config = tiny_config(tmp_path, photos, steps=2, precision="bf16")
     assert train(config, show_progress=False).training["precision"] == "bf16"
-    monkeypatch.setattr("restore.device._time_training_step", lambda *args: pytest.fail("a resumed run timed again"))
+    monkeypatch.setattr("restore.device._time_training_steps", lambda *args: pytest.fail("a resumed run timed again"))
     config.steps, config.precision, config.overwrite = 3, "auto", True
     assert train(config, show_progress=False).training["precision"] == "bf16"
 
