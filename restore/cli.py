@@ -185,8 +185,10 @@ def _process(
             elif not quiet:
                 w, h = result.size
                 level = f", noise {result.noise_level:.1f}" if result.noise_level is not None else ""
+                prefilter = f", buffers cleaned by {result.aux_prefilter}" if result.aux_prefilter else ""
                 progress.console.print(
-                    f"{result.job.source} -> {result.job.target}  ({w}x{h}, {result.model}{level}, {result.seconds:.1f} s)"
+                    f"{result.job.source} -> {result.job.target}  "
+                    f"({w}x{h}, {result.model}{prefilter}{level}, {result.seconds:.1f} s)"
                 )
                 for note in result.notes:
                     progress.console.print(f"warning: '{result.job.source}': {note}")

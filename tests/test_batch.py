@@ -15,6 +15,7 @@ import pytest
 
 from conftest import assert_one_line_error, manifest_lines, run, run_process, smooth_image, write_png
 from restore.engines.batch import expand_inputs, parse_shard, plan_outputs, take_shard
+from restore.io.images import Image, write_image
 
 
 def image_folder(folder: Path, count: int, size: int = 24) -> Path:
@@ -138,12 +139,18 @@ def test_the_ray_engine_writes_the_bytes_of_the_local_engine(tmp_path, tiny_mode
     assert sorted(line["status"] for line in manifest_lines(manifest)) == ["written"] * 3
 
 
-def test_the_ray_engine_reports_the_level_a_level_model_read_as_the_local_engine_does(tmp_path):
-    # The default photo model reads each photo's noise level; through Ray the level must reach
-    # the printed line and the manifest just as it does locally.
+def test_each_file_reports_the_level_read_and_the_buffer_prefilter_run_on_ray_as_locally(tmp_path):
+    # The default photo model reads each photo's noise level, and the default render model cleans
+    # a render's buffers with its prefilter first: both reach the printed line and the manifest,
+    # through Ray just as locally.
     rng = np.random.default_rng(5)
     write_png(tmp_path / "in" / "grain.png", np.clip(smooth_image(32, 40, seed=4) + rng.normal(0, 0.06, (32, 40, 3)), 0, 1))
-    levels = {}
+    render = smooth_image(24, 24, seed=6) * rng.gamma(4.0, 2.5, (24, 24, 3))
+    normal = np.zeros((24, 24, 3))
+    normal[..., 2] = 1
+    for name, pixels in (("render", render), ("render.albedo", smooth_image(24, 24, seed=7)), ("render.normal", normal)):
+        write_image(tmp_path / "in" / f"{name}.exr", Image(pixels.astype(np.float32), None, "f32", "linear"))
+    reports = {}
     for engine in ("local", "ray"):
         manifest = tmp_path / f"{engine}.jsonl"
         result = run_process(
@@ -151,9 +158,11 @@ def test_the_ray_engine_reports_the_level_a_level_model_read_as_the_local_engine
         )
         assert result.returncode == 0, result.stderr
         assert "n2n-photo-level, noise " in result.stdout + result.stderr
-        (line,) = manifest_lines(manifest)
-        levels[engine] = line["noise_level"]
-    assert levels["ray"] == levels["local"] > 0
+        assert "n2n-mc-aux, buffers cleaned by mc-aux-prefilter, " in result.stdout + result.stderr
+        reports[engine] = {Path(line["source"]).name: line for line in manifest_lines(manifest)}
+    for report in reports.values():
+        assert "aux_prefilter" not in report["grain.png"] and report["render.exr"]["aux_prefilter"] == "mc-aux-prefilter"
+    assert reports["ray"]["grain.png"]["noise_level"] == reports["local"]["grain.png"]["noise_level"] > 0
 
 
 @pytest.mark.defect(13)

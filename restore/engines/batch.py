@@ -54,6 +54,7 @@ class FileResult:
     size: tuple[int, int] = (0, 0)  # width, height of the written image
     noise_level: float | None = None  # what a level-conditioned model read off the input (sigma, 0-255)
     notes: tuple[str, ...] = ()  # warnings about the input (restore.pipeline.Restored.notes)
+    aux_prefilter: str = ""  # the network that cleaned the buffers first (restore.api.Model.aux_prefilter), if one did
 
     def manifest_line(self) -> str:
         record = {
@@ -67,6 +68,8 @@ class FileResult:
         }
         if self.noise_level is not None:
             record["noise_level"] = round(self.noise_level, 2)
+        if self.aux_prefilter:
+            record["aux_prefilter"] = self.aux_prefilter
         if self.notes:
             record["notes"] = list(self.notes)
         return json.dumps(record, ensure_ascii=False)
@@ -201,9 +204,10 @@ def run_job(job: Job, model: ModelChoice, options: RunOptions, on_tile: TileCall
     precision = next(name for name, value in PRECISIONS.items() if value == dtype)
     height, width = image.pixels.shape[:2]
     seconds = time.perf_counter() - start
+    prefilter = used.aux_prefilter.name if used.aux_prefilter is not None and options.prefilter_aux else ""
     return FileResult(
         job, "written", used.name, precision, seconds,
-        size=(width, height), noise_level=restored.noise_level, notes=restored.notes,
+        size=(width, height), noise_level=restored.noise_level, notes=restored.notes, aux_prefilter=prefilter,
     )  # fmt: skip
 
 

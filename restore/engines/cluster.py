@@ -43,6 +43,7 @@ class _Worker:
             "height": [r.size[1] for r in results],
             "noise_level": [r.noise_level for r in results],  # None where the model reads no level
             "notes": ["\n".join(r.notes) for r in results],  # one string a row: Ray's columns hold no ragged lists
+            "aux_prefilter": [r.aux_prefilter for r in results],
         }
 
 
@@ -105,5 +106,6 @@ def run_on_ray(
         notes = tuple(note for note in row["notes"].split("\n") if note)
         level = None if row["noise_level"] is None else float(row["noise_level"])
         yield FileResult(
-            job, row["status"], row["model"], row["precision"], float(row["seconds"]), row["error"], size, level, notes
-        )
+            job, row["status"], row["model"], row["precision"], float(row["seconds"]), row["error"], size, level, notes,
+            row["aux_prefilter"],
+        )  # fmt: skip
