@@ -39,7 +39,7 @@ class ResBlock(nn.Module):
         self.res_scale = res_scale
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.res_scale * self.conv2(torch.relu(self.conv1(x)))
+        return x + self.res_scale * self.conv2(torch.relu_(self.conv1(x)))  # in place: a fresh output
 
 
 def upsampler(scale: int, features: int) -> nn.Sequential:
