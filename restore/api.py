@@ -21,7 +21,7 @@ from restore.archs import Restorer
 from restore.archs.unet import with_level_map
 from restore.device import on_device, resolve_device, resolve_memory_format, resolve_precision
 from restore.ensemble import TRANSFORMS, self_ensemble
-from restore.hdr import HDR_LOSSES, is_hdr, network_input
+from restore.hdr import HDR_LOSSES, is_hdr, keep_converged, network_input
 from restore.io.datasets import AUX_BUFFERS, aux_path, image_files, is_aux_buffer
 from restore.modelfile import ModelFileError, ModelInfo, load_model_file
 from restore.resize import center_crop, imresize
@@ -66,6 +66,9 @@ class InferenceOptions:
     outscale: float | None = None  # resize the output (MATLAB bicubic) to this factor of the input size
     strength: float = 1.0  # level-conditioned models: told the level times this (0 returns the input)
     prefilter_aux: bool = True  # models with a buffer prefilter: clean the buffers with it first
+    # Render models (HDR input): hand through the pixels whose neighbours agree with them, converged
+    # estimates such as emitters and skies in view (restore.hdr.keep_converged).
+    keep_converged: bool = True
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.strength) and self.strength >= 0):
@@ -269,6 +272,8 @@ def run_model(
             # Exposure from the whole image (per tile it would differ and leave seams).
             exposed, frame = network_input(single, network.out_channels, model.info.input_transform)
             y = frame.radiance(run_image(exposed))
+            if options.keep_converged:
+                y = keep_converged(single[:, : y.shape[1]], y)
         else:
             y = run_image(single)
         if outscale is not None:

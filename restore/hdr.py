@@ -24,6 +24,7 @@ loss still compares linear radiance, so Noise2Noise's mean-seeking training is u
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -188,6 +189,42 @@ def network_input(
     log = is_log(input_transform)
     seen = log_encode(colour * scale) if log else tone_map(colour * scale)
     return torch.cat([seen, aux], dim=1), HdrFrame(scale, albedo, log)
+
+
+CONVERGED_SPREAD = 0.05
+"""A render's pixel whose 3 x 3 neighbours all lie within half of this of it (difference of
+natural logs, about a relative difference, in every channel) is handed through as converged,
+with a weight falling to 0 where they spread this far (`keep_converged`). A Monte Carlo pixel
+whose eight neighbours agree that closely is exact, as an emitter or a sky in view is in every
+render, and the network in log space can only move it: n2n-mc-aux returned the Cornell box's
+light 3% too bright, its colour shifted, and the constant skies of the development scenes off by
+enough to cost 0.02 dB. Chosen on the development renders (models/README.md, n2n-mc-aux): at 0.05
+no column fell; noise of 5% or more between neighbours is never mistaken for convergence."""
+
+
+def keep_converged(colour: torch.Tensor, output: torch.Tensor, spread: float = CONVERGED_SPREAD) -> torch.Tensor:
+    """`output` (N x C x H x W linear radiance) with each converged pixel of the render `colour`
+    handed through (see CONVERGED_SPREAD): weight 1 where every 3 x 3 neighbour is within a ratio
+    of 1 + spread / 2 of the pixel, falling linearly to 0 at 1 + spread. A pixel with a channel at
+    0 or below is never converged: a dark patch of a low-spp render is all zeros until a path finds light."""
+    x = colour.float()
+    above = _neighbourhood_extreme(x, torch.maximum).div_(x)
+    below = x / _neighbourhood_extreme(x, torch.minimum)
+    reach = torch.maximum(above, below).amax(dim=1, keepdim=True).sub_(1)  # NaN where x is 0: never converged
+    weight = ((spread - reach) / (spread / 2)).clamp_(0, 1).nan_to_num_(0) * (x.amin(dim=1, keepdim=True) > 0)
+    return torch.lerp(output, colour.to(output.dtype), weight.to(output.dtype))
+
+
+def _neighbourhood_extreme(x: torch.Tensor, extreme: Callable[..., torch.Tensor]) -> torch.Tensor:
+    """The 3 x 3 maximum or minimum (`extreme`: torch.maximum or torch.minimum) of each pixel, the
+    image's edge replicated: rows, then columns, on shifted views (a third of max_pool2d's time here)."""
+    rows = x.clone()
+    extreme(rows[..., 1:, :], x[..., :-1, :], out=rows[..., 1:, :])
+    extreme(rows[..., :-1, :], x[..., 1:, :], out=rows[..., :-1, :])
+    both = rows.clone()
+    extreme(both[..., 1:], rows[..., :-1], out=both[..., 1:])
+    extreme(both[..., :-1], rows[..., 1:], out=both[..., :-1])
+    return both
 
 
 def psnr_tone_mapped(output: torch.Tensor, reference: torch.Tensor) -> float:

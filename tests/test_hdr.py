@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ from conftest import assert_one_line_error, manifest_lines, run, smooth_image
 from restore.archs import create
 from restore.hdr import (
     ALBEDO_EPS,
+    CONVERGED_SPREAD,
     DEMODULATED,
     LOG,
     LOG_DEMODULATED,
@@ -21,6 +23,7 @@ from restore.hdr import (
     buffer_convention_note,
     estimated_psnr_tone_mapped,
     exposure,
+    keep_converged,
     log_decode,
     luminance,
     network_input,
@@ -159,7 +162,10 @@ def hdr_model(tmp_path_factory) -> str:
 
 
 def test_an_hdr_model_is_exposure_invariant(hdr_model):
-    image = torch.from_numpy(smooth_image(40, 56)).permute(2, 0, 1) * 5
+    # Noisy, as renders are: the untrained network's output is far from a smooth image's pixels,
+    # and any pixel handed through as converged would mix the two with a weight rounded per scale.
+    noise = np.random.default_rng(3).gamma(4.0, 0.25, (40, 56, 3))
+    image = torch.from_numpy((smooth_image(40, 56) * noise).astype(np.float32)).permute(2, 0, 1) * 5
     out = restore.denoise(image, hdr_model, device="cpu", precision="fp32")
     brighter = restore.denoise(image * 100, hdr_model, device="cpu", precision="fp32")
     torch.testing.assert_close(brighter, out * 100, rtol=1e-4, atol=1e-6)
@@ -396,3 +402,41 @@ def test_a_large_renders_buffers_are_checked_on_a_sample_that_finds_the_same_sha
     model = restore.load("n2n-mc-aux")
     (note,) = _buffer_notes(colour, model, np.concatenate([albedo, normal], axis=-1))
     assert "black on 33% of the lit surfaces" in note
+
+
+def test_converged_pixels_of_a_render_come_back_as_rendered_and_the_rest_from_the_network(tmp_path):
+    # An emitter in view is exact at any spp; a network in log space returned the Cornell box's
+    # light 3% too bright. Pixels whose neighbours all agree with them are handed through.
+    network = create("n2n_unet")
+    with torch.no_grad():
+        for parameter in network.parameters():
+            parameter.copy_(torch.randn(parameter.shape, generator=torch.Generator().manual_seed(1)) * 0.05)
+    info = ModelInfo(
+        name="render", architecture=network.architecture, config=network.config_dict(), task="denoise",
+        transfer="linear", input_transform=LOG,
+    )  # fmt: skip
+    model = restore.api.Model(network, info, "memory")
+    rng = np.random.default_rng(0)
+    image = torch.from_numpy(rng.gamma(2.0, 0.5, (3, 48, 48)).astype(np.float32))
+    image[:, 8:24, 8:24] = torch.tensor([40.0, 30.0, 12.0]).view(3, 1, 1)  # an emitter
+    image[:, 30:40, 30:40] = 0  # no path has found light here yet: not converged
+    exact = restore.api.InferenceOptions(device="cpu", precision="fp32")
+    handed = restore.api.run_model(model, image, exact)
+    network_alone = restore.api.run_model(model, image, replace(exact, keep_converged=False))
+    assert torch.equal(handed[:, 9:23, 9:23], image[:, 9:23, 9:23])  # within its edge: every neighbour agrees
+    assert not torch.allclose(network_alone[:, 9:23, 9:23], image[:, 9:23, 9:23], rtol=0.01)
+    assert torch.equal(handed[:, 31:39, 31:39], network_alone[:, 31:39, 31:39])
+    noisy = torch.ones(48, 48, dtype=torch.bool)
+    noisy[9:23, 9:23] = False
+    assert torch.equal(handed[:, noisy], network_alone[:, noisy])
+
+
+@pytest.mark.parametrize(("neighbour", "weight"), [(1.02, 1.0), (1.0375, 0.5), (1 / 1.0375, 0.5), (1.05, 0.0), (1.3, 0.0)])
+def test_a_pixel_is_handed_through_fully_within_half_the_spread_and_not_at_all_beyond_it(neighbour, weight):
+    colour = torch.full((1, 3, 5, 5), 2.0)
+    colour[0, 1, 1, 2] *= neighbour  # one neighbour of the centre, in one channel
+    output = torch.zeros(1, 3, 5, 5)
+    kept = keep_converged(colour, output)
+    assert kept[0, 1, 2, 2].item() == pytest.approx(2.0 * weight, abs=1e-4)
+    torch.testing.assert_close(keep_converged(colour * 100, output), kept * 100)  # a ratio: exposure does not move it
+    assert CONVERGED_SPREAD == 0.05
