@@ -223,11 +223,12 @@ def run_model(
                 (ah, aw), (h, w) = aux_batch.shape[-2:], batch.shape[-2:]
                 needs += f": the buffers are {aw} x {ah}, the image {w} x {h}"
             raise ValueError(needs)
-        if model.aux_prefilter is not None and options.prefilter_aux:
+        prefilter = buffer_prefilter(model, options)
+        if prefilter is not None:
             # Buffers traced along the colour's own few samples are noisy at edges and through
             # glass; the denoiser multiplies its output back by the albedo, so their noise would
             # land in the image. bench/results/mc-buffers.md measures what this gains.
-            aux_batch = run_model(model.aux_prefilter, aux_batch, replace(options, ensemble=False, outscale=None))
+            aux_batch = run_model(prefilter, aux_batch, replace(options, ensemble=False, outscale=None))
         batch = torch.cat([batch, aux_batch], dim=1)
     gray_on_colour = channels == 1 and colour_channels == 3
     dev = resolve_device(options.device)
@@ -272,7 +273,7 @@ def run_model(
             # Exposure from the whole image (per tile it would differ and leave seams).
             exposed, frame = network_input(single, network.out_channels, model.info.input_transform)
             y = frame.radiance(run_image(exposed))
-            if options.keep_converged:
+            if options.keep_converged and y.shape[-2:] == single.shape[-2:]:  # a denoiser's output: pixel for pixel
                 y = keep_converged(single[:, : y.shape[1]], y)
         else:
             y = run_image(single)
@@ -282,6 +283,11 @@ def run_model(
             y = y if size == tuple(y.shape[-2:]) else imresize(y, size=size)
         outputs.append(y)
     return _from_batch(torch.cat(outputs), layout)
+
+
+def buffer_prefilter(model: Model, options: InferenceOptions) -> Model | None:
+    """The network `run_model` cleans `model`'s buffers with first under `options`, if any."""
+    return model.aux_prefilter if model.info.aux and options.prefilter_aux else None
 
 
 LEVEL_CROP = 512  # the level is read off the central crop of at most this side: bounded memory, same estimate

@@ -192,26 +192,30 @@ def network_input(
 
 
 CONVERGED_SPREAD = 0.05
-"""A render's pixel whose 3 x 3 neighbours all lie within half of this of it (difference of
-natural logs, about a relative difference, in every channel) is handed through as converged,
-with a weight falling to 0 where they spread this far (`keep_converged`). A Monte Carlo pixel
-whose eight neighbours agree that closely is exact, as an emitter or a sky in view is in every
-render, and the network in log space can only move it: n2n-mc-aux returned the Cornell box's
-light 3% too bright, its colour shifted, and the constant skies of the development scenes off by
-enough to cost 0.02 dB. Chosen on the development renders (models/README.md, n2n-mc-aux): at 0.05
-no column fell; noise of 5% or more between neighbours is never mistaken for convergence."""
+"""A render's pixel whose 3 x 3 neighbours (those inside the image) all lie within a ratio of
+1 + half of this of it, in every channel, is handed through as converged, with a weight falling
+to 0 where they reach a ratio of 1 + this (`keep_converged`). A Monte Carlo pixel whose
+neighbours agree that closely is exact, as an emitter or a sky in view is in every render, and
+the network in log space can only move it: n2n-mc-aux returned the Cornell box's light 3% too
+bright, its colour shifted, and the constant skies of the development scenes off by enough to
+cost 0.02 dB. Chosen on the development renders (models/README.md, n2n-mc-aux): at 0.05 no column
+fell, and noise that spreads neighbours 5% apart is never taken for convergence."""
 
 
 def keep_converged(colour: torch.Tensor, output: torch.Tensor, spread: float = CONVERGED_SPREAD) -> torch.Tensor:
     """`output` (N x C x H x W linear radiance) with each converged pixel of the render `colour`
     handed through (see CONVERGED_SPREAD): weight 1 where every 3 x 3 neighbour is within a ratio
-    of 1 + spread / 2 of the pixel, falling linearly to 0 at 1 + spread. A pixel with a channel at
-    0 or below is never converged: a dark patch of a low-spp render is all zeros until a path finds light."""
+    of 1 + spread / 2 of the pixel, falling linearly to 0 at 1 + spread. A neighbourhood with a
+    value at 0 or below is never converged: a dark patch of a low-spp render is all zeros until a
+    path finds light, and a negative lobe of a wide pixel filter is no agreement. Training's
+    validation scores the network without this step: it is the same for every set of weights."""
     x = colour.float()
+    lowest = _neighbourhood_extreme(x, torch.minimum)
     above = _neighbourhood_extreme(x, torch.maximum).div_(x)
-    below = x / _neighbourhood_extreme(x, torch.minimum)
+    below = x / lowest
     reach = torch.maximum(above, below).amax(dim=1, keepdim=True).sub_(1)  # NaN where x is 0: never converged
-    weight = ((spread - reach) / (spread / 2)).clamp_(0, 1).nan_to_num_(0) * (x.amin(dim=1, keepdim=True) > 0)
+    positive = lowest.amin(dim=1, keepdim=True) > 0
+    weight = ((spread - reach) / (spread / 2)).clamp_(0, 1).nan_to_num_(0) * positive
     return torch.lerp(output, colour.to(output.dtype), weight.to(output.dtype))
 
 

@@ -17,6 +17,7 @@ from restore.api import (
     RENDER_DENOISER,
     InferenceOptions,
     Model,
+    buffer_prefilter,
     default_denoiser,
     denoiser,
     estimate_noise_level,
@@ -51,6 +52,7 @@ class Restored:
     model: Model
     noise_level: float | None = None
     notes: tuple[str, ...] = ()  # warnings about the input the result was made from, one line each
+    aux_prefilter: str = ""  # the network that cleaned the buffers first (restore.api.buffer_prefilter), if one did
 
 
 def precision_for(bit_depth: str, precision: str) -> str:
@@ -102,7 +104,8 @@ def restore_image(
     scale = result.shape[1] / image.width
     dpi = (image.dpi[0] * scale, image.dpi[1] * scale) if image.dpi else None
     restored = replace(image, pixels=np.ascontiguousarray(result, dtype=np.float32), alpha=alpha, dpi=dpi)
-    return Restored(restored, model, level, notes)
+    prefilter = buffer_prefilter(model, inference)
+    return Restored(restored, model, level, notes, prefilter.name if prefilter is not None else "")
 
 
 NOTE_SAMPLE_PIXELS = 2**20

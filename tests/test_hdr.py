@@ -162,8 +162,9 @@ def hdr_model(tmp_path_factory) -> str:
 
 
 def test_an_hdr_model_is_exposure_invariant(hdr_model):
-    # Noisy, as renders are: the untrained network's output is far from a smooth image's pixels,
-    # and any pixel handed through as converged would mix the two with a weight rounded per scale.
+    # Noisy, as renders are, so that no pixel is handed through as converged (restore.hdr.keep_converged):
+    # there the untrained network's output, far from the pixel, would be mixed in with a weight
+    # rounded differently at each scale, and the comparison would measure that rounding.
     noise = np.random.default_rng(3).gamma(4.0, 0.25, (40, 56, 3))
     image = torch.from_numpy((smooth_image(40, 56) * noise).astype(np.float32)).permute(2, 0, 1) * 5
     out = restore.denoise(image, hdr_model, device="cpu", precision="fp32")
@@ -431,7 +432,21 @@ def test_converged_pixels_of_a_render_come_back_as_rendered_and_the_rest_from_th
     assert torch.equal(handed[:, noisy], network_alone[:, noisy])
 
 
-@pytest.mark.parametrize(("neighbour", "weight"), [(1.02, 1.0), (1.0375, 0.5), (1 / 1.0375, 0.5), (1.05, 0.0), (1.3, 0.0)])
+HALF = CONVERGED_SPREAD / 2
+
+
+@pytest.mark.parametrize(
+    ("neighbour", "weight"),
+    [
+        (1 + HALF * 0.8, 1.0),  # within half the spread: handed through whole
+        (1 + HALF * 1.5, 0.5),  # halfway down the ramp, above or below
+        (1 / (1 + HALF * 1.5), 0.5),
+        (1 + CONVERGED_SPREAD, 0.0),  # at the spread and beyond: the network's output
+        (1.3, 0.0),
+        (0.0, 0.0),  # a neighbour no path has reached, or a negative lobe of a wide pixel filter
+        (-0.5, 0.0),
+    ],
+)
 def test_a_pixel_is_handed_through_fully_within_half_the_spread_and_not_at_all_beyond_it(neighbour, weight):
     colour = torch.full((1, 3, 5, 5), 2.0)
     colour[0, 1, 1, 2] *= neighbour  # one neighbour of the centre, in one channel
@@ -439,4 +454,3 @@ def test_a_pixel_is_handed_through_fully_within_half_the_spread_and_not_at_all_b
     kept = keep_converged(colour, output)
     assert kept[0, 1, 2, 2].item() == pytest.approx(2.0 * weight, abs=1e-4)
     torch.testing.assert_close(keep_converged(colour * 100, output), kept * 100)  # a ratio: exposure does not move it
-    assert CONVERGED_SPREAD == 0.05

@@ -204,10 +204,9 @@ def run_job(job: Job, model: ModelChoice, options: RunOptions, on_tile: TileCall
     precision = next(name for name, value in PRECISIONS.items() if value == dtype)
     height, width = image.pixels.shape[:2]
     seconds = time.perf_counter() - start
-    prefilter = used.aux_prefilter.name if used.aux_prefilter is not None and options.prefilter_aux else ""
     return FileResult(
-        job, "written", used.name, precision, seconds,
-        size=(width, height), noise_level=restored.noise_level, notes=restored.notes, aux_prefilter=prefilter,
+        job, "written", used.name, precision, seconds, size=(width, height),
+        noise_level=restored.noise_level, notes=restored.notes, aux_prefilter=restored.aux_prefilter,
     )  # fmt: skip
 
 

@@ -106,6 +106,6 @@ def run_on_ray(
         notes = tuple(note for note in row["notes"].split("\n") if note)
         level = None if row["noise_level"] is None else float(row["noise_level"])
         yield FileResult(
-            job, row["status"], row["model"], row["precision"], float(row["seconds"]), row["error"], size, level, notes,
-            row["aux_prefilter"],
+            job, row["status"], row["model"], row["precision"], float(row["seconds"]), row["error"],
+            size=size, noise_level=level, notes=notes, aux_prefilter=row["aux_prefilter"],
         )  # fmt: skip
