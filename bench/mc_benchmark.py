@@ -158,14 +158,20 @@ def highlight_energy_error(output: np.ndarray, reference: np.ndarray) -> float:
     return float(output[bright].sum()) / wanted - 1 if wanted > 0 else 0.0
 
 
-def seconds_per_megapixel(denoise: Denoiser, case: Case) -> float:
-    times = []
-    for i in range(4):
-        start = time.perf_counter()
+def seconds_per_megapixel(methods: dict[str, Denoiser], case: Case, rounds: int = 3) -> dict[str, float]:
+    """Each method's median time per megapixel over `rounds` calls on `case`, after a warm-up call
+    each, the methods taking turns: load that arrives on the machine midway slows them alike, where
+    timing one method's calls and then the next's would charge it to whichever ran then."""
+    for denoise in methods.values():
         denoise(case)
-        if i > 0:
-            times.append(time.perf_counter() - start)
-    return statistics.median(times) / (case.noisy.shape[0] * case.noisy.shape[1] / 1e6)
+    times: dict[str, list[float]] = {label: [] for label in methods}
+    for _ in range(rounds):
+        for label, denoise in methods.items():
+            start = time.perf_counter()
+            denoise(case)
+            times[label].append(time.perf_counter() - start)
+    megapixels = case.noisy.shape[0] * case.noisy.shape[1] / 1e6
+    return {label: statistics.median(seconds) / megapixels for label, seconds in times.items()}
 
 
 def scene_by_scene(cases: list[Case], scores: dict[tuple[str, str, int], list[float]], theirs: str, ours_label: str) -> list[str]:
@@ -228,7 +234,7 @@ def main() -> None:
         print(f"{case.name} {case.spp} spp done", flush=True)
 
     timing_case = next(c for c in cases if c.name == "cbox" and c.spp == 4)
-    speed = {label: seconds_per_megapixel(denoise, timing_case) for label, denoise in methods.items()}
+    speed = seconds_per_megapixel(methods, timing_case)
     counts = {g: sum(1 for c in cases if (c.group, c.spp) == g) for g in groups}
     header = "| method | " + " | ".join(f"{g} {spp} spp ({counts[(g, spp)]})" for g, spp in groups) + " | s / MP |"
     lines = [
@@ -238,7 +244,8 @@ def main() -> None:
         "",
         "PSNR (dB) after the tone map T(v) = (v / (1 + v))^(1/2.2) against the high-spp reference, RGB, mean over",
         "scenes (count in brackets). s / MP: seconds per megapixel on the 4 spp Cornell box, median of 3 after a",
-        f"warm-up call. CPU: {cpu_name() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}.",
+        "warm-up call, the methods taking turns.",
+        f"CPU: {cpu_name() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}.",
         "",
         *provenance(args.renders, [*([args.finetuned] if args.finetuned else []), *args.models]),
     ]

@@ -94,6 +94,18 @@ def test_the_mc_bench_traces_a_mean_gap_to_the_scenes_behind_it():
     assert bench.scene_by_scene(cases[:1], scores, "OIDN", "ours") == []  # the Cornell box alone: no table
 
 
+def test_the_mc_bench_times_its_methods_in_turns_so_that_load_midway_slows_them_alike():
+    import numpy as np
+
+    bench = bench_module("mc_benchmark")
+    blank = np.zeros((1000, 1000, 3), np.float32)  # one megapixel
+    case = bench.Case("cbox", "cbox", 4, blank, blank, blank, blank, blank)
+    calls: list[str] = []
+    speed = bench.seconds_per_megapixel({m: lambda c, m=m: calls.append(m) for m in ("OIDN", "ours")}, case)
+    assert calls == ["OIDN", "ours"] * 4  # a warm-up each, then three rounds
+    assert set(speed) == {"OIDN", "ours"} and all(seconds >= 0 for seconds in speed.values())
+
+
 def test_the_error_bands_put_each_pixel_s_error_in_the_band_of_its_reference_value():
     import numpy as np
 
