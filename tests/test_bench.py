@@ -121,3 +121,20 @@ def test_the_error_bands_put_each_pixel_s_error_in_the_band_of_its_reference_val
     assert "| 0.02-0.1 | 50 % | 100 % | - | 100 % |" in rows  # "-": OIDN has no error to share out
     assert "| 2-10 | 50 % | 0 % | - | 0 % |" in rows
     assert "| 0.5-2 | 0 % | 0 % | - | 0 % |" in rows
+
+
+def test_the_edge_table_splits_each_error_between_buffer_edges_and_flat_surfaces():
+    import numpy as np
+
+    bands = bench_module("mc_error_bands")
+    mc = sys.modules["mc_benchmark"]
+    reference = np.full((6, 6, 3), 0.3, np.float32)
+    albedo = np.full((6, 6, 3), 0.5, np.float32)
+    albedo[:, 3:] = 0.9  # a silhouette between columns 2 and 3: those two columns are its edge
+    case = mc.Case("test", "s0", 4, reference, reference, albedo, np.zeros_like(albedo), reference)
+    assert bands.at_buffer_edge(case)[0].tolist() == [0, 0, 1, 1, 0, 0]
+    off_at_the_edge = reference.copy()
+    off_at_the_edge[:, 2] *= 2  # ours is wrong on one edge column; "OIDN" is exact
+    rows = bands.edge_table([case], lambda c: off_at_the_edge, lambda c: c.reference)
+    assert "| flat buffers | 67 % | 0 % | - | 0 % |" in rows
+    assert "| buffer edges | 33 % | 100 % | - | 100 % |" in rows
