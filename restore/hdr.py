@@ -210,8 +210,8 @@ def keep_converged(colour: torch.Tensor, output: torch.Tensor, spread: float = C
     path finds light, and a negative lobe of a wide pixel filter is no agreement. Training's
     validation scores the network without this step: it is the same for every set of weights."""
     x = colour.float()
-    lowest = _neighbourhood_extreme(x, torch.minimum)
-    above = _neighbourhood_extreme(x, torch.maximum).div_(x)
+    lowest = neighbourhood_extreme(x, torch.minimum)
+    above = neighbourhood_extreme(x, torch.maximum).div_(x)
     below = x / lowest
     reach = torch.maximum(above, below).amax(dim=1, keepdim=True).sub_(1)  # NaN where x is 0: never converged
     positive = lowest.amin(dim=1, keepdim=True) > 0
@@ -219,9 +219,10 @@ def keep_converged(colour: torch.Tensor, output: torch.Tensor, spread: float = C
     return torch.lerp(output, colour.to(output.dtype), weight.to(output.dtype))
 
 
-def _neighbourhood_extreme(x: torch.Tensor, extreme: Callable[..., torch.Tensor]) -> torch.Tensor:
-    """The 3 x 3 maximum or minimum (`extreme`: torch.maximum or torch.minimum) of each pixel, the
-    image's edge replicated: rows, then columns, on shifted views (a third of max_pool2d's time here)."""
+def neighbourhood_extreme(x: torch.Tensor, extreme: Callable[..., torch.Tensor]) -> torch.Tensor:
+    """The 3 x 3 maximum or minimum (`extreme`: torch.maximum or torch.minimum) of each pixel of
+    `x` (... x H x W), the image's edge replicated: rows, then columns, on shifted views (a third of
+    max_pool2d's time). `keep_converged` reads it, and so does bench/mc_error_bands.py's buffer edges."""
     rows = x.clone()
     extreme(rows[..., 1:, :], x[..., :-1, :], out=rows[..., 1:, :])
     extreme(rows[..., :-1, :], x[..., 1:, :], out=rows[..., :-1, :])
