@@ -145,6 +145,15 @@ def ours(model: Model, precision: str = "fp32", prefilter_aux: bool = True) -> D
     return run
 
 
+def bundled_rows(name: str, model: Model) -> dict[str, Denoiser]:
+    """A bundled model's rows: as `restore denoise` runs it and, where it names a buffer prefilter,
+    again on the buffers as given, so that a table shows what the prefilter adds."""
+    rows = {name: ours(model)}
+    if model.aux_prefilter is not None:
+        rows[f"{name}, buffers as given"] = ours(model, prefilter_aux=False)
+    return rows
+
+
 HIGHLIGHTS = 0.01  # the brightest 1% of the reference's pixels (by luminance)
 
 
@@ -206,9 +215,7 @@ def main() -> None:
     methods: dict[str, Denoiser] = {"OIDN (colour)": oidn(False), "OIDN (colour + albedo + normal)": oidn(True)}
     bundled = {name: load(name) for name in ("n2n-mc", "n2n-mc-aux") if name in bundled_models()}
     for name, model in bundled.items():
-        methods[name] = ours(model)
-        if model.aux_prefilter is not None:  # what the prefilter adds: the same network on the buffers as given
-            methods[f"{name}, buffers as given"] = ours(model, prefilter_aux=False)
+        methods.update(bundled_rows(name, model))
     if "bf16" in cpu_precisions():  # what --precision bf16 gives (auto keeps fp32 for float renders)
         for name, model in bundled.items():
             methods[f"{name}, bf16"] = ours(model, "bf16")

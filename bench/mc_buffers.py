@@ -78,10 +78,7 @@ def main() -> None:
     with_buffers: dict[str, mc_benchmark.Denoiser] = {"OIDN (colour + albedo + normal)": mc_benchmark.oidn(True)}
     colour_only: dict[str, mc_benchmark.Denoiser] = {"OIDN (colour)": mc_benchmark.oidn(False)}
     if "n2n-mc-aux" in bundled_models():
-        aux_model = load("n2n-mc-aux")
-        with_buffers["n2n-mc-aux"] = mc_benchmark.ours(aux_model)
-        if aux_model.aux_prefilter is not None:
-            with_buffers["n2n-mc-aux, buffers as given"] = mc_benchmark.ours(aux_model, prefilter_aux=False)
+        with_buffers.update(mc_benchmark.bundled_rows("n2n-mc-aux", load("n2n-mc-aux")))
     if "n2n-mc" in bundled_models():
         colour_only["n2n-mc"] = mc_benchmark.ours(load("n2n-mc"))
     for path in args.models:

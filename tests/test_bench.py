@@ -138,3 +138,13 @@ def test_the_edge_table_splits_each_error_between_buffer_edges_and_flat_surfaces
     rows = bands.edge_table([case], lambda c: off_at_the_edge, lambda c: c.reference)
     assert "| flat buffers | 67 % | 0 % | - | 0 % |" in rows
     assert "| buffer edges | 33 % | 100 % | - | 100 % |" in rows
+
+
+def test_a_bundled_model_with_a_prefilter_gets_a_second_row_on_the_buffers_as_given():
+    from restore.api import load
+
+    bench = bench_module("mc_benchmark")
+    prefiltered, plain = load("n2n-mc-aux"), load("n2n-mc")
+    assert plain.aux_prefilter is None and prefiltered.aux_prefilter is not None
+    assert list(bench.bundled_rows("n2n-mc", plain)) == ["n2n-mc"]
+    assert list(bench.bundled_rows("n2n-mc-aux", prefiltered)) == ["n2n-mc-aux", "n2n-mc-aux, buffers as given"]
