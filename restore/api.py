@@ -390,6 +390,8 @@ def denoise(
     ensemble: bool = False,
     strength: float = 1.0,
     noise_level: float | None = None,
+    albedo: ImageLike | None = None,
+    normal: ImageLike | None = None,
 ) -> ImageLike:
     """Denoise an image (values in [0, 1] for photos) with a bundled model name, a path or a Model.
 
@@ -397,13 +399,25 @@ def denoise(
     images `n2n-photo-level`. `ensemble` averages the 8 flips and rotations (8x the time).
     A level-conditioned model takes `strength` (below 1 keeps grain, above removes more, 0
     returns the input) and `noise_level` (sigma in 0-255 units; read off the image when None).
+    A render's `albedo` and `normal` buffers (both, in the image's layout and size) make the image
+    linear HDR radiance and go to a model that takes them: `n2n-mc-aux` when none is given, its
+    buffer prefilter and the hand-through of converged pixels included, as `restore denoise` runs it.
     """
     check_image_like(image)
+    if (albedo is None) != (normal is None):
+        raise ValueError("a render's buffers come as a pair: give both albedo and normal, or neither")
     options = InferenceOptions(
         device=device, precision=precision, tile=tile, max_memory=max_memory, ensemble=ensemble, strength=strength
     )
-    chosen = model if model is not None else default_denoiser(image)
-    return run_model(denoiser(chosen), image, options, on_tile=on_tile, noise_level=noise_level)
+    has_aux = albedo is not None and normal is not None
+    chosen = denoiser(model if model is not None else default_denoiser(image, linear=has_aux, aux=has_aux))
+    aux = None
+    if has_aux:
+        buffers = {"albedo": albedo, "normal": normal}
+        if set(chosen.info.aux) != set(buffers):
+            raise ValueError(f"model '{chosen.name}' takes no albedo and normal buffers (n2n-mc-aux does)")
+        aux = torch.cat([_to_batch(buffers[name])[0] for name in chosen.info.aux], dim=1)  # in the model's order
+    return run_model(chosen, image, options, on_tile=on_tile, aux=aux, noise_level=noise_level)
 
 
 def denoiser(model: Model | str | os.PathLike[str] = DEFAULT_DENOISER) -> Model:

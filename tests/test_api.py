@@ -61,6 +61,25 @@ def test_hdr_renders_get_the_render_denoiser_by_default(monkeypatch, bundled, au
     assert restore.api.default_denoiser(render, linear=False, aux=aux) == "n2n-gaussian"
 
 
+def test_a_render_with_its_buffers_is_denoised_as_the_cli_runs_it_with_them():
+    rng = np.random.default_rng(0)
+    render = rng.gamma(2.0, 0.5, (24, 32, 3)).astype(np.float32)  # linear HDR radiance, noisy
+    albedo = np.full((24, 32, 3), 0.6, np.float32)
+    normal = np.zeros((24, 32, 3), np.float32)
+    normal[..., 2] = 1
+    options = restore.InferenceOptions(device="cpu", precision="fp32")
+    expected = restore.api.run_model(restore.load("n2n-mc-aux"), render, options, aux=np.concatenate([albedo, normal], -1))
+    out = restore.denoise(render, albedo=albedo, normal=normal, device="cpu", precision="fp32")  # n2n-mc-aux by default
+    np.testing.assert_array_equal(out, expected)
+    chw = lambda a: torch.from_numpy(a.transpose(2, 0, 1).copy())  # noqa: E731
+    as_tensors = restore.denoise(chw(render), albedo=chw(albedo), normal=chw(normal), device="cpu", precision="fp32")
+    np.testing.assert_allclose(as_tensors.permute(1, 2, 0).numpy(), expected, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="as a pair"):
+        restore.denoise(render, albedo=albedo)
+    with pytest.raises(ValueError, match="'n2n-mc' takes no albedo and normal buffers"):
+        restore.denoise(render, "n2n-mc", albedo=albedo, normal=normal)
+
+
 def test_a_finetune_starts_from_the_render_model_for_the_hdr_loss_and_from_the_photo_model_otherwise(tmp_path):
     assert restore.api.finetune_base("hdr") == "n2n-mc"
     assert restore.api.finetune_base("l1") == restore.api.finetune_base("l2") == "n2n-photo-level"
