@@ -334,6 +334,19 @@ def denoise(
     ] = 1.0,
     albedo: Annotated[Path | None, typer.Option("--albedo", help="Albedo buffer of a render (default: IN.albedo.EXT).")] = None,
     normal: Annotated[Path | None, typer.Option("--normal", help="Normal buffer of a render (default: IN.normal.EXT).")] = None,
+    clean_buffers: Annotated[
+        bool,
+        typer.Option(
+            "--clean-buffers", help="The buffers are noise-free (e.g. rendered apart at high spp): skip the model's buffer prefilter."
+        ),
+    ] = False,
+    keep_converged: Annotated[
+        bool,
+        typer.Option(
+            "--keep-converged/--no-keep-converged",
+            help="Renders: hand converged pixels (emitters, skies in view) through as they are.",
+        ),
+    ] = True,
     *,
     options: RunOptions,
     folder_run: FolderRun,
@@ -344,7 +357,9 @@ def denoise(
     NAME.normal.EXT (or --albedo / --normal) come with them, n2n-gray-level for gray images, else n2n-photo-level.
     """
     buffers = {name: path for name, path in (("albedo", albedo), ("normal", normal)) if path is not None}
-    options = _with(options, strength=strength, aux_files=buffers)
+    options = _with(
+        options, strength=strength, aux_files=buffers, prefilter_aux=not clean_buffers, keep_converged=keep_converged
+    )
     if options.aux_files and len(expand_inputs(inputs, folder_run.recursive).files) > 1:
         raise UsageError("--albedo / --normal go with one image; for several, put NAME.albedo.EXT beside each")
 

@@ -454,3 +454,34 @@ def test_a_pixel_is_handed_through_fully_within_half_the_spread_and_not_at_all_b
     kept = keep_converged(colour, output)
     assert kept[0, 1, 2, 2].item() == pytest.approx(2.0 * weight, abs=1e-4)
     torch.testing.assert_close(keep_converged(colour * 100, output), kept * 100)  # a ratio: exposure does not move it
+
+
+def test_the_cli_hands_clean_buffers_over_as_given_and_can_denoise_converged_pixels_too(tmp_path):
+    # --clean-buffers is OIDN's cleanAux: buffers without noise skip the model's prefilter.
+    # --no-keep-converged lets the network redo the emitter it would otherwise hand through.
+    rng = np.random.default_rng(2)
+    render = (smooth_image(32, 32, seed=8) * rng.gamma(4.0, 0.5, (32, 32, 3))).astype(np.float32)
+    render[4:16, 4:16] = [20.0, 16.0, 9.0]  # an emitter in view
+    albedo = smooth_image(32, 32, seed=9).astype(np.float32)
+    normal = np.zeros((32, 32, 3), np.float32)
+    normal[..., 2] = 1
+    for name, pixels in (("render", render), ("render.albedo", albedo), ("render.normal", normal)):
+        write_image(tmp_path / f"{name}.exr", Image(pixels, None, "f32", "linear"))
+    model, exact = restore.load("n2n-mc-aux"), restore.api.InferenceOptions(device="cpu", precision="fp32")
+    buffers = np.concatenate([albedo, normal], -1)
+    outputs = {}
+    for flags, options in [
+        ((), exact),
+        (("--clean-buffers",), replace(exact, prefilter_aux=False)),
+        (("--no-keep-converged",), replace(exact, keep_converged=False)),
+    ]:
+        out = tmp_path / f"out{len(outputs)}.exr"
+        result = run("denoise", str(tmp_path / "render.exr"), "-o", str(out), "--device", "cpu", "--precision", "fp32", *flags)
+        assert result.returncode == 0, result.stderr
+        assert ("buffers cleaned by mc-aux-prefilter" in result.stdout + result.stderr) == (flags != ("--clean-buffers",))
+        outputs[flags] = read_image(out).pixels
+        np.testing.assert_allclose(outputs[flags], restore.api.run_model(model, render, options, aux=buffers), rtol=1e-6)
+    default, clean, redone = outputs.values()
+    assert not np.allclose(default, clean, rtol=1e-3)
+    np.testing.assert_array_equal(default[6:14, 6:14], render[6:14, 6:14])  # the emitter, handed through
+    assert not np.allclose(redone[6:14, 6:14], render[6:14, 6:14], rtol=1e-3)
