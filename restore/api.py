@@ -22,7 +22,7 @@ from restore.archs.unet import with_level_map
 from restore.device import on_device, resolve_device, resolve_memory_format, resolve_precision
 from restore.ensemble import TRANSFORMS, self_ensemble
 from restore.hdr import HDR_LOSSES, is_hdr, keep_converged, network_input
-from restore.io.datasets import AUX_BUFFERS, aux_path, image_files, is_aux_buffer
+from restore.io.datasets import has_aux_buffers, image_files, is_aux_buffer
 from restore.modelfile import ModelFileError, ModelInfo, load_model_file
 from restore.resize import center_crop, imresize
 from restore.tiling import TileCallback, run_tiled
@@ -373,9 +373,9 @@ def finetune_base(loss: str, folders: Sequence[str | os.PathLike[str]] = ()) -> 
 
 
 def _renders_with_buffers(folder: str | os.PathLike[str]) -> bool:
-    """Whether a folder holds renders and each has every auxiliary buffer beside it."""
+    """Whether a folder holds renders and each has every auxiliary buffer (beside it or in its file)."""
     shots = [path for path in image_files(folder) if not is_aux_buffer(path)]
-    return bool(shots) and all(aux_path(shot, buffer).is_file() for shot in shots for buffer in AUX_BUFFERS)
+    return bool(shots) and all(map(has_aux_buffers, shots))
 
 
 def denoise(

@@ -337,7 +337,8 @@ def denoise(
     clean_buffers: Annotated[
         bool,
         typer.Option(
-            "--clean-buffers", help="The buffers are noise-free (e.g. rendered apart at high spp): skip the model's buffer prefilter."
+            "--clean-buffers",
+            help="The buffers are noise-free (e.g. rendered apart at high spp): skip the model's buffer prefilter.",
         ),
     ] = False,
     keep_converged: Annotated[
@@ -357,9 +358,7 @@ def denoise(
     NAME.normal.EXT (or --albedo / --normal) come with them, n2n-gray-level for gray images, else n2n-photo-level.
     """
     buffers = {name: path for name, path in (("albedo", albedo), ("normal", normal)) if path is not None}
-    options = _with(
-        options, strength=strength, aux_files=buffers, prefilter_aux=not clean_buffers, keep_converged=keep_converged
-    )
+    options = _with(options, strength=strength, aux_files=buffers, prefilter_aux=not clean_buffers, keep_converged=keep_converged)
     if options.aux_files and len(expand_inputs(inputs, folder_run.recursive).files) > 1:
         raise UsageError("--albedo / --normal go with one image; for several, put NAME.albedo.EXT beside each")
 

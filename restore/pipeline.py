@@ -103,7 +103,7 @@ def restore_image(
     # so an upscaled photo prints at the size the original did, only sharper.
     scale = result.shape[1] / image.width
     dpi = (image.dpi[0] * scale, image.dpi[1] * scale) if image.dpi else None
-    restored = replace(image, pixels=np.ascontiguousarray(result, dtype=np.float32), alpha=alpha, dpi=dpi)
+    restored = replace(image, pixels=np.ascontiguousarray(result, dtype=np.float32), alpha=alpha, dpi=dpi, buffers={})
     prefilter = buffer_prefilter(model, inference)
     return Restored(restored, model, level, notes, prefilter.name if prefilter is not None else "")
 
@@ -167,7 +167,7 @@ def restore_file(
     exist to one (gray images, HDR renders and renders with buffers may take other models).
     """
     image = read_image(source, options.max_pixels)
-    found = [name in options.aux_files or aux_path(source, name).is_file() for name in AUX_BUFFERS]
+    found = [name in options.aux_files or aux_path(source, name).is_file() or name in image.buffers for name in AUX_BUFFERS]
     has_aux = all(found)
     if options.aux_files and not has_aux:
         # A buffer given on its own would be silently ignored: the models take both or none.
@@ -176,7 +176,9 @@ def restore_file(
         raise ImageError(f"'{source}': {given} needs the {' and '.join(missing)} buffer too (--{missing[0]} FILE)")
     chosen = model if isinstance(model, Model) else model(image, has_aux)
     try:
-        aux = load_aux(source, chosen.info.aux, options.aux_files).permute(1, 2, 0).numpy() if chosen.info.aux else None
+        aux = None
+        if chosen.info.aux:
+            aux = load_aux(source, chosen.info.aux, options.aux_files, image.buffers).permute(1, 2, 0).numpy()
         result = restore_image(image, chosen, options, on_tile, aux)
     except (ImageError, ValueError) as err:
         raise type(err)(f"'{source}': {err}") from None

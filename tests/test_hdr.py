@@ -485,3 +485,52 @@ def test_the_cli_hands_clean_buffers_over_as_given_and_can_denoise_converged_pix
     assert not np.allclose(default, clean, rtol=1e-3)
     np.testing.assert_array_equal(default[6:14, 6:14], render[6:14, 6:14])  # the emitter, handed through
     assert not np.allclose(redone[6:14, 6:14], render[6:14, 6:14], rtol=1e-3)
+
+
+def test_a_blender_render_is_denoised_with_the_buffers_its_own_exr_holds(tmp_path):
+    import OpenEXR
+
+    rng = np.random.default_rng(4)
+    render = (smooth_image(24, 24, seed=10) * rng.gamma(4.0, 0.5, (24, 24, 3))).astype(np.float32)
+    albedo = smooth_image(24, 24, seed=11).astype(np.float32)
+    normal = np.zeros((24, 24, 3), np.float32)
+    normal[..., 1] = 1
+    layers = {"Noisy Image": (render, "RGB"), "Denoising Albedo": (albedo, "RGB"), "Denoising Normal": (normal, "XYZ")}
+    channels = {
+        f"ViewLayer.{layer}.{c}": values[..., i] for layer, (values, names) in layers.items() for i, c in enumerate(names)
+    }
+    channels["ViewLayer.Combined.A"] = np.ones((24, 24), np.float32)
+    header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
+    OpenEXR.File(header, {k: np.ascontiguousarray(v) for k, v in channels.items()}).write(str(tmp_path / "frame.exr"))
+    result = run("denoise", str(tmp_path / "frame.exr"), "--device", "cpu", "--precision", "fp32")
+    assert result.returncode == 0, result.stderr
+    assert "n2n-mc-aux" in result.stdout + result.stderr  # the buffers found in the file choose the buffer model
+    out = read_image(tmp_path / "frame.denoised.exr")
+    exact = restore.api.InferenceOptions(device="cpu", precision="fp32")
+    expected = restore.api.run_model(restore.load("n2n-mc-aux"), render, exact, aux=np.concatenate([albedo, normal], -1))
+    np.testing.assert_allclose(out.pixels, expected, rtol=1e-6)
+    np.testing.assert_array_equal(out.alpha[..., 0], channels["ViewLayer.Combined.A"])
+
+
+def test_a_finetune_on_blender_renders_finds_their_buffers_in_their_own_files(tmp_path):
+    # `restore finetune a/ b/ --loss hdr` starts from the buffer model when every shot has its
+    # buffers, and its pairs carry them: multilayer EXRs hold them as layers, with no files beside.
+    import OpenEXR
+
+    from restore.io.datasets import has_aux_buffers, load_aux
+
+    plane = np.arange(16, dtype=np.float32).reshape(4, 4)
+    for shot in ("a", "b"):
+        (tmp_path / shot).mkdir()
+        layers = {"Noisy Image": "RGB", "Denoising Albedo": "RGB", "Denoising Normal": "XYZ"}
+        channels = {f"ViewLayer.{layer}.{c}": plane + i for layer, names in layers.items() for i, c in enumerate(names)}
+        header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
+        OpenEXR.File(header, channels).write(str(tmp_path / shot / "frame.exr"))
+    frame = tmp_path / "a" / "frame.exr"
+    assert has_aux_buffers(frame)
+    assert restore.api.finetune_base("hdr", [tmp_path / "a", tmp_path / "b"]) == "n2n-mc-aux"
+    buffers = load_aux(frame, ["albedo", "normal"])
+    assert buffers.shape == (6, 4, 4)
+    assert torch.equal(buffers[4], torch.from_numpy(plane + 1))  # the normal's Y
+    (tmp_path / "a" / "frame.exr").write_bytes(b"")  # a shot whose file holds no buffers after all
+    assert not has_aux_buffers(frame)

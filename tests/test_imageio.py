@@ -676,3 +676,50 @@ def test_avif_keeps_alpha_and_the_colour_profile_and_loses_little(tmp_path: Path
     back = read_image(tmp_path / "a.avif")
     assert (back.format, back.bit_depth, back.icc_profile) == ("avif", "u8", icc)
     assert back.alpha is not None and np.abs(back.pixels - pixels).mean() < 0.01
+
+
+def write_layers(path: Path, channels: dict[str, np.ndarray]) -> None:
+    """A multilayer EXR with these channels, as a renderer writes one."""
+    import OpenEXR
+
+    header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
+    OpenEXR.File(header, {name: np.ascontiguousarray(values, np.float32) for name, values in channels.items()}).write(str(path))
+
+
+def test_a_blender_multilayer_exr_gives_its_noisy_image_with_the_combined_alpha_and_its_denoising_buffers(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    planes = {name: rng.random((6, 8)).astype(np.float32) * 4 for name in "RGBAXYZ"}
+    channels = {f"ViewLayer.Noisy Image.{c}": planes[c] for c in "RGB"}  # before Blender's own denoiser
+    channels |= {f"ViewLayer.Combined.{c}": planes[c] / 2 for c in "RGBA"}  # after it
+    channels |= {f"ViewLayer.Denoising Albedo.{c}": planes[c] / 4 for c in "RGB"}
+    channels |= {f"ViewLayer.Denoising Normal.{c}": planes[c] - 2 for c in "XYZ"}
+    channels["ViewLayer.Denoising Depth.Z"] = planes["Z"]
+    write_layers(tmp_path / "frame.exr", channels)
+    image = read_image(tmp_path / "frame.exr")
+    np.testing.assert_array_equal(image.pixels, np.stack([planes[c] for c in "RGB"], -1))
+    np.testing.assert_array_equal(image.alpha[..., 0], planes["A"] / 2)
+    np.testing.assert_array_equal(image.buffers["albedo"], np.stack([planes[c] for c in "RGB"], -1) / 4)
+    np.testing.assert_array_equal(image.buffers["normal"], np.stack([planes[c] for c in "XYZ"], -1) - 2)
+
+
+@pytest.mark.parametrize(
+    ("channels", "colour"),
+    [
+        (["R", "G", "B", "albedo.R", "albedo.G", "albedo.B", "N.X", "N.Y", "N.Z"], "R"),  # bare colour, buffers beside it
+        (["beauty.R", "beauty.G", "beauty.B", "Z"], "beauty.R"),
+        (["Main.Combined.R", "Main.Combined.G", "Main.Combined.B", "Main.Depth.Z"], "Main.Combined.R"),
+        (["spec.R", "spec.G", "spec.B"], "spec.R"),  # the only colour layer, whatever its name
+    ],
+)
+def test_the_colour_of_a_multilayer_exr_is_its_bare_rgb_else_its_named_or_only_colour_layer(tmp_path, channels, colour):
+    values = {name: np.full((4, 4), float(i), np.float32) for i, name in enumerate(channels)}
+    write_layers(tmp_path / "x.exr", values)
+    image = read_image(tmp_path / "x.exr")
+    assert image.pixels[0, 0, 0] == values[colour][0, 0]
+    assert set(image.buffers) == ({"albedo", "normal"} if "albedo.R" in channels else set())
+
+
+def test_a_multilayer_exr_with_no_colour_to_choose_is_refused_in_one_line_naming_its_layers(tmp_path: Path) -> None:
+    write_layers(tmp_path / "x.exr", {f"{layer}.{c}": np.zeros((4, 4)) for layer in ("diffuse", "specular") for c in "RGB"})
+    with pytest.raises(ImageError, match=r"nor one colour layer \(found layers diffuse, specular\)"):
+        read_image(tmp_path / "x.exr")

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from restore.io.images import READ_FORMATS, read_image
+from restore.io.images import READ_FORMATS, exr_buffers, read_image
 
 
 def image_files(folder: str | Path, recursive: bool = True) -> list[Path]:
@@ -84,12 +84,30 @@ def aux_path(image: Path, buffer: str) -> Path:
     return image.with_name(f"{image.stem}.{buffer}{image.suffix}")
 
 
-def load_aux(image: Path, buffers: Sequence[str], given: Mapping[str, Path] | None = None) -> torch.Tensor:
+def has_aux_buffers(image: Path) -> bool:
+    """Whether a render has every buffer of AUX_BUFFERS: NAME.BUFFER.EXT beside it, or a layer of
+    its own file (a multilayer EXR's header says)."""
+    return all(aux_path(image, buffer).is_file() or buffer in exr_buffers(image) for buffer in AUX_BUFFERS)
+
+
+def load_aux(
+    image: Path,
+    buffers: Sequence[str],
+    given: Mapping[str, Path] | None = None,
+    embedded: Mapping[str, np.ndarray] | None = None,
+) -> torch.Tensor:
     """The auxiliary buffers of a render stacked as channels (3 per buffer), C x H x W float32:
-    each the file named in `given`, else NAME.BUFFER.EXT beside the image."""
+    each the file named in `given`, else NAME.BUFFER.EXT beside the image, else the layer of the
+    image's own file (a multilayer EXR; `embedded`, its `Image.buffers`, where it was read already)."""
     planes = []
     for buffer in buffers:
         path = (given or {}).get(buffer) or aux_path(image, buffer)
+        if buffer not in (given or {}) and not path.is_file():
+            if embedded is None:
+                embedded = read_image(image).buffers if buffer in exr_buffers(image) else {}
+            if buffer in embedded:
+                planes.append(torch.from_numpy(np.ascontiguousarray(embedded[buffer].transpose(2, 0, 1))))
+                continue
         if not path.is_file():
             raise ValueError(f"'{image.name}' needs its {buffer} buffer: '{path}' does not exist")
         planes.append(to_channels(load_images([path])[0], 3))

@@ -23,9 +23,9 @@ import stat
 import struct
 import threading
 import zlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 
 import kornia_rs.io as kio
@@ -75,6 +75,9 @@ class Image:
     format: str = ""  # a name in FORMATS: "png", "jpeg", "webp", "avif", "tiff", "exr", "pfm" or "hdr"
     exif: bytes | None = None  # the file's EXIF block as read; written back with Orientation 1 (pixels are upright)
     dpi: tuple[float, float] | None = None  # print resolution (x, y) in pixels per inch, where the file gives one
+    # A render's auxiliary buffers held in the same file (multilayer EXR), e.g. {"albedo": H x W x 3}:
+    # they describe the input, so a restored image carries none.
+    buffers: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.pixels = np.asarray(self.pixels, dtype=np.float32)
@@ -111,6 +114,9 @@ def _image_problem(image: Image) -> str | None:
         return f"bit_depth must be one of {', '.join(_BIT_DEPTHS)}, not {image.bit_depth!r}"
     if image.transfer not in ("srgb", "linear"):
         return f"transfer must be 'srgb' or 'linear', not {image.transfer!r}"
+    for name, buffer in image.buffers.items():
+        if buffer.shape != (*pixels.shape[:2], 3):
+            return f"the {name} buffer must be H x W x 3 matching the pixels, not shape {buffer.shape}"
     return None
 
 
@@ -373,6 +379,17 @@ def _tiff_dpi(tags: tifffile.TiffTags) -> tuple[float, float] | None:
     return (values[0], values[1]) if values[0] > 0 and values[1] > 0 else None
 
 
+# Multilayer EXR (Blender's "ViewLayer.Combined.R", Arnold's "albedo.R"): a channel's name is
+# LAYER.CHANNEL, and a layer's own name is its last dotted part. The colour is the bare R,G,B when
+# there is one, else the first of these layers (case aside): Blender writes the render before its
+# own denoiser as "Noisy Image" and the denoised one as "Combined".
+EXR_COLOUR_LAYERS = ("noisy image", "combined", "beauty", "rgba", "rgb")
+# A render's buffers in the colour's view layer, as renderers name them for a denoiser:
+# Blender's Denoising Data pass, and the names Open Image Denoise's users give them elsewhere.
+EXR_BUFFER_LAYERS = {"albedo": ("denoising albedo", "albedo"), "normal": ("denoising normal", "normal", "n")}
+_EXR_TRIPLES = (("R", "G", "B"), ("X", "Y", "Z"))
+
+
 def _read_exr(data: bytes) -> Image:
     try:
         parts = OpenEXR.File(io.BytesIO(data), separate_channels=True).parts
@@ -382,18 +399,83 @@ def _read_exr(data: bytes) -> Image:
         raise ValueError("damaged or truncated OpenEXR data")
     part = parts[0]  # multi-part files: the first part only
     channels = {name: ch.pixels for name, ch in part.channels.items()}
-    if {"R", "G", "B"} <= channels.keys():
-        names = ["R", "G", "B"]
-    elif "Y" in channels and not {"RY", "BY"} & channels.keys():
-        names = ["Y"]
-    else:
-        raise ValueError(f"no R,G,B or Y channels to read (found {', '.join(sorted(channels))})")
-    names += ["A"] if "A" in channels else []
-    if len({channels[n].shape for n in names}) != 1:
+    names, buffers = _exr_channels_to_read(channels)
+    if len({channels[n].shape for n in [*names, *(n for triple in buffers.values() for n in triple)]}) != 1:
         raise ValueError("subsampled OpenEXR channels are not supported")
     # np.stack promotes half + float to float, so mixed files count as f32.
-    samples = np.stack([channels[n] for n in names], axis=-1)
-    return _from_samples(samples, 3 if names[0] == "R" else 1, None, "exr")
+    image = _from_samples(np.stack([channels[n] for n in names], axis=-1), 3 if len(names) >= 3 else 1, None, "exr")
+    image.buffers = {b: np.stack([channels[n] for n in triple], axis=-1).astype(np.float32) for b, triple in buffers.items()}
+    return image
+
+
+def exr_buffers(path: str | os.PathLike[str]) -> tuple[str, ...]:
+    """The render buffers ("albedo", "normal") an EXR file holds as layers, from its header alone;
+    () for other files and for a header that cannot be read (reading the image says why)."""
+    if os.path.splitext(os.fspath(path))[1].lower() != ".exr" or not os.path.isfile(path):
+        return ()
+    try:
+        header = OpenEXR.File(os.fspath(path), header_only=True).parts[0].header
+        return tuple(_exr_channels_to_read({channel.name: None for channel in header["channels"]})[1])
+    except (RuntimeError, IndexError, KeyError, ValueError):
+        return ()
+
+
+def _exr_channels_to_read(channels: Mapping[str, object]) -> tuple[list[str], dict[str, list[str]]]:
+    """Of an EXR's channel names: those of the colour (then alpha) and of each buffer it holds."""
+    layers: dict[str, dict[str, str]] = {}  # layer -> {channel: full name}; bare channels under ""
+    for name in channels:
+        layer, _, channel = name.rpartition(".")
+        layers.setdefault(layer, {})[channel] = name
+    bare = layers.get("", {})
+    if {"R", "G", "B"} <= bare.keys():
+        colour_layer, names = "", ["R", "G", "B"]
+    elif "Y" in bare and not {"RY", "BY"} & bare.keys():
+        colour_layer, names = "", ["Y"]
+    else:
+        colour_layer = _exr_colour_layer(layers)
+        names = [f"{colour_layer}.{c}" for c in "RGB"]
+    view = colour_layer.rpartition(".")[0]
+    for layer in (colour_layer, _exr_layer_in(layers, view, ("combined",))):  # Blender's Noisy Image has no alpha
+        if "A" in layers.get(layer, {}):
+            names.append(layers[layer]["A"])
+            break
+    buffers = {}
+    for buffer, layer_names in EXR_BUFFER_LAYERS.items():
+        have = layers.get(_exr_layer_in(layers, view, layer_names), {})
+        triple = next((t for t in _EXR_TRIPLES if set(t) <= have.keys()), None)
+        if triple is not None:
+            buffers[buffer] = [have[c] for c in triple]
+    return names, buffers
+
+
+def _exr_layer_in(layers: Mapping[str, Mapping[str, str]], view: str, wanted: Sequence[str]) -> str | None:
+    """The layer of view layer `view` (its names' prefix; "" for none) whose own name is the
+    first of `wanted` (lower case) that the file has, or None."""
+    own = {layer.rpartition(".")[2].lower(): layer for layer in layers if layer and layer.rpartition(".")[0] == view}
+    return next((own[name] for name in wanted if name in own), None)
+
+
+def _exr_colour_layer(layers: Mapping[str, Mapping[str, str]]) -> str:
+    """The layer a multilayer EXR's colour is read from (EXR_COLOUR_LAYERS, else its only RGB
+    layer that is no buffer); ValueError naming what the file holds when there is none."""
+    buffer_names = {name for names in EXR_BUFFER_LAYERS.values() for name in names}
+    rgb = [
+        layer
+        for layer, have in layers.items()
+        if layer and {"R", "G", "B"} <= have.keys() and layer.rpartition(".")[2].lower() not in buffer_names
+    ]
+    for wanted in EXR_COLOUR_LAYERS:
+        named = [layer for layer in rgb if layer.rpartition(".")[2].lower() == wanted]
+        if len(named) == 1:
+            return named[0]
+        if named:
+            raise ValueError(f"several {wanted!r} layers ({', '.join(sorted(named))}); restore reads one")
+    if len(rgb) == 1:
+        return rgb[0]
+    if set(layers) == {""}:
+        raise ValueError(f"no R,G,B or Y channels to read (found {', '.join(sorted(layers[''].values()))})")
+    found = ", ".join(sorted(set(layers) - {""}))
+    raise ValueError(f"no R,G,B or Y channels to read, nor one colour layer (found layers {found})")
 
 
 def _png_size(data: bytes) -> tuple[int, int]:
