@@ -219,7 +219,9 @@ def run_model(
         wanted = (batch.shape[0], 3 * len(model.info.aux), *batch.shape[-2:])
         if aux_batch is None or tuple(aux_batch.shape) != wanted or channels != colour_channels:
             needs = f"model '{model.name}' needs {' and '.join(model.info.aux)} buffers of the image's size"
-            if aux_batch is not None and aux_batch.shape[-2:] != batch.shape[-2:]:
+            if channels != colour_channels:
+                needs = f"model '{model.name}' takes an RGB render with its buffers, not a {channels}-channel image"
+            elif aux_batch is not None and aux_batch.shape[-2:] != batch.shape[-2:]:
                 (ah, aw), (h, w) = aux_batch.shape[-2:], batch.shape[-2:]
                 needs += f": the buffers are {aw} x {ah}, the image {w} x {h}"
             raise ValueError(needs)
@@ -362,8 +364,8 @@ def colour_denoiser() -> str:
 def finetune_base(loss: str, folders: Sequence[str | os.PathLike[str]] = ()) -> str:
     """The bundled denoiser a finetune starts from when none is given: for a loss of renders
     (`restore.hdr.HDR_LOSSES`) the render denoiser, the one with buffers when every shot in
-    `folders` has its albedo and normal beside it (the model `restore denoise` would then pick for
-    them); else the colour photo model (pairs of camera shots)."""
+    `folders` has its albedo and normal, beside it or as layers of its EXR (the model `restore
+    denoise` would then pick for them); else the colour photo model (pairs of camera shots)."""
     if loss not in HDR_LOSSES:
         return colour_denoiser()
     bundled = bundled_models()

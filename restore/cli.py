@@ -332,8 +332,12 @@ def denoise(
         float,
         typer.Option("--strength", help="Level-conditioned models: below 1 keeps grain, above removes more, 0 changes nothing."),
     ] = 1.0,
-    albedo: Annotated[Path | None, typer.Option("--albedo", help="Albedo buffer of a render (default: IN.albedo.EXT).")] = None,
-    normal: Annotated[Path | None, typer.Option("--normal", help="Normal buffer of a render (default: IN.normal.EXT).")] = None,
+    albedo: Annotated[
+        Path | None, typer.Option("--albedo", help="Albedo buffer of a render (default: IN.albedo.EXT, else the EXR's layer).")
+    ] = None,
+    normal: Annotated[
+        Path | None, typer.Option("--normal", help="Normal buffer of a render (default: IN.normal.EXT, else the EXR's layer).")
+    ] = None,
     clean_buffers: Annotated[
         bool,
         typer.Option(
@@ -355,7 +359,8 @@ def denoise(
     """Denoise images. Writes IN.denoised.EXT unless -o is given.
 
     Default model: n2n-mc for HDR renders (EXR, PFM, float TIFF), n2n-mc-aux when NAME.albedo.EXT and
-    NAME.normal.EXT (or --albedo / --normal) come with them, n2n-gray-level for gray images, else n2n-photo-level.
+    NAME.normal.EXT (or --albedo / --normal, or a multilayer EXR's albedo and normal layers) come with them,
+    n2n-gray-level for gray images, else n2n-photo-level.
     """
     buffers = {name: path for name, path in (("albedo", albedo), ("normal", normal)) if path is not None}
     options = _with(options, strength=strength, aux_files=buffers, prefilter_aux=not clean_buffers, keep_converged=keep_converged)
@@ -660,7 +665,7 @@ def finetune(
         typer.Option(
             "--from",
             help="Model to start from [default: with --loss hdr or tonemapped n2n-mc-aux where every render has its albedo "
-            "and normal beside it, else n2n-mc; n2n-photo-level for other losses].",
+            "and normal (beside it or as layers of its EXR), else n2n-mc; n2n-photo-level for other losses].",
         ),
     ] = None,
     loss: Annotated[

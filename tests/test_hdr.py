@@ -495,21 +495,37 @@ def test_a_blender_render_is_denoised_with_the_buffers_its_own_exr_holds(tmp_pat
     albedo = smooth_image(24, 24, seed=11).astype(np.float32)
     normal = np.zeros((24, 24, 3), np.float32)
     normal[..., 1] = 1
-    layers = {"Noisy Image": (render, "RGB"), "Denoising Albedo": (albedo, "RGB"), "Denoising Normal": (normal, "XYZ")}
+    coverage = np.linspace(0, 1, 24 * 24, dtype=np.float32).reshape(24, 24, 1)
+    layers = {
+        "Noisy Image": (np.concatenate([render, coverage], -1), "RGBA"),
+        "Denoising Albedo": (albedo, "RGB"),
+        "Denoising Normal": (normal, "XYZ"),
+    }
     channels = {
         f"ViewLayer.{layer}.{c}": values[..., i] for layer, (values, names) in layers.items() for i, c in enumerate(names)
     }
-    channels["ViewLayer.Combined.A"] = np.ones((24, 24), np.float32)
     header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
     OpenEXR.File(header, {k: np.ascontiguousarray(v) for k, v in channels.items()}).write(str(tmp_path / "frame.exr"))
-    result = run("denoise", str(tmp_path / "frame.exr"), "--device", "cpu", "--precision", "fp32")
-    assert result.returncode == 0, result.stderr
-    assert "n2n-mc-aux" in result.stdout + result.stderr  # the buffers found in the file choose the buffer model
-    out = read_image(tmp_path / "frame.denoised.exr")
-    exact = restore.api.InferenceOptions(device="cpu", precision="fp32")
-    expected = restore.api.run_model(restore.load("n2n-mc-aux"), render, exact, aux=np.concatenate([albedo, normal], -1))
-    np.testing.assert_allclose(out.pixels, expected, rtol=1e-6)
-    np.testing.assert_array_equal(out.alpha[..., 0], channels["ViewLayer.Combined.A"])
+    model, exact = restore.load("n2n-mc-aux"), restore.api.InferenceOptions(device="cpu", precision="fp32")
+
+    def denoised_with(*flags: str) -> np.ndarray:
+        result = run("denoise", str(tmp_path / "frame.exr"), "--device", "cpu", "--precision", "fp32", "--overwrite", *flags)
+        assert result.returncode == 0, result.stderr
+        assert "n2n-mc-aux" in result.stdout + result.stderr  # the buffers found choose the buffer model
+        out = read_image(tmp_path / "frame.denoised.exr")
+        np.testing.assert_array_equal(out.alpha, coverage)
+        return out.pixels
+
+    expected = restore.api.run_model(model, render, exact, aux=np.concatenate([albedo, normal], -1))
+    np.testing.assert_allclose(denoised_with(), expected, rtol=1e-6)
+    # A buffer file beside the render, or one named on the command line, comes before the layer.
+    grey = np.full((24, 24, 3), 0.5, np.float32)
+    write_image(tmp_path / "frame.albedo.exr", Image(grey, None, "f32", "linear"))
+    beside = restore.api.run_model(model, render, exact, aux=np.concatenate([grey, normal], -1))
+    assert not np.allclose(beside, expected, rtol=1e-3)
+    np.testing.assert_allclose(denoised_with(), beside, rtol=1e-6)
+    (tmp_path / "frame.albedo.exr").rename(tmp_path / "grey.exr")
+    np.testing.assert_allclose(denoised_with("--albedo", str(tmp_path / "grey.exr")), beside, rtol=1e-6)
 
 
 def test_a_finetune_on_blender_renders_finds_their_buffers_in_their_own_files(tmp_path):

@@ -16,7 +16,17 @@ from PIL import Image as PILImage
 from PIL import features as PILFeatures
 
 from restore.io import images as image_formats
-from restore.io.images import READ_FORMATS, WRITE_FORMATS, Image, ImageError, atomic_write, format_of, read_image, write_image
+from restore.io.images import (
+    READ_FORMATS,
+    WRITE_FORMATS,
+    Image,
+    ImageError,
+    atomic_write,
+    exr_buffers,
+    format_of,
+    read_image,
+    write_image,
+)
 
 H, W = 29, 37
 LAYOUTS = {"gray": (1, False), "gray+alpha": (1, True), "rgb": (3, False), "rgba": (3, True)}
@@ -678,37 +688,61 @@ def test_avif_keeps_alpha_and_the_colour_profile_and_loses_little(tmp_path: Path
     assert back.alpha is not None and np.abs(back.pixels - pixels).mean() < 0.01
 
 
-def write_layers(path: Path, channels: dict[str, np.ndarray]) -> None:
+def write_layers(path: Path, channels: dict[str, np.ndarray], dtype: type = np.float32) -> None:
     """A multilayer EXR with these channels, as a renderer writes one."""
     import OpenEXR
 
     header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
-    OpenEXR.File(header, {name: np.ascontiguousarray(values, np.float32) for name, values in channels.items()}).write(str(path))
+    OpenEXR.File(header, {name: np.ascontiguousarray(values, dtype) for name, values in channels.items()}).write(str(path))
 
 
-def test_a_blender_multilayer_exr_gives_its_noisy_image_with_the_combined_alpha_and_its_denoising_buffers(tmp_path: Path) -> None:
-    rng = np.random.default_rng(3)
-    planes = {name: rng.random((6, 8)).astype(np.float32) * 4 for name in "RGBAXYZ"}
-    channels = {f"ViewLayer.Noisy Image.{c}": planes[c] for c in "RGB"}  # before Blender's own denoiser
-    channels |= {f"ViewLayer.Combined.{c}": planes[c] / 2 for c in "RGBA"}  # after it
+def blender_layers(planes: dict[str, np.ndarray], composite: bool = False) -> dict[str, np.ndarray]:
+    """The channels Blender writes with its denoiser on and the Denoising Data pass: the render as
+    rendered (Noisy Image), the denoised one (Combined), the buffers, and with `composite` the
+    compositor's result as view layer Composite."""
+    channels = {f"ViewLayer.Noisy Image.{c}": planes[c] for c in "RGBA"}
+    channels |= {f"ViewLayer.Combined.{c}": planes[c] / 2 for c in "RGBA"}
     channels |= {f"ViewLayer.Denoising Albedo.{c}": planes[c] / 4 for c in "RGB"}
     channels |= {f"ViewLayer.Denoising Normal.{c}": planes[c] - 2 for c in "XYZ"}
     channels["ViewLayer.Denoising Depth.Z"] = planes["Z"]
+    if composite:
+        channels |= {f"Composite.Combined.{c}": planes[c] / 3 for c in "RGBA"}
+    return channels
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32])
+def test_a_blender_multilayer_exr_gives_the_render_as_rendered_with_its_alpha_and_its_denoising_buffers(tmp_path, dtype):
+    rng = np.random.default_rng(3)
+    planes = {name: (rng.random((6, 8)) * 4).astype(dtype).astype(np.float32) for name in "RGBAXYZ"}
+    write_layers(tmp_path / "frame.exr", blender_layers(planes), dtype)
+    image = read_image(tmp_path / "frame.exr")
+    assert image.bit_depth == ("f16" if dtype == np.float16 else "f32")
+    np.testing.assert_array_equal(image.pixels, np.stack([planes[c] for c in "RGB"], -1))  # not Blender's denoised Combined
+    np.testing.assert_array_equal(image.alpha[..., 0], planes["A"])
+    np.testing.assert_allclose(image.buffers["albedo"], np.stack([planes[c] for c in "RGB"], -1) / 4, rtol=1e-3)
+    np.testing.assert_allclose(image.buffers["normal"], np.stack([planes[c] for c in "XYZ"], -1) - 2, rtol=1e-3, atol=1e-3)
+    assert image.buffers["normal"].dtype == np.float32
+
+
+def test_with_blender_s_denoiser_off_the_view_layer_s_combined_is_read_not_the_compositor_s(tmp_path: Path) -> None:
+    planes = {name: np.full((4, 4), 8.0, np.float32) for name in "RGBAXYZ"}
+    channels = {k: v for k, v in blender_layers(planes, composite=True).items() if "Noisy Image" not in k}
     write_layers(tmp_path / "frame.exr", channels)
     image = read_image(tmp_path / "frame.exr")
-    np.testing.assert_array_equal(image.pixels, np.stack([planes[c] for c in "RGB"], -1))
-    np.testing.assert_array_equal(image.alpha[..., 0], planes["A"] / 2)
-    np.testing.assert_array_equal(image.buffers["albedo"], np.stack([planes[c] for c in "RGB"], -1) / 4)
-    np.testing.assert_array_equal(image.buffers["normal"], np.stack([planes[c] for c in "XYZ"], -1) - 2)
+    assert image.pixels[0, 0, 0] == 4.0 and image.alpha[0, 0, 0] == 4.0  # ViewLayer.Combined, planes / 2
+    assert set(image.buffers) == {"albedo", "normal"} and exr_buffers(tmp_path / "frame.exr") == ("albedo", "normal")
 
 
 @pytest.mark.parametrize(
     ("channels", "colour"),
     [
         (["R", "G", "B", "albedo.R", "albedo.G", "albedo.B", "N.X", "N.Y", "N.Z"], "R"),  # bare colour, buffers beside it
+        ([".R", ".G", ".B"], ".R"),  # an empty layer name is the bare colour
         (["beauty.R", "beauty.G", "beauty.B", "Z"], "beauty.R"),
         (["Main.Combined.R", "Main.Combined.G", "Main.Combined.B", "Main.Depth.Z"], "Main.Combined.R"),
+        (["Main.RGB.R", "Main.RGB.G", "Main.RGB.B", "Main.spec.R", "Main.spec.G", "Main.spec.B"], "Main.RGB.R"),
         (["spec.R", "spec.G", "spec.B"], "spec.R"),  # the only colour layer, whatever its name
+        (["Y", "albedo.R", "albedo.G", "albedo.B", "N.X", "N.Y", "N.Z"], "Y"),  # gray: no buffers (the models take RGB)
     ],
 )
 def test_the_colour_of_a_multilayer_exr_is_its_bare_rgb_else_its_named_or_only_colour_layer(tmp_path, channels, colour):
@@ -716,10 +750,17 @@ def test_the_colour_of_a_multilayer_exr_is_its_bare_rgb_else_its_named_or_only_c
     write_layers(tmp_path / "x.exr", values)
     image = read_image(tmp_path / "x.exr")
     assert image.pixels[0, 0, 0] == values[colour][0, 0]
-    assert set(image.buffers) == ({"albedo", "normal"} if "albedo.R" in channels else set())
+    with_buffers = "albedo.R" in channels and colour != "Y"
+    assert set(image.buffers) == ({"albedo", "normal"} if with_buffers else set())
+    if with_buffers:
+        assert image.buffers["normal"][0, 0].tolist() == [values[f"N.{c}"][0, 0] for c in "XYZ"]
 
 
 def test_a_multilayer_exr_with_no_colour_to_choose_is_refused_in_one_line_naming_its_layers(tmp_path: Path) -> None:
     write_layers(tmp_path / "x.exr", {f"{layer}.{c}": np.zeros((4, 4)) for layer in ("diffuse", "specular") for c in "RGB"})
     with pytest.raises(ImageError, match=r"nor one colour layer \(found layers diffuse, specular\)"):
         read_image(tmp_path / "x.exr")
+    write_layers(tmp_path / "y.exr", {f"{view}.Combined.{c}": np.zeros((4, 4)) for view in ("Left", "Right") for c in "RGB"})
+    with pytest.raises(ImageError, match=r"several 'combined' layers \(Left.Combined, Right.Combined\)"):
+        read_image(tmp_path / "y.exr")
+    assert exr_buffers(tmp_path / "y.exr") == ()

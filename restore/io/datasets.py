@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from restore.io.images import READ_FORMATS, exr_buffers, read_image
+from restore.io.images import EXR_BUFFER_LAYERS, READ_FORMATS, exr_buffers, read_image
 
 
 def image_files(folder: str | Path, recursive: bool = True) -> list[Path]:
@@ -70,8 +70,9 @@ def load_mnist(folder: str | Path, split: str = "train") -> tuple[torch.Tensor, 
     return torch.from_numpy(images.copy()).float().div_(255).unsqueeze(1), torch.from_numpy(labels.astype(np.int64))
 
 
-# Auxiliary buffers of a render sit beside its colour image as NAME.albedo.EXT and NAME.normal.EXT.
-AUX_BUFFERS = ("albedo", "normal")
+# Auxiliary buffers of a render sit beside its colour image as NAME.albedo.EXT and NAME.normal.EXT
+# (or in its own file, as multilayer EXR layers: restore.io.images.EXR_BUFFER_LAYERS, the same names).
+AUX_BUFFERS = tuple(EXR_BUFFER_LAYERS)
 
 
 def is_aux_buffer(path: Path) -> bool:
@@ -87,7 +88,8 @@ def aux_path(image: Path, buffer: str) -> Path:
 def has_aux_buffers(image: Path) -> bool:
     """Whether a render has every buffer of AUX_BUFFERS: NAME.BUFFER.EXT beside it, or a layer of
     its own file (a multilayer EXR's header says)."""
-    return all(aux_path(image, buffer).is_file() or buffer in exr_buffers(image) for buffer in AUX_BUFFERS)
+    missing = [buffer for buffer in AUX_BUFFERS if not aux_path(image, buffer).is_file()]
+    return not missing or set(missing) <= set(exr_buffers(image))
 
 
 def load_aux(

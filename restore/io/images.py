@@ -23,9 +23,9 @@ import stat
 import struct
 import threading
 import zlib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
 import kornia_rs.io as kio
@@ -83,6 +83,7 @@ class Image:
         self.pixels = np.asarray(self.pixels, dtype=np.float32)
         if self.alpha is not None:
             self.alpha = np.asarray(self.alpha, dtype=np.float32)
+        self.buffers = {name: np.asarray(buffer, dtype=np.float32) for name, buffer in self.buffers.items()}
         problem = _image_problem(self)
         if problem:
             raise ValueError(problem)
@@ -380,14 +381,18 @@ def _tiff_dpi(tags: tifffile.TiffTags) -> tuple[float, float] | None:
 
 
 # Multilayer EXR (Blender's "ViewLayer.Combined.R", Arnold's "albedo.R"): a channel's name is
-# LAYER.CHANNEL, and a layer's own name is its last dotted part. The colour is the bare R,G,B when
-# there is one, else the first of these layers (case aside): Blender writes the render before its
-# own denoiser as "Noisy Image" and the denoised one as "Combined".
+# LAYER.CHANNEL, a layer's own name is its last dotted part and the rest names its view layer.
+# The colour is the bare R,G,B when there is one, else the first of these layers (case aside):
+# Blender writes the render as rendered to "Noisy Image" when its own denoiser runs, and the
+# denoised one to "Combined". Channel letters are matched as written (upper case), as EXR names them.
 EXR_COLOUR_LAYERS = ("noisy image", "combined", "beauty", "rgba", "rgb")
 # A render's buffers in the colour's view layer, as renderers name them for a denoiser:
 # Blender's Denoising Data pass, and the names Open Image Denoise's users give them elsewhere.
 EXR_BUFFER_LAYERS = {"albedo": ("denoising albedo", "albedo"), "normal": ("denoising normal", "normal", "n")}
 _EXR_TRIPLES = (("R", "G", "B"), ("X", "Y", "Z"))
+# Blender also writes the compositor's result as view layer "Composite": the render's own view
+# layer is read before it.
+_EXR_COMPOSITE_VIEW = "composite"
 
 
 def _read_exr(data: bytes) -> Image:
@@ -400,46 +405,51 @@ def _read_exr(data: bytes) -> Image:
     part = parts[0]  # multi-part files: the first part only
     channels = {name: ch.pixels for name, ch in part.channels.items()}
     names, buffers = _exr_channels_to_read(channels)
-    if len({channels[n].shape for n in [*names, *(n for triple in buffers.values() for n in triple)]}) != 1:
+    shape = channels[names[0]].shape
+    if any(channels[n].shape != shape for n in names):
         raise ValueError("subsampled OpenEXR channels are not supported")
     # np.stack promotes half + float to float, so mixed files count as f32.
     image = _from_samples(np.stack([channels[n] for n in names], axis=-1), 3 if len(names) >= 3 else 1, None, "exr")
-    image.buffers = {b: np.stack([channels[n] for n in triple], axis=-1).astype(np.float32) for b, triple in buffers.items()}
-    return image
+    held = {b: np.stack([channels[n] for n in triple], axis=-1) for b, triple in buffers.items()}
+    return replace(image, buffers={b: values for b, values in held.items() if values.shape[:2] == shape})  # subsampled: none
 
 
 def exr_buffers(path: str | os.PathLike[str]) -> tuple[str, ...]:
-    """The render buffers ("albedo", "normal") an EXR file holds as layers, from its header alone;
-    () for other files and for a header that cannot be read (reading the image says why)."""
+    """The render buffers ("albedo", "normal") an EXR file holds as full-resolution layers, from
+    its header alone; () for other files and for a header that cannot be read (reading the image
+    says why)."""
     if os.path.splitext(os.fspath(path))[1].lower() != ".exr" or not os.path.isfile(path):
         return ()
     try:
         header = OpenEXR.File(os.fspath(path), header_only=True).parts[0].header
-        return tuple(_exr_channels_to_read({channel.name: None for channel in header["channels"]})[1])
+        full = {c.name for c in header["channels"] if c.xSampling == c.ySampling == 1}
+        buffers = _exr_channels_to_read(c.name for c in header["channels"])[1]
+        return tuple(b for b, triple in buffers.items() if set(triple) <= full)
     except (RuntimeError, IndexError, KeyError, ValueError):
         return ()
 
 
-def _exr_channels_to_read(channels: Mapping[str, object]) -> tuple[list[str], dict[str, list[str]]]:
-    """Of an EXR's channel names: those of the colour (then alpha) and of each buffer it holds."""
+def _exr_channels_to_read(channels: Iterable[str]) -> tuple[list[str], dict[str, list[str]]]:
+    """Of an EXR's channel names: those of the colour (then alpha) and of each buffer it holds
+    (buffers only beside a colour image: the render models take RGB)."""
     layers: dict[str, dict[str, str]] = {}  # layer -> {channel: full name}; bare channels under ""
     for name in channels:
         layer, _, channel = name.rpartition(".")
         layers.setdefault(layer, {})[channel] = name
     bare = layers.get("", {})
     if {"R", "G", "B"} <= bare.keys():
-        colour_layer, names = "", ["R", "G", "B"]
+        colour_layer, names = "", [bare[c] for c in "RGB"]
     elif "Y" in bare and not {"RY", "BY"} & bare.keys():
-        colour_layer, names = "", ["Y"]
+        return [bare["Y"], *([bare["A"]] if "A" in bare else [])], {}
     else:
         colour_layer = _exr_colour_layer(layers)
-        names = [f"{colour_layer}.{c}" for c in "RGB"]
+        names = [layers[colour_layer][c] for c in "RGB"]
     view = colour_layer.rpartition(".")[0]
-    for layer in (colour_layer, _exr_layer_in(layers, view, ("combined",))):  # Blender's Noisy Image has no alpha
+    for layer in (colour_layer, _exr_layer_in(layers, view, ("combined",))):
         if "A" in layers.get(layer, {}):
             names.append(layers[layer]["A"])
             break
-    buffers = {}
+    buffers: dict[str, list[str]] = {}
     for buffer, layer_names in EXR_BUFFER_LAYERS.items():
         have = layers.get(_exr_layer_in(layers, view, layer_names), {})
         triple = next((t for t in _EXR_TRIPLES if set(t) <= have.keys()), None)
@@ -457,7 +467,8 @@ def _exr_layer_in(layers: Mapping[str, Mapping[str, str]], view: str, wanted: Se
 
 def _exr_colour_layer(layers: Mapping[str, Mapping[str, str]]) -> str:
     """The layer a multilayer EXR's colour is read from (EXR_COLOUR_LAYERS, else its only RGB
-    layer that is no buffer); ValueError naming what the file holds when there is none."""
+    layer that is no buffer; of several, the one not in Blender's Composite view layer, else the
+    one whose view layer holds buffers); ValueError naming what the file holds when there is none."""
     buffer_names = {name for names in EXR_BUFFER_LAYERS.values() for name in names}
     rgb = [
         layer
@@ -466,14 +477,21 @@ def _exr_colour_layer(layers: Mapping[str, Mapping[str, str]]) -> str:
     ]
     for wanted in EXR_COLOUR_LAYERS:
         named = [layer for layer in rgb if layer.rpartition(".")[2].lower() == wanted]
+        if len(named) > 1:
+            named = [layer for layer in named if layer.rpartition(".")[0].lower() != _EXR_COMPOSITE_VIEW] or named
+        if len(named) > 1:
+            with_buffers = [
+                layer for layer in named if _exr_layer_in(layers, layer.rpartition(".")[0], EXR_BUFFER_LAYERS["albedo"])
+            ]
+            named = with_buffers or named
         if len(named) == 1:
             return named[0]
         if named:
             raise ValueError(f"several {wanted!r} layers ({', '.join(sorted(named))}); restore reads one")
     if len(rgb) == 1:
         return rgb[0]
-    if set(layers) == {""}:
-        raise ValueError(f"no R,G,B or Y channels to read (found {', '.join(sorted(layers[''].values()))})")
+    if set(layers) <= {""}:
+        raise ValueError(f"no R,G,B or Y channels to read (found {', '.join(sorted(layers.get('', {}).values()))})")
     found = ", ".join(sorted(set(layers) - {""}))
     raise ValueError(f"no R,G,B or Y channels to read, nor one colour layer (found layers {found})")
 
