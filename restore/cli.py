@@ -518,6 +518,14 @@ def train(
             help="Renders: the network sees radiance / albedo and its output is multiplied back (--arch n2n_unet_aux).",
         ),
     ] = False,
+    turn_normals: Annotated[
+        bool,
+        typer.Option(
+            "--turn-normals",
+            help="Renders: turn each crop's normal buffer by a random rotation, so that the network takes normals in "
+            "any frame (world or camera space).",
+        ),
+    ] = False,
     log_radiance: Annotated[
         bool,
         typer.Option(
@@ -646,6 +654,7 @@ def train(
         source_scales=tuple(source_scale or [1.0]), level_jitter=level_jitter, level_overstate=level_overstate,
         batch=batch, steps=steps,
         minutes=minutes, lr=lr, lr_warmup=lr_warmup, lr_halve_every=lr_halve_every, loss=loss, demodulate=demodulate,
+        turn_normals=turn_normals,
         log_radiance=log_radiance, balance_levels=balance_levels, estimator_only=estimator_only,
         estimator_by_denoising=estimator_by_denoising, clean_read_cap=clean_read_cap, denoiser_only=denoiser_only,
         val_count=val_count, val_every=val_every, val_pairs=val_pairs, checkpoint_every=val_every,

@@ -550,3 +550,43 @@ def test_a_finetune_on_blender_renders_finds_their_buffers_in_their_own_files(tm
     assert torch.equal(buffers[4], torch.from_numpy(plane + 1))  # the normal's Y
     (tmp_path / "a" / "frame.exr").write_bytes(b"")  # a shot whose file holds no buffers after all
     assert not has_aux_buffers(frame)
+
+
+def test_turned_normals_are_rotated_alike_in_both_shots_of_a_crop_and_nothing_else_moves():
+    from restore.training.sources import PairSource, random_rotations, turn_normals
+
+    rotations = random_rotations(500, torch.Generator().manual_seed(0))
+    eye = torch.eye(3).expand(500, 3, 3)
+    torch.testing.assert_close(rotations @ rotations.transpose(1, 2), eye, atol=1e-5, rtol=0)  # orthonormal
+    torch.testing.assert_close(torch.linalg.det(rotations), torch.ones(500), atol=1e-5, rtol=0)  # no mirror
+    assert (rotations @ torch.tensor([0.0, 1.0, 0.0])).mean(0).abs().max() < 0.1  # "up" goes anywhere alike
+    crops = torch.rand(4, 2, 9, 8, 8)
+    turned = turn_normals(crops, slice(6, 9), torch.Generator().manual_seed(1))
+    assert torch.equal(turned[:, :, :6], crops[:, :, :6])  # colour and albedo untouched
+    torch.testing.assert_close(turned[:, :, 6:].norm(dim=2), crops[:, :, 6:].norm(dim=2))  # lengths kept
+    assert not torch.allclose(turned[:, :, 6:], crops[:, :, 6:])
+    # one rotation per crop, the same for its two shots: recover it from the first and apply it to the second
+    for k in range(4):
+        a, b = (crops[k, p, 6:].reshape(3, -1) for p in (0, 1))
+        rotation = turned[k, 0, 6:].reshape(3, -1) @ torch.linalg.pinv(a)
+        torch.testing.assert_close(rotation @ b, turned[k, 1, 6:].reshape(3, -1), atol=1e-4, rtol=1e-4)
+    # A source without it draws exactly the batches it drew before the option existed.
+    pairs = [(torch.rand(9, 16, 16), torch.rand(9, 16, 16)) for _ in range(3)]
+    plain, turning = PairSource(pairs, 8), PairSource(pairs, 8, normal_channels=slice(6, 9))
+    first, _ = plain.batch(4, torch.Generator().manual_seed(5))
+    again, _ = PairSource(pairs, 8).batch(4, torch.Generator().manual_seed(5))
+    assert torch.equal(first, again)
+    with_turns, _ = turning.batch(4, torch.Generator().manual_seed(5))
+    assert torch.equal(with_turns[:, :6], first[:, :6]) and not torch.allclose(with_turns[:, 6:], first[:, 6:])
+
+
+def test_a_buffer_model_trains_with_turned_normals_and_records_it(tmp_path):
+    write_renders(tmp_path)
+    pairs = ["--pairs", str(tmp_path / "a"), str(tmp_path / "b")]
+    options = ["--loss", "hdr", "--steps", "2", "--batch", "2", "--patch", "32", "--val-count", "1", "--turn-normals"]
+    model = tmp_path / "turned.safetensors"
+    result = run("train", *pairs, "-o", str(model), "--arch", "n2n_unet_aux", *options)
+    assert result.returncode == 0, result.stderr
+    assert restore.load(model).info.training["turn_normals"] is True
+    refused = run("train", *pairs, "-o", str(tmp_path / "colour.safetensors"), *options)
+    assert_one_line_error(refused, "--turn-normals turns a normal buffer")

@@ -168,6 +168,10 @@ class TrainConfig:
     # is 0.3 (python bench/told_levels.py MODEL --sigma 0), eight times over, beyond any factor.
     level_overstate: float = 0.0
     demodulate: bool = False  # HDR input divided by the albedo buffer (restore.hdr), for renders with buffers
+    # Renders with a normal buffer: turn each crop's normals by a random rotation, so that the
+    # network takes them in any frame (bench/mc_normal_frames.py: trained on world space alone,
+    # n2n-mc-aux lost up to 0.7 dB with normals in a random frame, where OIDN lost nothing).
+    turn_normals: bool = False
     log_radiance: bool = False  # HDR input and output as log radiance (restore.hdr), so that emitters keep their energy
     val_count: int = 8  # images (or pairs) held out for validation
     val_every: int = 100
@@ -243,6 +247,8 @@ class TrainConfig:
             raise ValueError("--lossless-targets changes the noisy targets drawn from clean photos (--noise photo:...)")
         if self.one_way and not self.pairs:
             raise ValueError("--one-way fixes which shot of a pair is the input: train on --pairs A B")
+        if self.turn_normals and not self.pairs:
+            raise ValueError("--turn-normals turns the normal buffers of render pairs: train on --pairs A B")
         if self.init_also and not (self.init and self.variant):
             raise ValueError("--init-also fills a new network (--arch) from further files after --init's")
         if self.task == "upscale" and self.scale < 2:
@@ -390,7 +396,13 @@ def prepare_data(
         train, val = loaded[: len(loaded) - config.val_count], loaded[len(loaded) - config.val_count :]
         validation = [(center_crop(a, val_crop)[None], center_crop(b, val_crop)[None]) for a, b in val]
         described = f"{len(train)} noisy pairs from {config.pairs[0]} and {config.pairs[1]}"
-        source = PairSource(train, config.patch, level_channel, swap=not config.one_way)
+        normal_channels = None
+        if config.turn_normals:
+            if "normal" not in aux:
+                raise ValueError("--turn-normals turns a normal buffer: train a network that takes one (--arch n2n_unet_aux)")
+            start = loaded[0][0].shape[0] - 3 * len(aux) + 3 * list(aux).index("normal")
+            normal_channels = slice(start, start + 3)
+        source = PairSource(train, config.patch, level_channel, swap=not config.one_way, normal_channels=normal_channels)
         # The estimate against the clean image assumes two shots of one noise level; a one-way
         # B has far less noise than A and is scored as the reference itself (a lower bound).
         return Data(source, validation, described, noisy_references=not config.one_way)
@@ -1004,6 +1016,7 @@ def _export_info(
             **({"denoiser_only": True} if config.denoiser_only else {}),
             **({"level_jitter": config.level_jitter} if config.level_jitter else {}),
             **({"level_overstate": config.level_overstate} if config.level_overstate else {}),
+            **({"turn_normals": True} if config.turn_normals else {}),
             "steps": step,
             "batch": config.batch,
             "patch": config.patch,

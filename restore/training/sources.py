@@ -54,6 +54,28 @@ def random_crops(
     return torch.stack(out).reshape(count, partners, *out[0].shape[-3:])
 
 
+def random_rotations(count: int, generator: torch.Generator) -> torch.Tensor:
+    """`count` rotation matrices (count x 3 x 3) drawn uniformly: from unit quaternions, whose
+    directions a 4-D Gaussian draws uniformly."""
+    w, x, y, z = F.normalize(torch.randn(count, 4, generator=generator), dim=1).unbind(1)
+    rows = [
+        [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
+        [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
+        [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],
+    ]
+    return torch.stack([torch.stack(row, dim=1) for row in rows], dim=1)
+
+
+def turn_normals(crops: torch.Tensor, channels: slice, generator: torch.Generator) -> torch.Tensor:
+    """Crops (count x partners x C x H x W) with the normal vectors in `channels` turned by one
+    random rotation per crop, the same for its partners (the shots of one scene share a frame)."""
+    rotations = random_rotations(crops.shape[0], generator)
+    normals = crops[:, :, channels].float()
+    turned = crops.clone()
+    turned[:, :, channels] = torch.einsum("kij,kpjhw->kpihw", rotations, normals).to(crops.dtype)
+    return turned
+
+
 def shrink(image: torch.Tensor, factor: float) -> torch.Tensor:
     """A C x H x W photo resized by `factor` (below 1) with antialiased bicubic, as shrunk crops are:
     `TrainConfig.source_scales`, which gives a 4:2:0 JPEG colour as sharp as its brightness."""
@@ -204,6 +226,9 @@ class PairSource:
 
     With `level_channel` the input ends with a map of its noise level, read off the pair itself:
     two independent shots differ by noise of twice the variance, so sigma = RMS(A - B) / sqrt 2.
+    With `normal_channels` (where a render's normal buffer sits among the channels), each crop's
+    normals are turned by a rotation drawn uniformly for it (`turn_normals`), so that the network
+    takes normals in any frame: world space as the training renders', camera space as Blender's.
     """
 
     def __init__(
@@ -212,16 +237,20 @@ class PairSource:
         patch: int,
         level_channel: bool = False,
         swap: bool = True,
+        normal_channels: slice | None = None,
     ) -> None:
         self.stacks = [torch.stack([a, b]) for a, b in pairs]
         self.patch = patch
         self.level_channel = level_channel
         self.swap = swap
+        self.normal_channels = normal_channels
 
     def batch(self, size: int, generator: torch.Generator) -> Batch:
         crops = random_crops(self.stacks, size, self.patch, generator, partners=2)
         # Drawn either way, so that a one-way run draws the same crops as a swapping one.
         swap = (torch.rand(size, generator=generator) < 0.5) & self.swap
+        if self.normal_channels is not None:  # drawn last and only when asked for: the crops stay as without
+            crops = turn_normals(crops, self.normal_channels, generator)
         first = torch.where(swap[:, None, None, None], crops[:, 1], crops[:, 0])
         second = torch.where(swap[:, None, None, None], crops[:, 0], crops[:, 1])
         if self.level_channel:
