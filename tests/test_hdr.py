@@ -590,3 +590,37 @@ def test_a_buffer_model_trains_with_turned_normals_and_records_it(tmp_path):
     assert restore.load(model).info.training["turn_normals"] is True
     refused = run("train", *pairs, "-o", str(tmp_path / "colour.safetensors"), *options)
     assert_one_line_error(refused, "--turn-normals turns a normal buffer")
+
+
+def test_an_exr_s_primaries_frame_and_renderer_notes_survive_denoising_and_upscaling(tmp_path, tiny_models):
+    # An ACEScg render says so in its chromaticities, as a PNG does in its ICC profile; an overscan
+    # render's data window reaches outside its display window. Both, and the renderer's own notes,
+    # go to the output, the windows scaled with the pixels.
+    import OpenEXR
+
+    aces_cg = (0.713, 0.293, 0.165, 0.830, 0.128, 0.044, 0.32168, 0.33767)
+    window = lambda low, high: (np.array(low, np.int32), np.array(high, np.int32))  # noqa: E731
+    header = {
+        "type": OpenEXR.scanlineimage,
+        "chromaticities": aces_cg,
+        "owner": "studio",
+        "worldToCamera": np.diag([1.0, 1.0, -1.0, 1.0]).astype(np.float32),
+        "cycles.ViewLayer.samples": "16",
+        "dataWindow": window([-4, -2], [27, 21]),  # 32 x 24 pixels, 4 and 2 beyond the frame's edge
+        "displayWindow": window([0, 0], [23, 19]),
+    }
+    pixels = (smooth_image(24, 32, seed=3) * 4).astype(np.float32)
+    channels = {c: np.ascontiguousarray(pixels[..., i]) for i, c in enumerate("RGB")}
+    OpenEXR.File(header, channels).write(str(tmp_path / "shot.exr"))
+    model = ["--model", str(tiny_models["denoiser"])]
+    assert run("denoise", str(tmp_path / "shot.exr"), *model).returncode == 0
+    assert run("upscale", str(tmp_path / "shot.exr"), "--x2", "--model", str(tiny_models["upscaler"])).returncode == 0
+    for name, scale in (("shot.denoised.exr", 1), ("shot.x2.exr", 2)):
+        written = OpenEXR.File(str(tmp_path / name), header_only=True).parts[0].header
+        assert written["chromaticities"] == pytest.approx(aces_cg)
+        assert written["owner"] == "studio" and written["cycles.ViewLayer.samples"] == "16"
+        np.testing.assert_array_equal(written["worldToCamera"], header["worldToCamera"])
+        low, high = written["dataWindow"]
+        assert low.tolist() == [-4 * scale, -2 * scale] and high.tolist() == [28 * scale - 1, 22 * scale - 1]
+        assert [corner.tolist() for corner in written["displayWindow"]] == [[0, 0], [24 * scale - 1, 20 * scale - 1]]
+        assert read_image(tmp_path / name).pixels.shape == (24 * scale, 32 * scale, 3)

@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
+from typing import Any
 
 import kornia_rs.io as kio
 import numpy as np
@@ -78,6 +79,9 @@ class Image:
     # A render's auxiliary buffers held in the same file (multilayer EXR), e.g. {"albedo": H x W x 3}:
     # they describe the input, so a restored image carries none.
     buffers: dict[str, np.ndarray] = field(default_factory=dict)
+    # An EXR's header attributes that describe the image (EXR_ATTRIBUTES: its primaries, where its
+    # pixels sit in the frame, the camera, who made it), written back to an EXR output.
+    exr_attributes: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.pixels = np.asarray(self.pixels, dtype=np.float32)
@@ -411,7 +415,37 @@ def _read_exr(data: bytes) -> Image:
     # np.stack promotes half + float to float, so mixed files count as f32.
     image = _from_samples(np.stack([channels[n] for n in names], axis=-1), 3 if len(names) >= 3 else 1, None, "exr")
     held = {b: np.stack([channels[n] for n in triple], axis=-1) for b, triple in buffers.items()}
-    return replace(image, buffers={b: values for b, values in held.items() if values.shape[:2] == shape})  # subsampled: none
+    return replace(
+        image,
+        buffers={b: values for b, values in held.items() if values.shape[:2] == shape},  # subsampled: none
+        exr_attributes={k: v for k, v in part.header.items() if _carried_exr_attribute(k, v)},
+    )
+
+
+# The standard EXR attributes that describe the image rather than how the file stores it: the
+# primaries and white (a render in ACEScg says so here, as a PNG does in its ICC profile), where
+# the pixels sit in the frame (an overscan or a region render), the camera and the capture.
+EXR_ATTRIBUTES = frozenset(
+    {
+        "chromaticities", "whiteLuminance", "adoptedNeutral", "dataWindow", "displayWindow", "pixelAspectRatio",
+        "screenWindowCenter", "screenWindowWidth", "worldToCamera", "worldToNDC", "owner", "comments", "capDate",
+        "utcOffset", "longitude", "latitude", "altitude", "focus", "expTime", "aperture", "isoSpeed",
+        "framesPerSecond", "envmap", "xDensity",
+    }
+)  # fmt: skip
+# Attributes the writer sets itself (the channels written, their storage), or that would no
+# longer hold of the output (the views of a stereo file, of which one is read).
+_EXR_STRUCTURE = frozenset(
+    {"channels", "compression", "type", "lineOrder", "tiles", "chunkCount", "name", "version", "multiView"}
+)
+
+
+def _carried_exr_attribute(name: str, value: object) -> bool:
+    """Whether an EXR header attribute goes to the output: a standard one describing the image,
+    or a renderer's own of plain text or number (Blender's, Arnold's render settings)."""
+    if name in _EXR_STRUCTURE:
+        return False
+    return name in EXR_ATTRIBUTES or isinstance(value, (str, int, float)) and not isinstance(value, bool)
 
 
 def exr_buffers(path: str | os.PathLike[str]) -> tuple[str, ...]:
@@ -747,10 +781,25 @@ def _write_tiff(tmp: str, samples: np.ndarray, image: Image) -> None:
 
 
 def _write_exr(tmp: str, samples: np.ndarray, image: Image) -> None:
-    # OpenEXR has no ICC profile, EXIF or DPI field; they are not written.
+    # OpenEXR has no ICC profile, EXIF or DPI field; they are not written. An EXR's own
+    # attributes are (Image.exr_attributes), its windows scaled as the pixels were.
     names = {1: "Y", 2: "YA", 3: "RGB", 4: "RGBA"}[samples.shape[2]]
     channels = {c: np.ascontiguousarray(samples[..., i]) for i, c in enumerate(names)}
-    OpenEXR.File({"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}, channels).write(tmp)
+    attributes = dict(image.exr_attributes)
+    data, display = attributes.pop("dataWindow", None), attributes.pop("displayWindow", None)
+    header = {**attributes, "compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
+    if data is not None:
+        (x0, y0), (x1, y1) = (np.asarray(corner, dtype=np.int64) for corner in data)
+        height, width = samples.shape[:2]
+        sx, sy = width / (x1 - x0 + 1), height / (y1 - y0 + 1)
+        origin = np.array([round(x0 * sx), round(y0 * sy)], dtype=np.int32)
+        header["dataWindow"] = (origin, origin + np.array([width - 1, height - 1], dtype=np.int32))
+        if display is not None:
+            (u0, v0), (u1, v1) = (np.asarray(corner, dtype=np.int64) for corner in display)
+            low = np.array([round(u0 * sx), round(v0 * sy)], dtype=np.int32)
+            high = np.array([round((u1 + 1) * sx) - 1, round((v1 + 1) * sy) - 1], dtype=np.int32)
+            header["displayWindow"] = (low, high)
+    OpenEXR.File(header, channels).write(tmp)
 
 
 def _write_pfm(tmp: str, samples: np.ndarray, image: Image) -> None:
