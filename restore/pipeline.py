@@ -26,7 +26,16 @@ from restore.api import (
 )
 from restore.hdr import buffer_convention_note
 from restore.io.datasets import AUX_BUFFERS, aux_path, load_aux
-from restore.io.images import MAX_PIXELS, Image, ImageError, read_image, srgb_decode, srgb_encode, write_image
+from restore.io.images import (
+    MAX_PIXELS,
+    Image,
+    ImageError,
+    read_image,
+    scaled_exr_attributes,
+    srgb_decode,
+    srgb_encode,
+    write_image,
+)
 from restore.io.nonfinite import count_nonfinite, repair_nonfinite
 from restore.resize import imresize
 from restore.tiling import TileCallback
@@ -103,7 +112,15 @@ def restore_image(
     # so an upscaled photo prints at the size the original did, only sharper.
     scale = result.shape[1] / image.width
     dpi = (image.dpi[0] * scale, image.dpi[1] * scale) if image.dpi else None
-    restored = replace(image, pixels=np.ascontiguousarray(result, dtype=np.float32), alpha=alpha, dpi=dpi, buffers={})
+    exr_attributes = scaled_exr_attributes(image.exr_attributes, scale) if scale != 1 else image.exr_attributes
+    restored = replace(
+        image,
+        pixels=np.ascontiguousarray(result, dtype=np.float32),
+        alpha=alpha,
+        dpi=dpi,
+        buffers={},
+        exr_attributes=exr_attributes,
+    )
     prefilter = buffer_prefilter(model, inference)
     return Restored(restored, model, level, notes, prefilter.name if prefilter is not None else "")
 

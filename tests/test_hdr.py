@@ -553,7 +553,7 @@ def test_a_finetune_on_blender_renders_finds_their_buffers_in_their_own_files(tm
 
 
 def test_turned_normals_are_rotated_alike_in_both_shots_of_a_crop_and_nothing_else_moves():
-    from restore.training.sources import PairSource, random_rotations, turn_normals
+    from restore.training.sources import PairSource, random_crops, random_rotations, turn_normals
 
     rotations = random_rotations(500, torch.Generator().manual_seed(0))
     eye = torch.eye(3).expand(500, 3, 3)
@@ -570,13 +570,17 @@ def test_turned_normals_are_rotated_alike_in_both_shots_of_a_crop_and_nothing_el
         a, b = (crops[k, p, 6:].reshape(3, -1) for p in (0, 1))
         rotation = turned[k, 0, 6:].reshape(3, -1) @ torch.linalg.pinv(a)
         torch.testing.assert_close(rotation @ b, turned[k, 1, 6:].reshape(3, -1), atol=1e-4, rtol=1e-4)
-    # A source without it draws exactly the batches it drew before the option existed.
+    # A source without it draws what a source drew before the option existed: the crops, then
+    # the swaps, and nothing more (a resumed run sees the batches it would have seen).
     pairs = [(torch.rand(9, 16, 16), torch.rand(9, 16, 16)) for _ in range(3)]
-    plain, turning = PairSource(pairs, 8), PairSource(pairs, 8, normal_channels=slice(6, 9))
-    first, _ = plain.batch(4, torch.Generator().manual_seed(5))
-    again, _ = PairSource(pairs, 8).batch(4, torch.Generator().manual_seed(5))
-    assert torch.equal(first, again)
-    with_turns, _ = turning.batch(4, torch.Generator().manual_seed(5))
+    by_hand = torch.Generator().manual_seed(5)
+    crops = random_crops([torch.stack(pair) for pair in pairs], 4, 8, by_hand, partners=2)
+    swap = torch.rand(4, generator=by_hand) < 0.5
+    generator = torch.Generator().manual_seed(5)
+    first, _ = PairSource(pairs, 8).batch(4, generator)
+    assert torch.equal(first, torch.where(swap[:, None, None, None], crops[:, 1], crops[:, 0]))
+    assert torch.equal(generator.get_state(), by_hand.get_state())
+    with_turns, _ = PairSource(pairs, 8, normal_channels=slice(6, 9)).batch(4, torch.Generator().manual_seed(5))
     assert torch.equal(with_turns[:, :6], first[:, :6]) and not torch.allclose(with_turns[:, 6:], first[:, 6:])
 
 
@@ -624,3 +628,19 @@ def test_an_exr_s_primaries_frame_and_renderer_notes_survive_denoising_and_upsca
         assert low.tolist() == [-4 * scale, -2 * scale] and high.tolist() == [28 * scale - 1, 22 * scale - 1]
         assert [corner.tolist() for corner in written["displayWindow"]] == [[0, 0], [24 * scale - 1, 20 * scale - 1]]
         assert read_image(tmp_path / name).pixels.shape == (24 * scale, 32 * scale, 3)
+
+
+@pytest.mark.parametrize("scale", [1.5, 2, 0.5])
+def test_windows_that_agreed_still_agree_after_any_resize_and_the_far_corner_fits_the_pixels(scale):
+    from restore.io.images import scaled_exr_attributes
+
+    window = lambda low, high: (np.array(low, np.int32), np.array(high, np.int32))  # noqa: E731
+    for low, high in (([1, 1], [10, 10]), ([3, 3], [12, 12]), ([-4, -2], [27, 21])):
+        scaled = scaled_exr_attributes(
+            {"dataWindow": window(low, high), "displayWindow": window(low, high), "xDensity": 72.0}, scale
+        )
+        data, display = scaled["dataWindow"], scaled["displayWindow"]
+        assert data[0].tolist() == display[0].tolist() and data[1].tolist() == display[1].tolist()
+        size = (np.array(high) - np.array(low) + 1) * scale
+        assert (data[1] - data[0] + 1).tolist() == np.floor(size + 0.5).astype(int).tolist()
+        assert scaled["xDensity"] == 72.0 * scale

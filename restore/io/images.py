@@ -436,8 +436,30 @@ EXR_ATTRIBUTES = frozenset(
 # Attributes the writer sets itself (the channels written, their storage), or that would no
 # longer hold of the output (the views of a stereo file, of which one is read).
 _EXR_STRUCTURE = frozenset(
-    {"channels", "compression", "type", "lineOrder", "tiles", "chunkCount", "name", "version", "multiView"}
-)
+    {
+        "channels", "compression", "type", "lineOrder", "tiles", "chunkCount", "name", "version", "multiView", "view",
+        "dwaCompressionLevel", "maxSamplesPerPixel", "BlenderMultiChannel",
+    }
+)  # fmt: skip
+
+
+def scaled_exr_attributes(attributes: Mapping[str, Any], scale: float) -> dict[str, Any]:
+    """An EXR's attributes for its pixels resized by `scale`, as the DPI of other formats is: the
+    data window's origin and the display window scaled, each display edge placed from the data
+    window's origin so that windows that agreed still agree, and xDensity (pixels per inch)
+    multiplied. The writer fits the data window's far corner to the pixels written."""
+    scaled = dict(attributes)
+    data, display = attributes.get("dataWindow"), attributes.get("displayWindow")
+    if data is not None:
+        low = np.asarray(data[0], dtype=np.int64)
+        origin = np.floor(low * scale + 0.5).astype(np.int64)
+        edge = lambda v: origin + np.floor((np.asarray(v, dtype=np.int64) - low) * scale + 0.5).astype(np.int64)  # noqa: E731
+        scaled["dataWindow"] = (origin.astype(np.int32), (edge(np.asarray(data[1]) + 1) - 1).astype(np.int32))
+        if display is not None:
+            scaled["displayWindow"] = (edge(display[0]).astype(np.int32), (edge(np.asarray(display[1]) + 1) - 1).astype(np.int32))
+    if "xDensity" in attributes:
+        scaled["xDensity"] = float(attributes["xDensity"]) * scale
+    return scaled
 
 
 def _carried_exr_attribute(name: str, value: object) -> bool:
@@ -781,25 +803,20 @@ def _write_tiff(tmp: str, samples: np.ndarray, image: Image) -> None:
 
 
 def _write_exr(tmp: str, samples: np.ndarray, image: Image) -> None:
-    # OpenEXR has no ICC profile, EXIF or DPI field; they are not written. An EXR's own
-    # attributes are (Image.exr_attributes), its windows scaled as the pixels were.
+    # OpenEXR has no ICC profile or EXIF; its own attributes go back (Image.exr_attributes; a
+    # resize scales them first: scaled_exr_attributes), the data window's far corner fitted to
+    # the pixels written.
     names = {1: "Y", 2: "YA", 3: "RGB", 4: "RGBA"}[samples.shape[2]]
     channels = {c: np.ascontiguousarray(samples[..., i]) for i, c in enumerate(names)}
-    attributes = dict(image.exr_attributes)
-    data, display = attributes.pop("dataWindow", None), attributes.pop("displayWindow", None)
-    header = {**attributes, "compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
-    if data is not None:
-        (x0, y0), (x1, y1) = (np.asarray(corner, dtype=np.int64) for corner in data)
-        height, width = samples.shape[:2]
-        sx, sy = width / (x1 - x0 + 1), height / (y1 - y0 + 1)
-        origin = np.array([round(x0 * sx), round(y0 * sy)], dtype=np.int32)
-        header["dataWindow"] = (origin, origin + np.array([width - 1, height - 1], dtype=np.int32))
-        if display is not None:
-            (u0, v0), (u1, v1) = (np.asarray(corner, dtype=np.int64) for corner in display)
-            low = np.array([round(u0 * sx), round(v0 * sy)], dtype=np.int32)
-            high = np.array([round((u1 + 1) * sx) - 1, round((v1 + 1) * sy) - 1], dtype=np.int32)
-            header["displayWindow"] = (low, high)
-    OpenEXR.File(header, channels).write(tmp)
+    header = {**image.exr_attributes, "compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
+    if "dataWindow" in header:
+        origin = np.asarray(header["dataWindow"][0], dtype=np.int32)
+        header["dataWindow"] = (origin, origin + np.array([samples.shape[1] - 1, samples.shape[0] - 1], dtype=np.int32))
+    try:
+        OpenEXR.File(header, channels).write(tmp)
+    except (TypeError, ValueError, RuntimeError):  # an attribute the writer cannot store: the pixels matter more
+        bare = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
+        OpenEXR.File(bare, channels).write(tmp)
 
 
 def _write_pfm(tmp: str, samples: np.ndarray, image: Image) -> None:

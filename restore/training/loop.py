@@ -377,6 +377,8 @@ def prepare_data(
     With `level_channel`, noisy training inputs end with the map of their noise level.
     """
     if config.pairs:
+        if config.turn_normals and "normal" not in aux:
+            raise ValueError("--turn-normals turns a normal buffer: train a network that takes one (--arch n2n_unet_aux)")
         pairs = match_pairs(*config.pairs)
         if len(pairs) <= config.val_count:
             raise ValueError(f"{len(pairs)} pairs: need more than --val-count {config.val_count}")
@@ -398,8 +400,6 @@ def prepare_data(
         described = f"{len(train)} noisy pairs from {config.pairs[0]} and {config.pairs[1]}"
         normal_channels = None
         if config.turn_normals:
-            if "normal" not in aux:
-                raise ValueError("--turn-normals turns a normal buffer: train a network that takes one (--arch n2n_unet_aux)")
             start = loaded[0][0].shape[0] - 3 * len(aux) + 3 * list(aux).index("normal")
             normal_channels = slice(start, start + 3)
         source = PairSource(train, config.patch, level_channel, swap=not config.one_way, normal_channels=normal_channels)
