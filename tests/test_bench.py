@@ -148,3 +148,21 @@ def test_a_bundled_model_with_a_prefilter_gets_a_second_row_on_the_buffers_as_gi
     assert plain.aux_prefilter is None and prefiltered.aux_prefilter is not None
     assert list(bench.bundled_rows("n2n-mc", plain)) == ["n2n-mc"]
     assert list(bench.bundled_rows("n2n-mc-aux", prefiltered)) == ["n2n-mc-aux", "n2n-mc-aux, buffers as given"]
+
+
+def test_the_dev_sums_add_the_caustics_dev_and_mc_dev_columns_of_each_buffer_kind():
+    bench = bench_module("mc_dev_sums")
+    table = "\n".join(
+        [
+            "# title",
+            "",
+            "| method | caustics-dev 4 spp (8) | caustics-dev-own 4 spp (8) | cbox 4 spp (1) | mc-dev 4 spp (8)"
+            " | mc-dev-own 4 spp (8) | s / MP |",
+            "|---|---|---|---|---|---|---|",
+            "| ours | 25.00 | 24.50 | 38.80 | 30.00 | 29.00 | 1.3 |",
+            "",
+        ]
+    )
+    header, rows = bench.table_rows(table)
+    assert [row["method"] for row in rows] == ["ours"]
+    assert bench.dev_sums(header, rows[0]) == {"clean": 55.0, "own": 53.5, "aov": None}  # no -aov columns
