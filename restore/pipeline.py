@@ -112,14 +112,13 @@ def restore_image(
     # so an upscaled photo prints at the size the original did, only sharper.
     scale = result.shape[1] / image.width
     dpi = (image.dpi[0] * scale, image.dpi[1] * scale) if image.dpi else None
-    exr_attributes = scaled_exr_attributes(image.exr_attributes, scale) if scale != 1 else image.exr_attributes
     restored = replace(
         image,
         pixels=np.ascontiguousarray(result, dtype=np.float32),
         alpha=alpha,
         dpi=dpi,
         buffers={},
-        exr_attributes=exr_attributes,
+        exr_attributes=scaled_exr_attributes(image.exr_attributes, scale),
     )
     prefilter = buffer_prefilter(model, inference)
     return Restored(restored, model, level, notes, prefilter.name if prefilter is not None else "")

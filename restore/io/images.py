@@ -500,7 +500,7 @@ def _exr_channels_to_read(channels: Iterable[str]) -> tuple[list[str], dict[str,
     else:
         colour_layer = _exr_colour_layer(layers)
         names = [layers[colour_layer][c] for c in "RGB"]
-    view = colour_layer.rpartition(".")[0]
+    view = _view_of(colour_layer)
     for layer in (colour_layer, _exr_layer_in(layers, view, ("combined",))):
         if "A" in layers.get(layer, {}):
             names.append(layers[layer]["A"])
@@ -514,10 +514,20 @@ def _exr_channels_to_read(channels: Iterable[str]) -> tuple[list[str], dict[str,
     return names, buffers
 
 
+def _view_of(layer: str) -> str:
+    """A layer's view layer: its name before the last dot ("" for none)."""
+    return layer.rpartition(".")[0]
+
+
+def _own_name(layer: str) -> str:
+    """A layer's own name, its last dotted part, in lower case as the layer tables hold it."""
+    return layer.rpartition(".")[2].lower()
+
+
 def _exr_layer_in(layers: Mapping[str, Mapping[str, str]], view: str, wanted: Sequence[str]) -> str | None:
     """The layer of view layer `view` (its names' prefix; "" for none) whose own name is the
     first of `wanted` (lower case) that the file has, or None."""
-    own = {layer.rpartition(".")[2].lower(): layer for layer in layers if layer and layer.rpartition(".")[0] == view}
+    own = {_own_name(layer): layer for layer in layers if layer and _view_of(layer) == view}
     return next((own[name] for name in wanted if name in own), None)
 
 
@@ -529,16 +539,14 @@ def _exr_colour_layer(layers: Mapping[str, Mapping[str, str]]) -> str:
     rgb = [
         layer
         for layer, have in layers.items()
-        if layer and {"R", "G", "B"} <= have.keys() and layer.rpartition(".")[2].lower() not in buffer_names
+        if layer and {"R", "G", "B"} <= have.keys() and _own_name(layer) not in buffer_names
     ]
     for wanted in EXR_COLOUR_LAYERS:
-        named = [layer for layer in rgb if layer.rpartition(".")[2].lower() == wanted]
+        named = [layer for layer in rgb if _own_name(layer) == wanted]
         if len(named) > 1:
-            named = [layer for layer in named if layer.rpartition(".")[0].lower() != _EXR_COMPOSITE_VIEW] or named
+            named = [layer for layer in named if _view_of(layer).lower() != _EXR_COMPOSITE_VIEW] or named
         if len(named) > 1:
-            with_buffers = [
-                layer for layer in named if _exr_layer_in(layers, layer.rpartition(".")[0], EXR_BUFFER_LAYERS["albedo"])
-            ]
+            with_buffers = [layer for layer in named if _exr_layer_in(layers, _view_of(layer), EXR_BUFFER_LAYERS["albedo"])]
             named = with_buffers or named
         if len(named) == 1:
             return named[0]
@@ -808,15 +816,15 @@ def _write_exr(tmp: str, samples: np.ndarray, image: Image) -> None:
     # the pixels written.
     names = {1: "Y", 2: "YA", 3: "RGB", 4: "RGBA"}[samples.shape[2]]
     channels = {c: np.ascontiguousarray(samples[..., i]) for i, c in enumerate(names)}
-    header = {**image.exr_attributes, "compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
+    storage = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
+    header = {**image.exr_attributes, **storage}
     if "dataWindow" in header:
         origin = np.asarray(header["dataWindow"][0], dtype=np.int32)
         header["dataWindow"] = (origin, origin + np.array([samples.shape[1] - 1, samples.shape[0] - 1], dtype=np.int32))
     try:
         OpenEXR.File(header, channels).write(tmp)
     except (TypeError, ValueError, RuntimeError):  # an attribute the writer cannot store: the pixels matter more
-        bare = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
-        OpenEXR.File(bare, channels).write(tmp)
+        OpenEXR.File(storage, channels).write(tmp)
 
 
 def _write_pfm(tmp: str, samples: np.ndarray, image: Image) -> None:
