@@ -528,12 +528,14 @@ def test_a_blender_render_is_denoised_with_the_buffers_its_own_exr_holds(tmp_pat
     np.testing.assert_allclose(denoised_with("--albedo", str(tmp_path / "grey.exr")), beside, rtol=1e-6)
 
 
-def test_a_finetune_on_blender_renders_finds_their_buffers_in_their_own_files(tmp_path):
+def test_a_finetune_on_blender_renders_finds_their_buffers_in_their_own_files(tmp_path, monkeypatch):
     # `restore finetune a/ b/ --loss hdr` starts from the buffer model when every shot has its
     # buffers, and its pairs carry them: multilayer EXRs hold them as layers, with no files beside.
     import OpenEXR
 
+    from restore.io import datasets
     from restore.io.datasets import has_aux_buffers, load_aux
+    from restore.io.images import read_image
 
     plane = np.arange(16, dtype=np.float32).reshape(4, 4)
     for shot in ("a", "b"):
@@ -548,6 +550,12 @@ def test_a_finetune_on_blender_renders_finds_their_buffers_in_their_own_files(tm
     buffers = load_aux(frame, ["albedo", "normal"])
     assert buffers.shape == (6, 4, 4)
     assert torch.equal(buffers[4], torch.from_numpy(plane + 1))  # the normal's Y
+    # Training reads each shot once: its colour and its layers from one decode.
+    reads = []
+    monkeypatch.setattr(datasets, "read_image", lambda path: reads.append(path) or read_image(path))
+    shot = datasets.load_render(frame, ["albedo", "normal"])
+    assert reads == [frame]
+    assert torch.equal(shot[3:], buffers) and torch.equal(shot[0], torch.from_numpy(plane))  # colour, then buffers
     (tmp_path / "a" / "frame.exr").write_bytes(b"")  # a shot whose file holds no buffers after all
     assert not has_aux_buffers(frame)
 

@@ -116,6 +116,16 @@ def load_aux(
     return torch.cat(planes)
 
 
+def load_render(image: Path, buffers: Sequence[str], channels: int | None = None) -> torch.Tensor:
+    """A render's colour (converted to `channels` if given) with its `buffers` stacked after it
+    (`load_aux`), C x H x W float32, its file read once: a multilayer EXR's colour and its buffer
+    layers come from one decode."""
+    read = read_image(image)
+    colour = torch.from_numpy(read.pixels).permute(2, 0, 1).contiguous()
+    colour = colour if channels is None else to_channels(colour, channels)
+    return torch.cat([colour, load_aux(image, buffers, embedded=read.buffers)]) if buffers else colour
+
+
 def match_pairs(folder_a: str | Path, folder_b: str | Path) -> list[tuple[Path, Path]]:
     """Files of A and B with the same relative name (auxiliary buffers aside); ValueError listing what does not match."""
     a_files = {p.relative_to(folder_a).as_posix(): p for p in image_files(folder_a) if not is_aux_buffer(p)}

@@ -42,9 +42,9 @@ from restore.io.datasets import (
     AUX_BUFFERS,
     image_files,
     is_mnist_folder,
-    load_aux,
     load_images,
     load_mnist,
+    load_render,
     match_pairs,
     real_pairs,
     split_real_pairs,
@@ -382,19 +382,16 @@ def prepare_data(
         pairs = match_pairs(*config.pairs)
         if len(pairs) <= config.val_count:
             raise ValueError(f"{len(pairs)} pairs: need more than --val-count {config.val_count}")
-        loaded = [tuple(load_images([a, b], channels)) for a, b in pairs]
+        # Colour and buffers from one read of each shot (a multilayer EXR holds both).
+        loaded = [(load_render(a, aux, channels), load_render(b, aux, channels)) for a, b in pairs]
+        colour = slice(0, loaded[0][0].shape[0] - 3 * len(aux))
         for (a, b), (pa, _) in zip(loaded, pairs, strict=True):
             if a.shape != b.shape:
                 raise ValueError(f"size mismatch: '{pa.name}' is {tuple(a.shape)} in A and {tuple(b.shape)} in B")
-            if torch.equal(a, b) and a.amin() < a.amax():
+            if torch.equal(a[colour], b[colour]) and a[colour].amin() < a[colour].amax():
                 # The same file twice: the network would learn to change nothing. (A constant pair,
                 # such as a render whose camera sees no light, is identical with no mistake made.)
                 raise ValueError(f"'{pa.name}' is identical in A and B: a pair needs two independent noisy shots")
-        if aux:
-            loaded = [
-                (torch.cat([a, load_aux(pa, aux)]), torch.cat([b, load_aux(pb, aux)]))
-                for (a, b), (pa, pb) in zip(loaded, pairs, strict=True)
-            ]
         train, val = loaded[: len(loaded) - config.val_count], loaded[len(loaded) - config.val_count :]
         validation = [(center_crop(a, val_crop)[None], center_crop(b, val_crop)[None]) for a, b in val]
         described = f"{len(train)} noisy pairs from {config.pairs[0]} and {config.pairs[1]}"
