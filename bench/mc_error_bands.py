@@ -21,14 +21,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import mc_benchmark  # noqa: E402
 
 from restore.api import load  # noqa: E402
-from restore.hdr import tone_map  # noqa: E402
+from restore.hdr import neighbourhood_extreme, tone_map  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "mc-error-bands.md"
 BANDS = (0.0, 0.02, 0.1, 0.5, 2.0, 10.0, float("inf"))  # the reference's linear value, mean of RGB
@@ -57,7 +56,7 @@ hardest, as against the flat buffers inside surfaces."""
 def at_buffer_edge(case: mc_benchmark.Case) -> np.ndarray:
     """Per pixel (H x W), 1 at a buffer edge (BUFFER_EDGE) and 0 elsewhere."""
     buffers = torch.from_numpy(np.concatenate([case.albedo, case.normal], -1)).permute(2, 0, 1)
-    spread = F.max_pool2d(buffers, 3, 1, 1) + F.max_pool2d(-buffers, 3, 1, 1)  # 3 x 3 maximum less minimum, in the image
+    spread = neighbourhood_extreme(buffers, torch.maximum) - neighbourhood_extreme(buffers, torch.minimum)
     return (spread.amax(0) > BUFFER_EDGE).numpy().astype(np.int64)
 
 

@@ -24,6 +24,7 @@ loss still compares linear radiance, so Noise2Noise's mean-seeking training is u
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -191,70 +192,52 @@ def network_input(
 
 
 CONVERGED_SPREAD = 0.05
-"""A render's pixel with CONVERGED_NEIGHBOURS of its 3 x 3 neighbours within a ratio of 1 + half
-of this of it, in every channel, is handed through as converged, with a weight falling to 0 where
-they reach a ratio of 1 + this (`keep_converged`). A Monte Carlo pixel whose neighbours agree that
-closely is exact, or nearly, as an emitter or a sky in view is in every render, and the network in
-log space can only move it: n2n-mc-aux returned the Cornell box's light 3% too bright, its colour
-shifted, and the constant skies of the development scenes off by enough to cost 0.02 dB. Chosen
-on the development renders (models/README.md, n2n-mc-aux): at 0.05 no column fell, and noise
-that spreads neighbours 5% apart is never taken for convergence."""
-
-CONVERGED_NEIGHBOURS = 5
-"""How many of a pixel's 8 neighbours must agree with it (`keep_converged`); at the image's border,
-where it has fewer, all of them. Five and not all eight: a pixel just inside an emitter's edge has
-three neighbours on the edge, which the pixel filter mixes with what lies beyond, so with all eight
-asked the Cornell box's light kept a ring of pixels the network returned 3.6% too bright (its
-brightest 1% 1.8% off at 4 spp, where Open Image Denoise is 0.3% off). Five keep a straight edge's
-inner ring, and the development renders rose (models/README.md, n2n-mc-aux: "five neighbours")."""
+"""A render's pixel whose 3 x 3 neighbours (those inside the image) all lie within a ratio of
+1 + half of this of it, in every channel, is converged, with a weight falling to 0 where they
+reach a ratio of 1 + this; it and its neighbours are handed through with that weight
+(`keep_converged`). A Monte Carlo pixel whose neighbours agree that closely is exact, or nearly,
+as an emitter or a sky in view is in every render, and the network in log space can only move
+it: n2n-mc-aux returned the Cornell box's light 3% too bright, its colour shifted, and the
+constant skies of the development scenes off by enough to cost 0.02 dB. Chosen on the
+development renders (models/README.md, n2n-mc-aux): at 0.05 no column fell, and noise that
+spreads neighbours 5% apart is never taken for convergence."""
 
 
-def keep_converged(
-    colour: torch.Tensor, output: torch.Tensor, spread: float = CONVERGED_SPREAD, neighbours: int = CONVERGED_NEIGHBOURS
-) -> torch.Tensor:
-    """`output` (N x C x H x W linear radiance) with each converged pixel of the render `colour`
-    handed through (see CONVERGED_SPREAD): weight 1 where `neighbours` of its 3 x 3 neighbours (all
-    of those inside the image, at its border, if fewer) are within a ratio of 1 + spread / 2 of the
-    pixel, falling linearly to 0 at 1 + spread. A pixel at 0 or below is never converged, and a
-    neighbour at 0 or below never agrees: a dark patch of a low-spp render is all zeros until a path
-    finds light, and a negative lobe of a wide pixel filter is no agreement. Training's validation
-    scores the network without this step: it is the same for every set of weights."""
+def keep_converged(colour: torch.Tensor, output: torch.Tensor, spread: float = CONVERGED_SPREAD) -> torch.Tensor:
+    """`output` (N x C x H x W linear radiance) with the converged pixels of the render `colour`
+    handed through (see CONVERGED_SPREAD): each pixel's weight is the highest of its own and its
+    neighbours', where a pixel's own is 1 when every 3 x 3 neighbour is within a ratio of
+    1 + spread / 2 of it, falling linearly to 0 at 1 + spread. So a 3 x 3 block that agrees with
+    its centre comes back whole: a pixel just inside an emitter's edge, three of whose neighbours
+    the pixel filter mixes with what lies beyond, is handed through with the emitter (the
+    Cornell box's light kept a ring the network returned 3.6% too bright, its brightest 1% 1.8%
+    off at 4 spp where Open Image Denoise is 0.3% off: models/README.md, n2n-mc-aux, "converged
+    blocks"). A neighbourhood with a value at 0 or below is never converged: a dark patch of a
+    low-spp render is all zeros until a path finds light, and a negative lobe of a wide pixel
+    filter is no agreement. Training's validation scores the network without this step: it is
+    the same for every set of weights."""
     x = colour.float()
-    reaches = neighbour_reaches(x)  # N x 8 x H x W, infinite where a neighbour cannot agree
-    inside = neighbours_inside(*x.shape[-2:]).to(x.device)  # H x W
-    wanted = inside.clamp(1, neighbours).sub_(1).expand(x.shape[0], 1, -1, -1)
-    reach = reaches.sort(dim=1).values.gather(1, wanted)  # the wanted-th closest neighbour's
-    weight = ((spread - reach) / (spread / 2)).clamp_(0, 1)
+    lowest = neighbourhood_extreme(x, torch.minimum)
+    above = neighbourhood_extreme(x, torch.maximum).div_(x)
+    below = x / lowest
+    reach = torch.maximum(above, below).amax(dim=1, keepdim=True).sub_(1)  # NaN where x is 0: never converged
+    positive = lowest.amin(dim=1, keepdim=True) > 0
+    centre = ((spread - reach) / (spread / 2)).clamp_(0, 1).nan_to_num_(0) * positive
+    weight = neighbourhood_extreme(centre, torch.maximum)  # the blocks each pixel lies in
     return torch.lerp(output, colour.to(output.dtype), weight.to(output.dtype))
 
 
-def neighbour_reaches(x: torch.Tensor) -> torch.Tensor:
-    """For each pixel of `x` (N x C x H x W, linear) and each of its 8 neighbours, how far apart
-    the two are: the largest ratio over the channels, less 1 (0.02: 2% apart). N x 8 x H x W;
-    infinite for a neighbour outside the image and wherever either pixel is 0 or below."""
-    h, w = x.shape[-2:]
-    padded = F.pad(x, (1, 1, 1, 1), value=float("nan"))
-    positive = x.amin(dim=1) > 0
-    reaches = []
-    for dy, dx in ((0, 0), (0, 1), (0, 2), (1, 0), (1, 2), (2, 0), (2, 1), (2, 2)):
-        neighbour = padded[..., dy : dy + h, dx : dx + w]
-        ratio = neighbour / x
-        reach = torch.maximum(ratio, ratio.reciprocal()).amax(dim=1).sub_(1)
-        agrees = positive & (neighbour.amin(dim=1) > 0)  # False for NaN: outside the image
-        reaches.append(torch.where(agrees, reach, torch.inf))
-    return torch.stack(reaches, dim=1)
-
-
-def neighbours_inside(h: int, w: int) -> torch.Tensor:
-    """How many of each pixel's 8 neighbours lie inside an h x w image (H x W: 8, 5 at an edge,
-    3 in a corner, fewer in an image one pixel wide)."""
-    rows = torch.full((h,), 3)
-    rows[0] -= 1
-    rows[-1] -= 1
-    cols = torch.full((w,), 3)
-    cols[0] -= 1
-    cols[-1] -= 1
-    return (rows[:, None] * cols[None, :] - 1).clamp_(min=0)
+def neighbourhood_extreme(x: torch.Tensor, extreme: Callable[..., torch.Tensor]) -> torch.Tensor:
+    """The 3 x 3 maximum or minimum (`extreme`: torch.maximum or torch.minimum) of each pixel of
+    `x` (... x H x W), the image's edge replicated: rows, then columns, on shifted views (a third of
+    max_pool2d's time). `keep_converged` reads it, and so does bench/mc_error_bands.py's buffer edges."""
+    rows = x.clone()
+    extreme(rows[..., 1:, :], x[..., :-1, :], out=rows[..., 1:, :])
+    extreme(rows[..., :-1, :], x[..., 1:, :], out=rows[..., :-1, :])
+    both = rows.clone()
+    extreme(both[..., 1:], rows[..., :-1], out=both[..., 1:])
+    extreme(both[..., :-1], rows[..., 1:], out=both[..., :-1])
+    return both
 
 
 def psnr_tone_mapped(output: torch.Tensor, reference: torch.Tensor) -> float:
