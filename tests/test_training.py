@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -763,6 +764,20 @@ def test_a_bf16_run_records_its_precision_and_a_resumed_auto_run_keeps_it(tmp_pa
     monkeypatch.setattr("restore.device._time_training_steps", lambda *args: pytest.fail("a resumed run timed again"))
     config.steps, config.precision, config.overwrite = 3, "auto", True
     assert train(config, show_progress=False).training["precision"] == "bf16"
+
+
+def test_a_run_logging_to_a_file_says_now_and_then_how_far_it_is(tmp_path, photos, monkeypatch):
+    # Under nohup there is no live bar, and the first checkpoint may be many minutes away.
+    monkeypatch.setattr("restore.training.loop.PLAIN_PROGRESS_SECONDS", 0.0)
+    log = io.StringIO()
+    train(tiny_config(tmp_path, photos, steps=2), console=Console(file=log), show_progress=True)
+    assert re.search(r"step 1/2: loss [0-9.]+, [0-9.]+ s a step", log.getvalue())
+    assert "step 2/2" in log.getvalue()
+    quiet = io.StringIO()
+    config = tiny_config(tmp_path, photos, steps=2)
+    config.overwrite = True
+    train(config, console=Console(file=quiet), show_progress=False)
+    assert "s a step" not in quiet.getvalue()
 
 
 def test_an_auto_run_trains_in_the_layout_it_measured_and_a_resumed_run_keeps_it(tmp_path, photos, monkeypatch):

@@ -726,6 +726,11 @@ def _load_checkpoint(path: Path, network: Restorer, optimizer: torch.optim.Optim
     return meta["config"], state
 
 
+PLAIN_PROGRESS_SECONDS = 300.0
+"""How often a run whose console is not a terminal (a log file) prints its step, loss and pace:
+checkpoints and validations come every --val-every steps, 20 minutes apart on a slow CPU."""
+
+
 def train(config: TrainConfig, console: Console | None = None, show_progress: bool = True) -> ModelInfo:
     """Train (or resume) a run and export its model file; return the exported metadata.
 
@@ -823,6 +828,9 @@ def _train(config: TrainConfig, console: Console, show_progress: bool, ranks: Ra
         TextColumn("loss {task.fields[loss]:.5f}  val {task.fields[psnr]:.2f} dB"),
         TimeElapsedColumn(), TimeRemainingColumn(),
     ]  # fmt: skip
+    # A log file (a run under nohup) gets no live bar: a plain line now and then says the run is alive.
+    plain_lines = show_progress and not console.is_terminal
+    last_line = (time.monotonic(), state.step)
     with Progress(*columns, console=console, disable=not show_progress) as progress:
         bar = progress.add_task("train", total=config.steps, completed=state.step, loss=last_loss, psnr=last_psnr)
         while state.step < config.steps:
@@ -897,6 +905,10 @@ def _train(config: TrainConfig, console: Console, show_progress: bool, ranks: Ra
             if state.step % config.checkpoint_every == 0:
                 save()
             progress.update(bar, completed=state.step, loss=last_loss, psnr=last_psnr)
+            if plain_lines and time.monotonic() - last_line[0] >= PLAIN_PROGRESS_SECONDS:
+                pace = (time.monotonic() - last_line[0]) / (state.step - last_line[1])
+                progress.console.print(f"step {state.step}/{config.steps}: loss {last_loss:.5f}, {pace:.2f} s a step")
+                last_line = (time.monotonic(), state.step)
     if not ranks.leader:
         return ranks.from_leader(None)
     if not state.history or state.history[-1][0] != state.step:
