@@ -44,8 +44,13 @@ def to_channels(image: torch.Tensor, channels: int) -> torch.Tensor:
 
 def load_images(files: Sequence[Path], channels: int | None = None) -> list[torch.Tensor]:
     """Read files as C x H x W float32 tensors (colour channels only), converted to `channels` if given."""
-    images = [torch.from_numpy(read_image(f).pixels).permute(2, 0, 1).contiguous() for f in files]
-    return images if channels is None else [to_channels(image, channels) for image in images]
+    return [_pixels_tensor(read_image(f).pixels, channels) for f in files]
+
+
+def _pixels_tensor(pixels: np.ndarray, channels: int | None) -> torch.Tensor:
+    """H x W x C pixels as a C x H x W tensor, converted to `channels` if given."""
+    image = torch.from_numpy(pixels).permute(2, 0, 1).contiguous()
+    return image if channels is None else to_channels(image, channels)
 
 
 def is_mnist_folder(folder: str | Path) -> bool:
@@ -121,8 +126,7 @@ def load_render(image: Path, buffers: Sequence[str], channels: int | None = None
     (`load_aux`), C x H x W float32, its file read once: a multilayer EXR's colour and its buffer
     layers come from one decode."""
     read = read_image(image)
-    colour = torch.from_numpy(read.pixels).permute(2, 0, 1).contiguous()
-    colour = colour if channels is None else to_channels(colour, channels)
+    colour = _pixels_tensor(read.pixels, channels)
     return torch.cat([colour, load_aux(image, buffers, embedded=read.buffers)]) if buffers else colour
 
 
