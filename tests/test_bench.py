@@ -166,3 +166,16 @@ def test_the_dev_sums_add_the_caustics_dev_and_mc_dev_columns_of_each_buffer_kin
     header, rows = bench.table_rows(table)
     assert [row["method"] for row in rows] == ["ours"]
     assert bench.dev_sums(header, rows[0]) == {"clean": 55.0, "own": 53.5, "aov": None}  # no -aov columns
+
+
+def test_the_floor_bench_gives_each_scene_once_with_its_reference_as_the_input():
+    import numpy as np
+
+    bench = bench_module("mc_floor")
+    noisy, reference = np.zeros((4, 4, 3), np.float32), np.ones((4, 4, 3), np.float32)
+    cases = [bench.Case("mc-dev-hi", f"scene1_{spp}spp", spp, noisy, noisy, noisy, noisy, reference) for spp in (64, 256)] + [
+        bench.Case("cbox", "cbox", spp, noisy, noisy, noisy, noisy, reference) for spp in (4, 16)
+    ]
+    given = bench.reference_cases(cases)
+    assert [(case.group, case.spp) for case in given] == [("mc-dev-hi", 64), ("cbox", 4)]
+    assert all(case.noisy is reference and case.second is reference for case in given)

@@ -292,21 +292,27 @@ def test_a_windowed_estimator_reads_a_large_image_as_the_mean_of_its_central_til
         assert torch.equal(network.estimate_level(small), whole)
 
 
-def test_the_input_gate_starts_closed_on_a_warm_start_and_open_hands_the_input_through(tmp_path):
-    plain = create("n2n_unet_level_pyramid").eval()
+@pytest.mark.parametrize(
+    ("plain_variant", "gated_variant", "channels"),
+    [("n2n_unet_level_pyramid", "n2n_unet_level_gated", 3), ("n2n_unet_aux", "n2n_unet_aux_gated", 9)],
+)
+def test_the_input_gate_starts_closed_on_a_warm_start_and_open_hands_the_input_through(
+    tmp_path, plain_variant, gated_variant, channels
+):
+    plain = create(plain_variant).eval()
     info = ModelInfo("plain", plain.architecture, plain.config_dict(), "denoise")
     save_model_file(tmp_path / "plain.safetensors", plain, info)
-    warm_start = TrainConfig(out="unused", init=str(tmp_path / "plain.safetensors"), variant="n2n_unet_level_gated")
+    warm_start = TrainConfig(out="unused", init=str(tmp_path / "plain.safetensors"), variant=gated_variant)
     gated, _ = build_network(warm_start)
     gated.eval()
     assert gated.config.input_gate and not plain.config.input_gate
-    x = with_level_map(plain, torch.rand(1, 3, 64, 64))
+    x = with_level_map(plain, torch.rand(1, channels, 64, 64))  # the colour first, then buffers or the level
     with torch.no_grad():
         before, after = plain(x), gated(x)
         # every weight of the file copied; the new gate nearly shut: the file's output to 0.25% of its residual
         assert (after - before).abs().max() <= 0.003 * (x[:, :3] - before).abs().max()
-        torch.nn.init.constant_(gated.denoiser.gate_conv.bias, 30.0)  # wide open
-        assert torch.allclose(gated(x), x[:, :3], atol=1e-6)  # the input handed through unchanged
+        torch.nn.init.constant_(getattr(gated, "denoiser", gated).gate_conv.bias, 30.0)  # wide open
+        assert torch.allclose(gated(x), x[:, :3], atol=1e-6)  # the input's colour handed through unchanged
     gated_info = replace(info, architecture=gated.architecture, config=gated.config_dict())
     save_model_file(tmp_path / "gated.safetensors", gated, gated_info)
     rebuilt = restore.load(tmp_path / "gated.safetensors").network
