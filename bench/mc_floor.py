@@ -3,10 +3,12 @@ reference given as the noisy input (with its buffers), tone-mapped PSNR of the o
 same reference. A denoiser that hands a clean image back scores high; this number is a ceiling on
 what it can return at high spp, where the input is nearly clean.
 
-    python bench/mc_floor.py --renders .data/mc-dev .data/caustics-dev .data/mc-dev-hi --models FILE
+    python bench/mc_floor.py --renders .data/mc-dev .data/mc-dev-hi --models FILE
 
 Written to bench/results/mc-floor.md (or --out). Each scene counts once, however many spp its folder
-rendered it at: the reference is the same.
+rendered it at: the reference is the same. The score is only as clean as the reference: mc-dev-hi's
+have 4,096 spp, mc-dev's 1,024 (a denoiser that removes what noise they keep loses there), and
+caustics-dev's 1,024 spp references are still so noisy that the column would measure them.
 """
 
 from __future__ import annotations

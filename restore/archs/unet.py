@@ -174,7 +174,8 @@ def n2n_unet_aux_gated() -> UNet:
     clean, and the U-Net, which has no path from its input to its output but three convolutions,
     added 1 dB to it where Open Image Denoise adds 5 (models/README.md, n2n-mc-aux); the gate lets
     it hand a converging pixel through. Warm-started from n2n_unet_aux's file it computes what the
-    file computes to within a quarter of a percent of its residual."""
+    file computes to within a quarter of a percent of its residual. Trained under the HDR loss on
+    noisy pairs (run r11), the gate stayed shut."""
     return UNet(UNetConfig(in_channels=9, out_channels=3, input_gate=True))
 
 
