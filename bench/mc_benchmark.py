@@ -154,6 +154,11 @@ def bundled_rows(name: str, model: Model) -> dict[str, Denoiser]:
     return rows
 
 
+def bundled_render_models() -> dict[str, Model]:
+    """The bundled render denoisers the MC benches score, loaded: n2n-mc and n2n-mc-aux, where bundled."""
+    return {name: load(name) for name in ("n2n-mc", "n2n-mc-aux") if name in bundled_models()}
+
+
 HIGHLIGHTS = 0.01  # the brightest 1% of the reference's pixels (by luminance)
 
 
@@ -213,7 +218,7 @@ def main() -> None:
 
     cases = cbox_cases(args.cbox) + [case for folder in args.renders for case in render_cases(folder)]
     methods: dict[str, Denoiser] = {"OIDN (colour)": oidn(False), "OIDN (colour + albedo + normal)": oidn(True)}
-    bundled = {name: load(name) for name in ("n2n-mc", "n2n-mc-aux") if name in bundled_models()}
+    bundled = bundled_render_models()
     for name, model in bundled.items():
         methods.update(bundled_rows(name, model))
     if "bf16" in cpu_precisions():  # what --precision bf16 gives (auto keeps fp32 for float renders)

@@ -23,12 +23,22 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from mc_benchmark import CBOX, Case, Denoiser, bundled_rows, cbox_cases, image_tensor, oidn, ours, render_cases  # noqa: E402
+from mc_benchmark import (  # noqa: E402
+    CBOX,
+    Case,
+    Denoiser,
+    bundled_render_models,
+    bundled_rows,
+    cbox_cases,
+    image_tensor,
+    oidn,
+    ours,
+    render_cases,
+)
 
 from restore.api import load  # noqa: E402  (mc_benchmark put the repository on the path)
 from restore.device import cpu_name  # noqa: E402
 from restore.hdr import psnr_tone_mapped  # noqa: E402
-from restore.zoo import bundled_models  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "mc-floor.md"
 
@@ -37,7 +47,7 @@ def reference_cases(cases: list[Case]) -> list[Case]:
     """One case per scene whose noisy input is its reference: the first of each scene's spp."""
     seen: dict[tuple[str, str], Case] = {}
     for case in cases:
-        scene = case.name.rsplit("_", 1)[0] if case.name.endswith("spp") else case.name
+        scene = case.name.removesuffix(f"_{case.spp}spp")  # render_cases names a scene's spp NAME_{spp}spp
         seen.setdefault((case.group, scene), replace(case, noisy=case.reference, second=case.reference))
     return list(seen.values())
 
@@ -52,9 +62,8 @@ def main() -> None:
 
     cases = reference_cases(cbox_cases(args.cbox) + [case for folder in args.renders for case in render_cases(folder)])
     methods: dict[str, Denoiser] = {"OIDN (colour + albedo + normal)": oidn(True)}
-    for name in ("n2n-mc", "n2n-mc-aux"):
-        if name in bundled_models():
-            methods.update(bundled_rows(name, load(name)))
+    for name, model in bundled_render_models().items():
+        methods.update(bundled_rows(name, model))
     for path in args.models:
         methods[str(path)] = ours(load(path))
 
