@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import io
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -31,11 +30,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # this checkout's package
-from restore.device import cpu_name, cpu_precisions  # noqa: E402
+sys.path.insert(0, str(REPO / "bench"))
+from report import command_line, machine  # noqa: E402
+
+from restore.device import cpu_precisions  # noqa: E402
 from restore.io.images import Image, write_image  # noqa: E402
 
 RESULTS = REPO / "bench" / "results" / "denoise-speed.md"
@@ -131,15 +132,14 @@ def main() -> None:
             ["denoise", str(memory_png), "-o", large_out, "--model", args.models[0], "--precision", "fp32", "--quiet"]
         )
 
-    cpu = cpu_name() or platform.machine()
     header = "| model | precision | image | time per megapixel |"
     if args.against:
         header = f"| model | precision | image | this checkout | {args.against} | ratio (this / {args.against}) |"
     lines = [
         "# `restore denoise` speed and memory on CPU",
         "",
-        f"Command: `{' '.join(['python bench/denoise_speed.py', *sys.argv[1:]])}`  ",
-        f"Machine: {cpu}, {torch.get_num_threads()} threads, torch {torch.__version__};",
+        f"Command: {command_line(__file__)}  ",
+        f"Machine: {machine()};",
         f"median of {args.repeats} runs after one warm-up run (excluded), whole CLI process (PNG read and write included).",
         "",
         header,

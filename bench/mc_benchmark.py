@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import sys
 import time
@@ -42,8 +41,11 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from report import command_line, machine  # noqa: E402
+
 from restore.api import InferenceOptions, Model, load, run_model  # noqa: E402
-from restore.device import cpu_name, cpu_precisions  # noqa: E402
+from restore.device import cpu_precisions  # noqa: E402
 from restore.hdr import estimated_psnr_tone_mapped, luminance, psnr_tone_mapped  # noqa: E402
 from restore.io.datasets import aux_path  # noqa: E402
 from restore.io.images import read_image  # noqa: E402
@@ -252,12 +254,12 @@ def main() -> None:
     lines = [
         "# Monte Carlo denoising beside Intel Open Image Denoise",
         "",
-        f"Command: `python bench/mc_benchmark.py{''.join(' ' + a for a in sys.argv[1:])}`",
+        f"Command: {command_line(__file__)}",
         "",
         "PSNR (dB) after the tone map T(v) = (v / (1 + v))^(1/2.2) against the high-spp reference, RGB, mean over",
         "scenes (count in brackets). s / MP: seconds per megapixel on the 4 spp Cornell box, median of 3 after a",
         "warm-up call, the methods taking turns.",
-        f"CPU: {cpu_name() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}.",
+        f"CPU: {machine()}.",
         "",
         *provenance(args.renders, [*([args.finetuned] if args.finetuned else []), *args.models]),
     ]

@@ -40,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 import mc_benchmark  # noqa: E402
 import render_pairs  # noqa: E402
+from report import command_line  # noqa: E402
 
 from restore.api import load  # noqa: E402
 from restore.hdr import BLACK_ALBEDO_SHARE, black_albedo_share, psnr_tone_mapped  # noqa: E402
@@ -109,7 +110,7 @@ def main() -> None:
     lines = [
         "# Render denoisers with other buffers than the training renders'",
         "",
-        f"Command: `python bench/mc_buffers.py{''.join(' ' + a for a in sys.argv[1:])}`",
+        f"Command: {command_line(__file__)}",
         "",
         "Tone-mapped PSNR (dB, bench/mc_benchmark.py's) against the reference, mean over scenes (count in brackets),",
         f"CPU, fp32, {torch.get_num_threads()} threads. Buffers: clean = the folder's own (OIDN's convention, 32 paths a",

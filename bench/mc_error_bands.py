@@ -25,6 +25,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import mc_benchmark  # noqa: E402
+from report import command_line  # noqa: E402
 
 from restore.api import load  # noqa: E402
 from restore.hdr import neighbourhood_extreme, tone_map  # noqa: E402
@@ -121,7 +122,7 @@ def main() -> None:
     lines = [
         "# Where the tone-mapped error lies, by brightness",
         "",
-        f"Command: `python bench/mc_error_bands.py{''.join(' ' + a for a in sys.argv[1:])}`",
+        f"Command: {command_line(__file__)}",
         "",
         f"{args.model} against OIDN (colour + albedo + normal), 4 spp. Each band of the reference's linear value",
         "(mean of RGB): its share of the pixels, of each method's squared tone-mapped error (the sum the",

@@ -14,13 +14,11 @@ caustics-dev's 1,024 spp references are still so noisy that the column would mea
 from __future__ import annotations
 
 import argparse
-import platform
 import sys
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from mc_benchmark import (  # noqa: E402
@@ -35,9 +33,9 @@ from mc_benchmark import (  # noqa: E402
     ours,
     render_cases,
 )
+from report import command_line, machine  # noqa: E402
 
 from restore.api import load  # noqa: E402  (mc_benchmark put the repository on the path)
-from restore.device import cpu_name  # noqa: E402
 from restore.hdr import psnr_tone_mapped  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "mc-floor.md"
@@ -77,11 +75,11 @@ def main() -> None:
     lines = [
         "# Render denoisers on the converged reference itself",
         "",
-        f"Command: `python bench/mc_floor.py{''.join(' ' + a for a in sys.argv[1:])}`",
+        f"Command: {command_line(__file__)}",
         "",
         "Each scene's reference given as the input, with its buffers; PSNR (dB) after the tone map",
         "T(v) = (v / (1 + v))^(1/2.2) of the output against that reference, mean over scenes (count in brackets).",
-        f"CPU: {cpu_name() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}.",
+        f"CPU: {machine()}.",
         "",
         "| method | " + " | ".join(f"{group} ({counts[group]})" for group in groups) + " |",
         "|---|" + "---|" * len(groups),

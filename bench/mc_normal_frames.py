@@ -25,6 +25,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import mc_benchmark  # noqa: E402
+from report import command_line  # noqa: E402
 
 from restore.api import load  # noqa: E402
 from restore.hdr import psnr_tone_mapped  # noqa: E402
@@ -84,7 +85,7 @@ def main() -> None:
     lines = [
         "# Normals in another frame",
         "",
-        f"Command: `python bench/mc_normal_frames.py{''.join(' ' + a for a in sys.argv[1:])}`",
+        f"Command: {command_line(__file__)}",
         "",
         f"{args.model} and OIDN (colour + albedo + normal), tone-mapped PSNR (dB), fp32 on the CPU, with each",
         "scene's normal buffer turned into another frame: a level camera's (about the vertical by any angle,",

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import sys
 import time
@@ -28,8 +27,11 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from report import command_line, machine  # noqa: E402
+
 from restore.api import InferenceOptions, Model, load, resolved_precision, run_model  # noqa: E402
-from restore.device import PRECISIONS, cpu_name, cpu_precisions  # noqa: E402
+from restore.device import PRECISIONS, cpu_precisions  # noqa: E402
 from restore.evaluation import evaluate_folder  # noqa: E402
 from restore.zoo import bundled_models  # noqa: E402
 
@@ -156,7 +158,7 @@ def main() -> None:
     lines = [
         "# Super-resolution benchmark",
         "",
-        f"Command: `python bench/sr_benchmark.py{''.join(' ' + a for a in sys.argv[1:])}` (cells cached in",
+        f"Command: {command_line(__file__)} (cells cached in",
         "bench/results/sr-scores.json under each model's sha256; see the script's docstring for measuring a subset).",
         "",
         "Protocol (../shared/data/README.md): HR mod-cropped to the scale, LR = MATLAB bicubic with",
@@ -178,12 +180,11 @@ def main() -> None:
     for row, values in PUBLISHED.items():
         lines.append(f"| {row} | " + " | ".join(f"{values[(s, k)]:.2f}" if (s, k) in values else "" for s, k in columns) + " |")
 
-    cpu = cpu_name() or platform.machine()
     repeats, side = (1, 64) if args.quick else (3, 256)
     precisions = cpu_precisions()  # bf16 where the CPU has it natively
     lines += [
         "",
-        f"## Speed on CPU ({cpu}, {torch.get_num_threads()} threads, torch {torch.__version__})",
+        f"## Speed on CPU ({machine()})",
         "",
         f"Seconds per output megapixel: median of {repeats} runs after a warm-up run (excluded), {side} x {side} input,",
         "in-process (`restore.api.run_model`) in each precision; the last column is what `--precision auto` picks",

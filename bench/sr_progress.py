@@ -36,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tools"))
 sys.path.insert(0, str(ROOT / "bench"))
 from plot_curve import nice_ticks  # noqa: E402
+from report import command_line  # noqa: E402
 from sr_benchmark import DATA, PUBLISHED, SCORES, cell_key  # noqa: E402
 
 from restore.api import load  # noqa: E402
@@ -199,7 +200,7 @@ def main() -> None:
     lines = [
         f"# {args.model}: {args.set_name} x{scale} by training step",
         "",
-        f"Command: `python bench/sr_progress.py{''.join(' ' + a for a in sys.argv[1:])}` (the script's docstring says",
+        f"Command: {command_line(__file__)} (the script's docstring says",
         "how each number is found). Y-channel PSNR by the sr_benchmark protocol, each bundled version of the file.",
         "",
         "| commit | sha256 | cumulative steps | wall seconds in all | s / step (its run) | PSNR (dB) |",

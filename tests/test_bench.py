@@ -8,6 +8,7 @@ import sys
 from types import ModuleType
 
 import pytest
+import torch
 
 from conftest import REPO
 
@@ -179,3 +180,10 @@ def test_the_floor_bench_gives_each_scene_once_with_its_reference_as_the_input()
     given = bench.reference_cases(cases)
     assert [(case.group, case.spp) for case in given] == [("mc-dev-hi", 64), ("cbox", 4)]
     assert all(case.noisy is reference and case.second is reference for case in given)
+
+
+def test_a_result_file_names_the_command_that_remakes_it_and_the_machine_it_ran_on(monkeypatch):
+    report = bench_module("report")
+    monkeypatch.setattr(sys, "argv", ["/anywhere/mc_floor.py", "--renders", ".data/mc-dev-hi"])
+    assert report.command_line(str(REPO / "bench" / "mc_floor.py")) == "`python bench/mc_floor.py --renders .data/mc-dev-hi`"
+    assert f"threads, torch {torch.__version__}" in report.machine()
