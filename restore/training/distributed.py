@@ -10,6 +10,7 @@ decisions (precision, layout, when to stop), which it sends them.
 from __future__ import annotations
 
 import os
+import pickle
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,6 +22,15 @@ from torch.nn.parallel import DistributedDataParallel
 
 T = TypeVar("T")
 
+# This process's last collective of each role, kept referenced from Python until the process ends.
+# Gloo's worker thread lets go of a collective once it has run it; where that is the last
+# reference, the worker frees the collective's tensors, and a tensor made in Python takes the GIL
+# to free. A worker that reaches it while the interpreter exits is ended waiting for the GIL, which
+# aborts the process ("terminate called without an active exception": rank 1 of the two-process
+# test in about 1 run of 20, torch 2.14; a core dump showed the worker freeing the last broadcast).
+# Held here, the collectives are freed by the main thread instead.
+_KEPT: dict[str, dist.Work] = {}
+
 
 @dataclass(frozen=True)
 class Ranks:
@@ -28,6 +38,7 @@ class Ranks:
 
     rank: int = 0
     world: int = 1
+    device: torch.device = torch.device("cpu")  # where this rank's collectives run (nccl's are on its GPU)
 
     @property
     def leader(self) -> bool:
@@ -39,19 +50,25 @@ class Ranks:
         return batch[self.rank * size : (self.rank + 1) * size]
 
     def from_leader(self, value: T) -> T:
-        """Rank 0's `value`, on every rank (any picklable value)."""
+        """Rank 0's `value`, on every rank (any picklable value; ranks of one run trust each other)."""
         if self.world == 1:
             return value
-        box = [value]
-        dist.broadcast_object_list(box, src=0)
-        return box[0]
+        payload = pickle.dumps(value) if self.leader else b""
+        size = torch.tensor([len(payload)], device=self.device)
+        _waited("size", dist.broadcast(size, src=0, async_op=True))
+        if self.leader:
+            data = torch.frombuffer(bytearray(payload), dtype=torch.uint8).to(self.device)
+        else:
+            data = torch.empty(int(size.item()), dtype=torch.uint8, device=self.device)
+        _waited("payload", dist.broadcast(data, src=0, async_op=True))
+        return pickle.loads(data.cpu().numpy().tobytes())
 
-    def any(self, flag: bool, device: torch.device) -> bool:
+    def any(self, flag: bool) -> bool:
         """True on every rank when `flag` is true on any."""
         if self.world == 1:
             return flag
-        tensor = torch.tensor([int(flag)], device=device)
-        dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+        tensor = torch.tensor([int(flag)], device=self.device)
+        _waited("flag", dist.all_reduce(tensor, op=dist.ReduceOp.MAX, async_op=True))
         return bool(tensor.item())
 
     def wrap(self, network: torch.nn.Module, device: torch.device) -> torch.nn.Module:
@@ -62,6 +79,12 @@ class Ranks:
         unused = len(getattr(network, "scales", ())) > 1
         ids = [device.index] if device.type == "cuda" else None
         return DistributedDataParallel(network, device_ids=ids, find_unused_parameters=unused)
+
+
+def _waited(role: str, work: dist.Work) -> None:
+    """Wait for a collective, and keep it as this process's last of its role (see _KEPT)."""
+    work.wait()
+    _KEPT[role] = work
 
 
 def leader_process() -> bool:
@@ -83,11 +106,10 @@ def joined(device: torch.device) -> Iterator[tuple[Ranks, torch.device]]:
     started_here = not dist.is_initialized()
     if started_here:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    yield Ranks(dist.get_rank(), dist.get_world_size()), device
+    yield Ranks(dist.get_rank(), dist.get_world_size(), device), device
     # Only after success: a rank that failed may have left a peer inside a collective, where a
     # barrier would hang; torchrun stops the others then. Gloo sends are asynchronous, so the
-    # barrier keeps a rank from closing its connections while a peer still receives the last
-    # broadcast (that aborted the peer once in CI: "terminate called without an active exception").
+    # barrier keeps a rank from closing its connections while a peer still receives the last broadcast.
     if started_here:
         dist.barrier()
         dist.destroy_process_group()

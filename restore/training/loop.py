@@ -834,7 +834,7 @@ def _train(config: TrainConfig, console: Console, show_progress: bool, ranks: Ra
     with Progress(*columns, console=console, disable=not show_progress) as progress:
         bar = progress.add_task("train", total=config.steps, completed=state.step, loss=last_loss, psnr=last_psnr)
         while state.step < config.steps:
-            if config.minutes and ranks.any(time.monotonic() - started > config.minutes * 60, device):
+            if config.minutes and ranks.any(time.monotonic() - started > config.minutes * 60):
                 break
             generator = torch.Generator().manual_seed(config.seed * 1_000_003 + state.step)
             inp, target = (ranks.share(t) for t in data.source.batch(config.batch, generator))
@@ -878,7 +878,7 @@ def _train(config: TrainConfig, console: Console, show_progress: bool, ranks: Ra
                 extra = network.extra_loss()  # e.g. a level estimator's, computed in the forward above
                 if extra is not None:
                     loss = loss + extra
-            if ranks.any(not torch.isfinite(loss), device):
+            if ranks.any(not torch.isfinite(loss)):
                 # Stop before the update: the checkpoint on disk is the last good state.
                 last_saved = state.step // config.checkpoint_every * config.checkpoint_every
                 saved = f"the checkpoint of step {last_saved} is kept" if last_saved else "no checkpoint was written"
