@@ -583,15 +583,15 @@ def test_turned_normals_are_rotated_alike_in_both_shots_of_a_crop_and_nothing_el
         torch.testing.assert_close(rotation @ b, turned[k, 1, 6:].reshape(3, -1), atol=1e-4, rtol=1e-4)
     # A source without it draws what a source drew before the option existed: the crops, then
     # the swaps, and nothing more (a resumed run sees the batches it would have seen).
-    pairs = [(torch.rand(9, 16, 16), torch.rand(9, 16, 16)) for _ in range(3)]
+    stacks = [torch.rand(2, 9, 16, 16) for _ in range(3)]
     by_hand = torch.Generator().manual_seed(5)
-    crops = random_crops([torch.stack(pair) for pair in pairs], 4, 8, by_hand, partners=2)
+    crops = random_crops(stacks, 4, 8, by_hand, partners=2)
     swap = torch.rand(4, generator=by_hand) < 0.5
     generator = torch.Generator().manual_seed(5)
-    first, _ = PairSource(pairs, 8).batch(4, generator)
+    first, _ = PairSource(stacks, 8).batch(4, generator)
     assert torch.equal(first, torch.where(swap[:, None, None, None], crops[:, 1], crops[:, 0]))
     assert torch.equal(generator.get_state(), by_hand.get_state())
-    with_turns, _ = PairSource(pairs, 8, normal_channels=slice(6, 9)).batch(4, torch.Generator().manual_seed(5))
+    with_turns, _ = PairSource(stacks, 8, normal_channels=slice(6, 9)).batch(4, torch.Generator().manual_seed(5))
     assert torch.equal(with_turns[:, :6], first[:, :6]) and not torch.allclose(with_turns[:, 6:], first[:, 6:])
 
 

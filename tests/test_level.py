@@ -142,7 +142,7 @@ def test_an_estimator_only_source_skips_the_target_and_labels_the_same_shot():
 def test_a_pair_tells_its_own_level_without_a_clean_image():
     clean = torch.from_numpy(smooth_image(64, 64)).permute(2, 0, 1)
     noise = GaussianNoise(10)
-    shots = [tuple(noise.apply(clean[None], torch.Generator().manual_seed(2 * i + k))[0] for k in (0, 1)) for i in range(4)]
+    shots = [torch.cat([noise.apply(clean[None], torch.Generator().manual_seed(2 * i + k)) for k in (0, 1)]) for i in range(4)]
     inputs, targets = PairSource(shots, 48, level_channel=True).batch(16, torch.Generator())
     assert inputs.shape[1] == 4 and targets.shape[1] == 3
     assert inputs[:, 3].mean().item() == pytest.approx(10 / 255, rel=0.05)  # RMS(A - B) / sqrt 2

@@ -361,6 +361,19 @@ class Data:
     noisy_references: bool = False
 
 
+def _stacked_pair(path_a: Path, path_b: Path, aux: Sequence[str], channels: int | None) -> torch.Tensor:
+    """One scene's two shots (with their buffers) stacked: 2 x C x H x W."""
+    a, b = load_render(path_a, aux, channels), load_render(path_b, aux, channels)
+    if a.shape != b.shape:
+        raise ValueError(f"size mismatch: '{path_a.name}' is {tuple(a.shape)} in A and {tuple(b.shape)} in B")
+    colour = slice(0, a.shape[0] - 3 * len(aux))
+    if torch.equal(a[colour], b[colour]) and a[colour].amin() < a[colour].amax():
+        # The same file twice: the network would learn to change nothing. (A constant pair,
+        # such as a render whose camera sees no light, is identical with no mistake made.)
+        raise ValueError(f"'{path_a.name}' is identical in A and B: a pair needs two independent noisy shots")
+    return torch.stack([a, b])
+
+
 def prepare_data(
     config: TrainConfig,
     channels: int | None = None,
@@ -382,22 +395,15 @@ def prepare_data(
         pairs = match_pairs(*config.pairs)
         if len(pairs) <= config.val_count:
             raise ValueError(f"{len(pairs)} pairs: need more than --val-count {config.val_count}")
-        # Colour and buffers from one read of each shot (a multilayer EXR holds both).
-        loaded = [(load_render(a, aux, channels), load_render(b, aux, channels)) for a, b in pairs]
-        colour = slice(0, loaded[0][0].shape[0] - 3 * len(aux))
-        for (a, b), (pa, _) in zip(loaded, pairs, strict=True):
-            if a.shape != b.shape:
-                raise ValueError(f"size mismatch: '{pa.name}' is {tuple(a.shape)} in A and {tuple(b.shape)} in B")
-            if torch.equal(a[colour], b[colour]) and a[colour].amin() < a[colour].amax():
-                # The same file twice: the network would learn to change nothing. (A constant pair,
-                # such as a render whose camera sees no light, is identical with no mistake made.)
-                raise ValueError(f"'{pa.name}' is identical in A and B: a pair needs two independent noisy shots")
+        # Colour and buffers from one read of each shot (a multilayer EXR holds both), each
+        # scene's two shots stacked as they are read: the training source keeps these stacks.
+        loaded = [_stacked_pair(a, b, aux, channels) for a, b in pairs]
         train, val = loaded[: len(loaded) - config.val_count], loaded[len(loaded) - config.val_count :]
         validation = [(center_crop(a, val_crop)[None], center_crop(b, val_crop)[None]) for a, b in val]
         described = f"{len(train)} noisy pairs from {config.pairs[0]} and {config.pairs[1]}"
         normal_channels = None
         if config.turn_normals:
-            start = loaded[0][0].shape[0] - 3 * len(aux) + 3 * list(aux).index("normal")
+            start = loaded[0].shape[1] - 3 * len(aux) + 3 * list(aux).index("normal")
             normal_channels = slice(start, start + 3)
         source = PairSource(train, config.patch, level_channel, swap=not config.one_way, normal_channels=normal_channels)
         # The estimate against the clean image assumes two shots of one noise level; a one-way
