@@ -38,7 +38,7 @@ class Ranks:
 
     rank: int = 0
     world: int = 1
-    device: torch.device = torch.device("cpu")  # where this rank's collectives run (nccl's are on its GPU)
+    device: torch.device = torch.device("cpu")  # where this rank trains and its collectives run (cuda:LOCAL_RANK on GPUs)
 
     @property
     def leader(self) -> bool:
@@ -71,13 +71,13 @@ class Ranks:
         _waited("flag", dist.all_reduce(tensor, op=dist.ReduceOp.MAX, async_op=True))
         return bool(tensor.item())
 
-    def wrap(self, network: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    def wrap(self, network: torch.nn.Module) -> torch.nn.Module:
         """The module to train through: DistributedDataParallel over `network` with several ranks."""
         if self.world == 1:
             return network
         # A multi-scale upscaler trains one scale's branch per step: the others get no gradient.
         unused = len(getattr(network, "scales", ())) > 1
-        ids = [device.index] if device.type == "cuda" else None
+        ids = [self.device.index] if self.device.type == "cuda" else None
         return DistributedDataParallel(network, device_ids=ids, find_unused_parameters=unused)
 
 
@@ -93,12 +93,12 @@ def leader_process() -> bool:
 
 
 @contextmanager
-def joined(device: torch.device) -> Iterator[tuple[Ranks, torch.device]]:
+def joined(device: torch.device) -> Iterator[Ranks]:
     """Join torchrun's process group when WORLD_SIZE > 1 (nccl on GPUs, gloo on CPUs) for the
-    duration; yield this rank and its device (cuda:LOCAL_RANK on GPUs)."""
+    duration; yield this rank, with the device it trains on (cuda:LOCAL_RANK on GPUs)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
-        yield Ranks(), device
+        yield Ranks(device=device)
         return
     if device.type == "cuda":
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
@@ -106,7 +106,7 @@ def joined(device: torch.device) -> Iterator[tuple[Ranks, torch.device]]:
     started_here = not dist.is_initialized()
     if started_here:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    yield Ranks(dist.get_rank(), dist.get_world_size(), device), device
+    yield Ranks(dist.get_rank(), dist.get_world_size(), device)
     # Only after success: a rank that failed may have left a peer inside a collective, where a
     # barrier would hang; torchrun stops the others then. Gloo sends are asynchronous, so the
     # barrier keeps a rank from closing its connections while a peer still receives the last broadcast.

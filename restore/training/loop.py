@@ -743,15 +743,16 @@ def train(config: TrainConfig, console: Console | None = None, show_progress: bo
     Under torchrun each process trains on its share of every batch (see restore.training.distributed);
     rank 0 alone prints, validates, checkpoints and exports, and every rank returns its metadata.
     """
-    with joined(resolve_device(config.device)) as (ranks, device):
+    with joined(resolve_device(config.device)) as ranks:
         if config.batch % ranks.world:
             raise ValueError(f"--batch {config.batch} does not split evenly over {ranks.world} processes")
         if not ranks.leader:
             console, show_progress = Console(quiet=True), False
-        return _train(config, console or Console(stderr=True, markup=False), show_progress, ranks, device)
+        return _train(config, console or Console(stderr=True, markup=False), show_progress, ranks)
 
 
-def _train(config: TrainConfig, console: Console, show_progress: bool, ranks: Ranks, device: torch.device) -> ModelInfo:
+def _train(config: TrainConfig, console: Console, show_progress: bool, ranks: Ranks) -> ModelInfo:
+    device = ranks.device
     out = Path(config.out)
     if out.exists() and not config.overwrite:
         # Checked before any work: a finished run must not be lost to a mistyped -o, nor a
@@ -804,7 +805,7 @@ def _train(config: TrainConfig, console: Console, show_progress: bool, ranks: Ra
     described = state.precision + (" (channels last)" if state.memory_format == "channels_last" else "")
     processes = f" x {ranks.world} processes" if ranks.world > 1 else ""
     console.print(f"training in {described} on {_device_name(device)}{processes}")
-    model = ranks.wrap(network, device)  # what the steps run through; `network` is the weights
+    model = ranks.wrap(network)  # what the steps run through; `network` is the weights
 
     if config.ema:
         if state.average is None:
