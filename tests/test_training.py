@@ -758,6 +758,18 @@ def test_a_file_exported_from_a_checkpoint_records_the_device_its_steps_ran_on(t
     assert train(config, show_progress=False).training["device"] == "cpu (1 threads)"  # a step ran here
 
 
+def test_exporting_a_finished_run_reads_none_of_its_data(tmp_path, noisy_pairs, tiny_models, monkeypatch):
+    # A copy of a running run's checkpoint is exported beside the run: reading its thousands of
+    # pairs again would double the memory they take (a run was once killed for it).
+    config = finetune_config(tmp_path, noisy_pairs, tiny_models["denoiser"])
+    trained = train(config, show_progress=False).training
+    monkeypatch.setattr("restore.training.loop.prepare_data", lambda *args, **kwargs: pytest.fail("the data were read"))
+    config.overwrite = True
+    exported = train(config, show_progress=False).training
+    assert exported["data"] == trained["data"] and "noisy pairs" in exported["data"]
+    assert exported["steps"] == trained["steps"] and exported["val_curve"] == trained["val_curve"]
+
+
 def test_a_bf16_run_records_its_precision_and_a_resumed_auto_run_keeps_it(tmp_path, photos, monkeypatch):
     config = tiny_config(tmp_path, photos, steps=2, precision="bf16")
     assert train(config, show_progress=False).training["precision"] == "bf16"

@@ -647,6 +647,7 @@ class RunState:
     # machine of a later call that only exports a checkpoint (`--steps` at the checkpoint's step).
     device: str = ""
     best_step: int = 0
+    data: str = ""  # what the run trains on (the exported file's training data line)
     best: Weights | None = None  # with keep_best: the weights of the best validation so far
     average: Weights | None = None  # with ema: the moving average of the weights, what is validated and exported
 
@@ -726,6 +727,7 @@ def _load_checkpoint(path: Path, network: Restorer, optimizer: torch.optim.Optim
         memory_format=meta.get("memory_format", "contiguous"),
         device=meta.get("device", ""),  # older checkpoints: the exporting call's device stands in
         best_step=meta.get("best_step", 0),
+        data=meta.get("data", ""),  # older checkpoints: read from the data, which export then loads
         best=best or None,
         average=average or None,
     )
@@ -769,7 +771,6 @@ def _train(config: TrainConfig, console: Console, show_progress: bool, ranks: Ra
     # Before the data: --estimator-only / --denoiser-only on a network without an estimator is refused as such.
     estimator = _estimator_to_train(config, network, ranks)  # None: not a run of the estimator alone
     kept = _estimator_to_keep(config, network)  # None: not a run of the denoiser alone
-    data = prepare_data(config, network.in_channels - 3 * len(aux) - level, network.scales, aux, level_channel=level)
     network = network.to(device).train()
     if estimator is not None:
         groups = estimator.estimator_parameter_groups()
@@ -787,11 +788,17 @@ def _train(config: TrainConfig, console: Console, show_progress: bool, ranks: Ra
         if not _same_run(stored_config, _resumable(config)):
             raise ValueError(f"'{checkpoint}' belongs to a run with other settings; use another --run-dir or delete it")
         console.print(f"resuming from step {state.step} ({checkpoint})")
+        if _only_exports(config, state):
+            # A finished run's export (or a copy of a running one's checkpoint, `--steps` at its
+            # step) needs neither its data nor the memory they take beside the run.
+            return _export(config, network, base_info, state, out, device, ranks)
         # A run that kept its best, resumed with --keep last, exports its last weights but keeps
         # the best in its checkpoint: exporting the last weights must not lose the best ones.
         if config.precision != "auto":
             state.precision = state.memory_format = ""  # an explicit precision is measured again below
         # else: a resumed run keeps the precision and layout it measured.
+    data = prepare_data(config, network.in_channels - 3 * len(aux) - level, network.scales, aux, level_channel=level)
+    state.data = data.description
     if not state.precision and ranks.leader:
         sample = data.source.batch(config.batch, torch.Generator().manual_seed(0))[0].to(device)
         state.precision = training_precision(device, config.precision, network, sample)
@@ -916,16 +923,35 @@ def _train(config: TrainConfig, console: Console, show_progress: bool, ranks: Ra
                 pace = (time.monotonic() - last_line[0]) / (state.step - last_line[1])
                 progress.console.print(f"step {state.step}/{config.steps}: loss {last_loss:.5f}, {pace:.2f} s a step")
                 last_line = (time.monotonic(), state.step)
+    if ranks.leader:
+        if not state.history or state.history[-1][0] != state.step:
+            record_validation()
+        save()
+    return _export(config, network, base_info, state, out, device, ranks)
+
+
+def _only_exports(config: TrainConfig, state: RunState) -> bool:
+    """Whether a resumed run has nothing left but its export: no step to train, no validation to record."""
+    return state.step >= config.steps and bool(state.history) and state.history[-1][0] == state.step and bool(state.data)
+
+
+def _export(
+    config: TrainConfig,
+    network: Restorer,
+    base: ModelInfo | None,
+    state: RunState,
+    out: Path,
+    device: torch.device,
+    ranks: Ranks,
+) -> ModelInfo:
+    """Write the run's model file from its best, average or last weights (rank 0); return its metadata on every rank."""
     if not ranks.leader:
         return ranks.from_leader(None)
-    if not state.history or state.history[-1][0] != state.step:
-        record_validation()
-    save()
     if config.keep_best and state.best is not None:
         network.load_state_dict(state.best)
     elif config.ema and state.average is not None:
         network.load_state_dict(state.average)
-    info = _export_info(config, network, base_info, data, state, device)
+    info = _export_info(config, network, base, state, device)
     save_model_file(out, network.cpu().eval(), info, overwrite=config.overwrite)
     return ranks.from_leader(info)
 
@@ -991,7 +1017,7 @@ def _resumable(config: TrainConfig) -> dict[str, Any]:
 
 
 def _export_info(
-    config: TrainConfig, network: Restorer, base: ModelInfo | None, data: Data, state: RunState, device: torch.device
+    config: TrainConfig, network: Restorer, base: ModelInfo | None, state: RunState, device: torch.device
 ) -> ModelInfo:
     """The exported file's metadata; with kept best weights, `state.best_step` is the step exported."""
     step, elapsed, history = state.step, state.elapsed, state.history
@@ -1020,7 +1046,7 @@ def _export_info(
         aux_prefilter=base.aux_prefilter if base is not None and aux_buffers_of(network) else "",
         description=description,
         training={
-            "data": data.description,
+            "data": state.data,
             "command": config.command,
             "from": base.name if base else None,
             "targets": _targets(config),
