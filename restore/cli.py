@@ -533,6 +533,14 @@ def train(
             help="Renders: the network sees and returns log radiance, so that emitters and highlights keep their energy.",
         ),
     ] = False,
+    prefilter_buffers: Annotated[
+        bool,
+        typer.Option(
+            "--prefilter-buffers",
+            help="Renders, with --init naming a buffer prefilter: clean the pairs' albedo and normal with it first, "
+            "as restore denoise does (restore finetune always does).",
+        ),
+    ] = False,
     steps: StepsOpt = 1000,
     minutes: MinutesOpt = 0.0,
     batch: BatchOpt = 16,
@@ -654,7 +662,7 @@ def train(
         source_scales=tuple(source_scale or [1.0]), level_jitter=level_jitter, level_overstate=level_overstate,
         batch=batch, steps=steps,
         minutes=minutes, lr=lr, lr_warmup=lr_warmup, lr_halve_every=lr_halve_every, loss=loss, demodulate=demodulate,
-        turn_normals=turn_normals,
+        turn_normals=turn_normals, prefilter_buffers=prefilter_buffers,
         log_radiance=log_radiance, balance_levels=balance_levels, estimator_only=estimator_only,
         estimator_by_denoising=estimator_by_denoising, clean_read_cap=clean_read_cap, denoiser_only=denoiser_only,
         val_count=val_count, val_every=val_every, val_pairs=val_pairs, checkpoint_every=val_every,
@@ -707,7 +715,7 @@ def finetune(
         out=output, task="denoise", pairs=[folder_a, folder_b], one_way=one_way, init=base_path, loss=loss, steps=steps,
         minutes=minutes, batch=batch, patch=patch, lr=lr, lr_warmup=lr_warmup, val_count=val_count, val_every=val_every,
         checkpoint_every=val_every, seed=seed, device=device, precision=precision, run_dir=run_dir,
-        keep_best=keep == "best", ema=ema, overwrite=overwrite,
+        keep_best=keep == "best", ema=ema, overwrite=overwrite, prefilter_buffers=True,
     )  # fmt: skip
     _run_training(config, quiet)
 

@@ -21,6 +21,7 @@ from restore.hdr import LOG_DEMODULATED
 from restore.io.images import Image, read_image, write_image
 from restore.modelfile import ModelFileError, ModelInfo, save_model_file
 from restore.training.aux_prefilter import PREFILTER_NAME, PrefilterConfig, train_prefilter
+from restore.training.loop import prepare_data
 
 TOOLS = Path(__file__).resolve().parents[1] / "tools"
 EXACT = InferenceOptions(device="cpu", precision="fp32")
@@ -174,7 +175,44 @@ def test_a_run_started_from_a_render_model_keeps_the_prefilter_it_names(tmp_path
     pairs = ["--pairs", str(tmp_path / "a"), str(tmp_path / "b")]
     result = run("train", *pairs, "-o", str(tmp_path / "next.safetensors"), "--init", str(tmp_path / "aux.safetensors"), *options)
     assert result.returncode == 0, result.stderr
-    assert restore.load(tmp_path / "next.safetensors").info.aux_prefilter == str(tmp_path / "prefilter.safetensors")
+    trained = restore.load(tmp_path / "next.safetensors").info
+    assert trained.aux_prefilter == str(tmp_path / "prefilter.safetensors")
+    assert "buffers_through" not in trained.training  # training sets come prefiltered (tools/prefilter_buffers.py)
+
+
+def test_a_finetune_learns_from_its_pairs_buffers_as_the_starts_prefilter_cleans_them(tmp_path, monkeypatch):
+    # `restore denoise` hands the network prefiltered buffers: a finetune on a user's raw renders
+    # must train it on those, not on the noisy buffers it will never be given.
+    from test_hdr import write_renders
+
+    write_renders(tmp_path, count=3, size=32)
+    prefilter = trained_looking(create("aux_prefilter"))
+    save_model_file(tmp_path / "prefilter.safetensors", prefilter, prefilter_info(prefilter))
+    network = create("n2n_unet_aux")
+    info = ModelInfo(
+        name="aux", architecture=network.architecture, config=network.config_dict(), task="denoise", transfer="linear",
+        input_transform=LOG_DEMODULATED, aux=["albedo", "normal"], aux_prefilter=str(tmp_path / "prefilter.safetensors"),
+    )  # fmt: skip
+    save_model_file(tmp_path / "aux.safetensors", network, info)
+    prepared = []
+
+    def recorded(*args, **kwargs):  # prepare_data, its Data kept for a look
+        prepared.append(prepare_data(*args, **kwargs))
+        return prepared[-1]
+
+    monkeypatch.setattr("restore.training.loop.prepare_data", recorded)
+    options = ["--steps", "1", "--batch", "2", "--patch", "32", "--val-count", "1", "--loss", "hdr"]
+    result = run("finetune", str(tmp_path / "a"), str(tmp_path / "b"), "-o", str(tmp_path / "ft.safetensors"),
+                 "--from", str(tmp_path / "aux.safetensors"), *options)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+
+    held_out, _ = prepared[0].validation[0]  # frame2's A shot: colour, then albedo and normal
+    given = np.concatenate([read_image(tmp_path / "a" / f"frame2.{b}.exr").pixels for b in ("albedo", "normal")], -1)
+    cleaned = run_model(restore.load(tmp_path / "prefilter.safetensors"), given, EXACT)
+    np.testing.assert_allclose(held_out[0, 3:].permute(1, 2, 0).numpy(), cleaned, atol=1e-6)
+    trained = restore.load(tmp_path / "ft.safetensors").info
+    assert trained.training["buffers_through"] == str(tmp_path / "prefilter.safetensors")
+    assert trained.aux_prefilter == str(tmp_path / "prefilter.safetensors")  # and inference cleans them the same way
 
 
 def test_prefilter_buffers_writes_each_shots_buffers_as_the_model_would_clean_them(tmp_path):

@@ -24,6 +24,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from restore.api import InferenceOptions, load, run_model
 from restore.archs import Restorer, build, create
 from restore.archs.unet import LevelUNet, with_level_map
 from restore.device import MEMORY_FORMATS, resolve_device, training_memory_format, training_precision
@@ -173,6 +174,11 @@ class TrainConfig:
     # n2n-mc-aux lost up to 0.7 dB with normals in a random frame, where OIDN lost nothing).
     turn_normals: bool = False
     log_radiance: bool = False  # HDR input and output as log radiance (restore.hdr), so that emitters keep their energy
+    # Pairs of renders for a start that names a buffer prefilter (n2n-mc-aux): their albedo and
+    # normal go through it first, as `restore denoise` cleans a render's buffers before the network
+    # sees them, so that the network learns from the buffers it will be given (restore finetune
+    # sets it; the training sets of tools/prefilter_buffers.py went through it already).
+    prefilter_buffers: bool = False
     val_count: int = 8  # images (or pairs) held out for validation
     val_every: int = 100
     # Score validation on the selection half of a folder of real NAME_noisy / NAME_clean pairs
@@ -361,12 +367,21 @@ class Data:
     noisy_references: bool = False
 
 
-def _stacked_pair(path_a: Path, path_b: Path, aux: Sequence[str], channels: int | None) -> torch.Tensor:
-    """One scene's two shots (with their buffers) stacked: 2 x C x H x W."""
+BufferMap = Callable[[torch.Tensor], torch.Tensor]
+"""What a render's buffers go through before training: C x H x W in, the same shape out."""
+
+
+def _stacked_pair(
+    path_a: Path, path_b: Path, aux: Sequence[str], channels: int | None, clean_buffers: BufferMap | None = None
+) -> torch.Tensor:
+    """One scene's two shots (with their buffers, through `clean_buffers` if given) stacked: 2 x C x H x W."""
     a, b = load_render(path_a, aux, channels), load_render(path_b, aux, channels)
     if a.shape != b.shape:
         raise ValueError(f"size mismatch: '{path_a.name}' is {tuple(a.shape)} in A and {tuple(b.shape)} in B")
     colour = slice(0, a.shape[0] - 3 * len(aux))
+    if clean_buffers is not None and aux:
+        for shot in (a, b):
+            shot[colour.stop :] = clean_buffers(shot[colour.stop :])
     if torch.equal(a[colour], b[colour]) and a[colour].amin() < a[colour].amax():
         # The same file twice: the network would learn to change nothing. (A constant pair,
         # such as a render whose camera sees no light, is identical with no mistake made.)
@@ -381,13 +396,15 @@ def prepare_data(
     aux: Sequence[str] = (),
     val_crop: int = 256,
     level_channel: bool = False,
+    clean_buffers: BufferMap | None = None,
 ) -> Data:
     """Build the training source and the fixed validation set from the config.
 
     Photos are converted to the network's `channels` (gray networks train on colour photos made
     gray). An upscaler with several `scales` trains and validates on all of them. Pairs of
-    renders carry their `aux` buffers (NAME.albedo.EXT ... beside each shot) as extra channels.
-    With `level_channel`, noisy training inputs end with the map of their noise level.
+    renders carry their `aux` buffers (NAME.albedo.EXT ... beside each shot) as extra channels,
+    through `clean_buffers` where given. With `level_channel`, noisy training inputs end with the
+    map of their noise level.
     """
     if config.pairs:
         if config.turn_normals and "normal" not in aux:
@@ -397,7 +414,7 @@ def prepare_data(
             raise ValueError(f"{len(pairs)} pairs: need more than --val-count {config.val_count}")
         # Colour and buffers from one read of each shot (a multilayer EXR holds both), each
         # scene's two shots stacked as they are read: the training source keeps these stacks.
-        loaded = [_stacked_pair(a, b, aux, channels) for a, b in pairs]
+        loaded = [_stacked_pair(a, b, aux, channels, clean_buffers) for a, b in pairs]
         train, val = loaded[: len(loaded) - config.val_count], loaded[len(loaded) - config.val_count :]
         validation = [(center_crop(a, val_crop)[None], center_crop(b, val_crop)[None]) for a, b in val]
         described = f"{len(train)} noisy pairs from {config.pairs[0]} and {config.pairs[1]}"
@@ -797,7 +814,9 @@ def _train(config: TrainConfig, console: Console, show_progress: bool, ranks: Ra
         if config.precision != "auto":
             state.precision = state.memory_format = ""  # an explicit precision is measured again below
         # else: a resumed run keeps the precision and layout it measured.
-    data = prepare_data(config, network.in_channels - 3 * len(aux) - level, network.scales, aux, level_channel=level)
+    colour = network.in_channels - 3 * len(aux) - level
+    prefilter = _buffer_prefilter(config, network, base_info)
+    data = prepare_data(config, colour, network.scales, aux, level_channel=level, clean_buffers=prefilter)
     state.data = data.description
     if not state.precision and ranks.leader:
         sample = data.source.batch(config.batch, torch.Generator().manual_seed(0))[0].to(device)
@@ -956,6 +975,21 @@ def _export(
     return ranks.from_leader(info)
 
 
+def _prefilters_buffers(config: TrainConfig, network: Restorer, base: ModelInfo | None) -> bool:
+    """Whether the run's buffers go through the start's buffer prefilter (`TrainConfig.prefilter_buffers`)."""
+    return config.prefilter_buffers and base is not None and bool(base.aux_prefilter) and bool(aux_buffers_of(network))
+
+
+def _buffer_prefilter(config: TrainConfig, network: Restorer, base: ModelInfo | None) -> BufferMap | None:
+    """The start's buffer prefilter as `restore denoise` runs it (CPU, fp32), where the run uses one."""
+    if not _prefilters_buffers(config, network, base):
+        return None
+    prefilter = load(config.init).aux_prefilter
+    assert prefilter is not None  # loading the start loads the prefilter its file names, or fails
+    options = InferenceOptions(device="cpu", precision="fp32")
+    return lambda buffers: torch.as_tensor(run_model(prefilter, buffers, options))
+
+
 def _estimator_to_train(config: TrainConfig, network: Restorer, ranks: Ranks) -> LevelUNet | None:
     """With `estimator_only`, the level network whose estimator alone trains; else None."""
     if not config.estimator_only:
@@ -1024,6 +1058,7 @@ def _export_info(
     exported_step = state.best_step if config.keep_best and state.best is not None else None
     in_weights = step if exported_step is None else exported_step
     transform = input_transform_of(config, base)
+    prefiltered = base.aux_prefilter if base is not None and _prefilters_buffers(config, network, base) else ""
     noise = "none" if config.task == "upscale" else ("pairs" if config.pairs else config.noise)
     if config.pairs and base is not None:
         noise = f"pairs (started from {base.name})"
@@ -1059,6 +1094,7 @@ def _export_info(
             **({"level_jitter": config.level_jitter} if config.level_jitter else {}),
             **({"level_overstate": config.level_overstate} if config.level_overstate else {}),
             **({"turn_normals": True} if config.turn_normals else {}),
+            **({"buffers_through": prefiltered} if prefiltered else {}),
             "steps": step,
             "batch": config.batch,
             "patch": config.patch,
