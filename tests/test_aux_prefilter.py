@@ -159,18 +159,23 @@ def test_set_config_links_a_prefilter_to_a_render_model_and_refuses_one_it_canno
     assert not (tmp_path / "lost.safetensors").exists()  # refused before anything was written
 
 
-def test_a_run_started_from_a_render_model_keeps_the_prefilter_it_names(tmp_path):
+def render_model_with_prefilter(folder: Path, prefilter: torch.nn.Module) -> None:
+    """Tiny renders (a/, b/ with their buffers), FOLDER/prefilter.safetensors and an untrained
+    render model FOLDER/aux.safetensors that names it."""
     from test_hdr import write_renders
 
-    write_renders(tmp_path)
-    prefilter = create("aux_prefilter")
-    save_model_file(tmp_path / "prefilter.safetensors", prefilter, prefilter_info(prefilter))
+    write_renders(folder, count=3, size=32)
+    save_model_file(folder / "prefilter.safetensors", prefilter, prefilter_info(prefilter))
     network = create("n2n_unet_aux")
     info = ModelInfo(
         name="aux", architecture=network.architecture, config=network.config_dict(), task="denoise", transfer="linear",
-        input_transform=LOG_DEMODULATED, aux=["albedo", "normal"], aux_prefilter=str(tmp_path / "prefilter.safetensors"),
+        input_transform=LOG_DEMODULATED, aux=["albedo", "normal"], aux_prefilter=str(folder / "prefilter.safetensors"),
     )  # fmt: skip
-    save_model_file(tmp_path / "aux.safetensors", network, info)
+    save_model_file(folder / "aux.safetensors", network, info)
+
+
+def test_a_run_started_from_a_render_model_keeps_the_prefilter_it_names(tmp_path):
+    render_model_with_prefilter(tmp_path, create("aux_prefilter"))
     options = ["--steps", "1", "--batch", "2", "--patch", "32", "--val-count", "1", "--loss", "hdr"]
     pairs = ["--pairs", str(tmp_path / "a"), str(tmp_path / "b")]
     result = run("train", *pairs, "-o", str(tmp_path / "next.safetensors"), "--init", str(tmp_path / "aux.safetensors"), *options)
@@ -183,17 +188,7 @@ def test_a_run_started_from_a_render_model_keeps_the_prefilter_it_names(tmp_path
 def test_a_finetune_learns_from_its_pairs_buffers_as_the_starts_prefilter_cleans_them(tmp_path, monkeypatch):
     # `restore denoise` hands the network prefiltered buffers: a finetune on a user's raw renders
     # must train it on those, not on the noisy buffers it will never be given.
-    from test_hdr import write_renders
-
-    write_renders(tmp_path, count=3, size=32)
-    prefilter = trained_looking(create("aux_prefilter"))
-    save_model_file(tmp_path / "prefilter.safetensors", prefilter, prefilter_info(prefilter))
-    network = create("n2n_unet_aux")
-    info = ModelInfo(
-        name="aux", architecture=network.architecture, config=network.config_dict(), task="denoise", transfer="linear",
-        input_transform=LOG_DEMODULATED, aux=["albedo", "normal"], aux_prefilter=str(tmp_path / "prefilter.safetensors"),
-    )  # fmt: skip
-    save_model_file(tmp_path / "aux.safetensors", network, info)
+    render_model_with_prefilter(tmp_path, trained_looking(create("aux_prefilter")))
     prepared = []
 
     def recorded(*args, **kwargs):  # prepare_data, its Data kept for a look
