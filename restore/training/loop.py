@@ -808,7 +808,7 @@ def _train(config: TrainConfig, console: Console, show_progress: bool, ranks: Ra
         if _only_exports(config, state):
             # A finished run's export (or a copy of a running one's checkpoint, `--steps` at its
             # step) needs neither its data nor the memory they take beside the run.
-            return _export(config, network, base_info, state, out, device, ranks)
+            return _export(config, network, base_info, state, out, ranks)
         # A run that kept its best, resumed with --keep last, exports its last weights but keeps
         # the best in its checkpoint: exporting the last weights must not lose the best ones.
         if config.precision != "auto":
@@ -946,7 +946,7 @@ def _train(config: TrainConfig, console: Console, show_progress: bool, ranks: Ra
         if not state.history or state.history[-1][0] != state.step:
             record_validation()
         save()
-    return _export(config, network, base_info, state, out, device, ranks)
+    return _export(config, network, base_info, state, out, ranks)
 
 
 def _only_exports(config: TrainConfig, state: RunState) -> bool:
@@ -955,13 +955,7 @@ def _only_exports(config: TrainConfig, state: RunState) -> bool:
 
 
 def _export(
-    config: TrainConfig,
-    network: Restorer,
-    base: ModelInfo | None,
-    state: RunState,
-    out: Path,
-    device: torch.device,
-    ranks: Ranks,
+    config: TrainConfig, network: Restorer, base: ModelInfo | None, state: RunState, out: Path, ranks: Ranks
 ) -> ModelInfo:
     """Write the run's model file from its best, average or last weights (rank 0); return its metadata on every rank."""
     if not ranks.leader:
@@ -970,7 +964,7 @@ def _export(
         network.load_state_dict(state.best)
     elif config.ema and state.average is not None:
         network.load_state_dict(state.average)
-    info = _export_info(config, network, base, state, device)
+    info = _export_info(config, network, base, state, ranks.device)
     save_model_file(out, network.cpu().eval(), info, overwrite=config.overwrite)
     return ranks.from_leader(info)
 
