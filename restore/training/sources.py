@@ -222,8 +222,8 @@ class PooledDigitSource:
 
 class PairSource:
     """Aligned noisy pairs of the same scenes, each stacked as A over B (2 x C x H x W); either shot
-    is the input, the other the target
-    (without `swap`, A is always the input: B shots of more samples, lower-variance targets).
+    is the input, the other the target (without `swap`, A is always the input: B shots of more
+    samples, lower-variance targets).
 
     With `level_channel` the input ends with a map of its noise level, read off the pair itself:
     two independent shots differ by noise of twice the variance, so sigma = RMS(A - B) / sqrt 2.
