@@ -19,7 +19,8 @@ retraining, say), each a row named by its file. A second table gives the relativ
 linear energy in the brightest 1% of reference pixels (highlights and emitters that come back
 dimmer score badly there while the tone-mapped PSNR hardly moves). A last table per render folder
 lists each scene at its lowest spp under OIDN with buffers and n2n-mc-aux, furthest behind first,
-with the scene's materials. Time per megapixel: each method on the 4 spp Cornell box,
+with the scene's materials, and then under n2n-mc-aux and each model file given, so that a
+finetune's or a retraining's change can be traced to its scenes too. Time per megapixel: each method on the 4 spp Cornell box,
 median of 3 after a warm-up call, in this process (CPU, fp32 for ours, and the bundled models
 in bf16 too where the CPU has native bf16).
 
@@ -190,22 +191,28 @@ def seconds_per_megapixel(methods: dict[str, Denoiser], case: Case, rounds: int 
     return {label: statistics.median(seconds) / megapixels for label, seconds in times.items()}
 
 
-def scene_by_scene(cases: list[Case], scores: dict[tuple[str, str, int], list[float]], theirs: str, ours_label: str) -> list[str]:
-    """A table per render folder at its lowest spp: each scene's PSNR under two methods and their
-    difference, largest first, so that the mean's gap can be traced to the scenes behind it."""
-    lines: list[str] = []
+def scene_by_scene(
+    cases: list[Case], scores: dict[tuple[str, str, int], list[float]], comparisons: list[tuple[str, str]]
+) -> list[str]:
+    """For each (theirs, ours) pair of methods, a table per render folder at its lowest spp: each
+    scene's PSNR under both and their difference, largest first, so that a mean's gap (to OIDN, or a
+    model file's from the bundled one) can be traced to the scenes behind it."""
+    scored = {label for label, _, _ in scores}
+    comparisons = [(theirs, ours) for theirs, ours in comparisons if {theirs, ours} <= scored]
     folders = sorted({c.group for c in cases if c.group != "cbox"})
-    if ours_label not in {label for label, _, _ in scores} or not folders:
-        return lines
-    lines += ["", "## Scene by scene", "", f"{theirs} and {ours_label}, PSNR (dB) as in the first table, per scene."]
-    for folder in folders:
-        spp = min(c.spp for c in cases if c.group == folder)
-        group = [c for c in cases if (c.group, c.spp) == (folder, spp)]  # in the order the scores were taken
-        rows = zip(group, scores[(theirs, folder, spp)], scores[(ours_label, folder, spp)], strict=True)
-        lines += ["", f"{folder}, {spp} spp:", "", f"| scene | objects | {theirs} | {ours_label} | behind by |"]
-        lines.append("|---|---|---|---|---|")
-        for case, their, our in sorted(rows, key=lambda row: row[2] - row[1]):
-            lines.append(f"| {case.name} | {case.materials} | {their:.2f} | {our:.2f} | {their - our:+.2f} |")
+    if not comparisons or not folders:
+        return []
+    lines = ["", "## Scene by scene"]
+    for theirs, ours in comparisons:
+        lines += ["", f"{theirs} and {ours}, PSNR (dB) as in the first table, per scene."]
+        for folder in folders:
+            spp = min(c.spp for c in cases if c.group == folder)
+            group = [c for c in cases if (c.group, c.spp) == (folder, spp)]  # in the order the scores were taken
+            rows = zip(group, scores[(theirs, folder, spp)], scores[(ours, folder, spp)], strict=True)
+            lines += ["", f"{folder}, {spp} spp:", "", f"| scene | objects | {theirs} | {ours} | behind by |"]
+            lines.append("|---|---|---|---|---|")
+            for case, their, our in sorted(rows, key=lambda row: row[2] - row[1]):
+                lines.append(f"| {case.name} | {case.materials} | {their:.2f} | {our:.2f} | {their - our:+.2f} |")
     return lines
 
 
@@ -226,10 +233,9 @@ def main() -> None:
     if "bf16" in cpu_precisions():  # what --precision bf16 gives (auto keeps fp32 for float renders)
         for name, model in bundled.items():
             methods[f"{name}, bf16"] = ours(model, "bf16")
-    if args.finetuned:
-        methods[f"finetuned ({args.finetuned.stem})"] = ours(load(args.finetuned))
-    for path in args.models:
-        methods[str(path)] = ours(load(path))
+    files = {f"finetuned ({args.finetuned.stem})": args.finetuned} if args.finetuned else {}
+    files |= {str(path): path for path in args.models}
+    methods |= {label: ours(load(path)) for label, path in files.items()}
 
     groups = sorted({(c.group, c.spp) for c in cases})
     scores: dict[tuple[str, str, int], list[float]] = {}
@@ -299,7 +305,8 @@ def main() -> None:
         "",
         *table(lambda label, g, spp: f"{statistics.mean(estimates[(label, g, spp)]):.2f}"),
     ]
-    lines += scene_by_scene(cases, scores, "OIDN (colour + albedo + normal)", "n2n-mc-aux")
+    comparisons = [("OIDN (colour + albedo + normal)", "n2n-mc-aux")] + [("n2n-mc-aux", label) for label in files]
+    lines += scene_by_scene(cases, scores, comparisons)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

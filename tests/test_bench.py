@@ -88,11 +88,20 @@ def test_the_mc_bench_traces_a_mean_gap_to_the_scenes_behind_it():
         ("ours", "test", 4): [30.5, 30.0],
         ("OIDN", "test", 16): [40.0],
         ("ours", "test", 16): [39.0],
+        ("tuned", "test", 4): [31.5, 29.0],
+        ("tuned", "test", 16): [39.5],
     }
-    rows = [line for line in bench.scene_by_scene(cases, scores, "OIDN", "ours") if line.startswith(("| s0", "| s1"))]
+
+    def rows(comparisons: list[tuple[str, str]]) -> list[str]:
+        return [line for line in bench.scene_by_scene(cases, scores, comparisons) if line.startswith(("| s0", "| s1"))]
+
     # The lowest spp only, the scene furthest behind first, each with its objects.
-    assert rows == ["| s1 | conductor | 37.00 | 30.00 | +7.00 |", "| s0 | diffuse | 30.00 | 30.50 | -0.50 |"]
-    assert bench.scene_by_scene(cases[:1], scores, "OIDN", "ours") == []  # the Cornell box alone: no table
+    assert rows([("OIDN", "ours")]) == ["| s1 | conductor | 37.00 | 30.00 | +7.00 |", "| s0 | diffuse | 30.00 | 30.50 | -0.50 |"]
+    # A model file beside the bundled one: where a finetune gained and where it lost, after the OIDN table.
+    both = rows([("OIDN", "ours"), ("ours", "tuned")])
+    assert both[2:] == ["| s1 | conductor | 30.00 | 29.00 | +1.00 |", "| s0 | diffuse | 30.50 | 31.50 | -1.00 |"]
+    assert rows([("OIDN", "ours"), ("ours", "not scored")]) == rows([("OIDN", "ours")])  # methods not run: no table
+    assert bench.scene_by_scene(cases[:1], scores, [("OIDN", "ours")]) == []  # the Cornell box alone: no table
 
 
 def test_the_mc_bench_times_its_methods_in_turns_so_that_load_midway_slows_them_alike():
