@@ -20,9 +20,9 @@ linear energy in the brightest 1% of reference pixels (highlights and emitters t
 dimmer score badly there while the tone-mapped PSNR hardly moves). A last table per render folder
 lists each scene at its lowest spp under OIDN with buffers and n2n-mc-aux, furthest behind first,
 with the scene's materials, and then under n2n-mc-aux and each model file given, so that a
-finetune's or a retraining's change can be traced to its scenes too. Time per megapixel: each method on the 4 spp Cornell box,
-median of 3 after a warm-up call, in this process (CPU, fp32 for ours, and the bundled models
-in bf16 too where the CPU has native bf16).
+finetune's or a retraining's change can be traced to its scenes too. Time per megapixel: each
+method on the 4 spp Cornell box, median of 3 after a warm-up call, in this process (CPU, fp32
+for ours, and the bundled models in bf16 too where the CPU has native bf16).
 
 Needs the bench extra: `pip install -e '.[bench]'` (pyoidn).
 """
