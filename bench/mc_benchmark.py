@@ -5,6 +5,7 @@ Writes bench/results/mc.md.
     python bench/mc_benchmark.py --renders data/mc-test data/caustics-test    # plus tools/render_pairs.py scenes
     python bench/mc_benchmark.py --renders data/caustics-test --finetuned runs/mc-ft.safetensors
     python bench/mc_benchmark.py --renders data/mc-dev --models runs/v1/n2n-mc.safetensors --out bench/results/mc-dev.md
+    python bench/mc_benchmark.py --renders data/mc-dev --models runs/r17-25000.safetensors --no-baselines --out /tmp/r17.md
 
 Test cases: `../shared/data/mc/cbox/` (4 and 16 spp, albedo, normal, 13,312 spp reference) and,
 with --renders, every scene of tools/render_pairs.py folders that has a reference (render
@@ -20,7 +21,9 @@ linear energy in the brightest 1% of reference pixels (highlights and emitters t
 dimmer score badly there while the tone-mapped PSNR hardly moves). A last table per render folder
 lists each scene at its lowest spp under OIDN with buffers and n2n-mc-aux, furthest behind first,
 with the scene's materials, and then under n2n-mc-aux and each model file given, so that a
-finetune's or a retraining's change can be traced to its scenes too. Time per megapixel: each
+finetune's or a retraining's change can be traced to its scenes too. --no-baselines scores only
+the model files given (with the noisy input), a quick look at a training run's exports beside the
+run, without the scene tables that need OIDN or n2n-mc-aux. Time per megapixel: each
 method on the 4 spp Cornell box, median of 3 after a warm-up call, in this process (CPU, fp32
 for ours, and the bundled models in bf16 too where the CPU has native bf16).
 
@@ -165,6 +168,22 @@ def bundled_render_models() -> dict[str, Model]:
 HIGHLIGHTS = 0.01  # the brightest 1% of the reference's pixels (by luminance)
 
 
+def compared_methods(files: dict[str, Path], baselines: bool = True) -> dict[str, Denoiser]:
+    """A table's rows after the noisy input: with `baselines`, OIDN without and with buffers and the
+    bundled render models (as `restore denoise` runs them, and again in bf16 where this CPU has it),
+    then each model file under its label. Without, the files alone, so that a training run's exports
+    can be scored while it runs."""
+    methods: dict[str, Denoiser] = {}
+    if baselines:
+        methods |= {"OIDN (colour)": oidn(False), "OIDN (colour + albedo + normal)": oidn(True)}
+        bundled = bundled_render_models()
+        for name, model in bundled.items():
+            methods |= bundled_rows(name, model)
+        if "bf16" in cpu_precisions():  # what --precision bf16 gives (auto keeps fp32 for float renders)
+            methods |= {f"{name}, bf16": ours(model, "bf16") for name, model in bundled.items()}
+    return methods | {label: ours(load(path)) for label, path in files.items()}
+
+
 def highlight_energy_error(output: np.ndarray, reference: np.ndarray) -> float:
     """Signed relative error of the linear energy (RGB sum) in the brightest 1% of the reference's
     pixels: -0.1 means highlights and emitters come back 10% dimmer. The tone-mapped PSNR hardly
@@ -222,20 +241,18 @@ def main() -> None:
     parser.add_argument("--renders", type=Path, nargs="*", default=[], help="tools/render_pairs.py folders of test scenes")
     parser.add_argument("--finetuned", type=Path, help="a model finetuned on the test scenes' family")
     parser.add_argument("--models", type=Path, nargs="*", default=[], help="more model files to score, each a row")
+    parser.add_argument(
+        "--no-baselines",
+        action="store_true",
+        help="score only the --models / --finetuned files: a quick look at a training run's exports",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
 
     cases = cbox_cases(args.cbox) + [case for folder in args.renders for case in render_cases(folder)]
-    methods: dict[str, Denoiser] = {"OIDN (colour)": oidn(False), "OIDN (colour + albedo + normal)": oidn(True)}
-    bundled = bundled_render_models()
-    for name, model in bundled.items():
-        methods.update(bundled_rows(name, model))
-    if "bf16" in cpu_precisions():  # what --precision bf16 gives (auto keeps fp32 for float renders)
-        for name, model in bundled.items():
-            methods[f"{name}, bf16"] = ours(model, "bf16")
     files = {f"finetuned ({args.finetuned.stem})": args.finetuned} if args.finetuned else {}
     files |= {str(path): path for path in args.models}
-    methods |= {label: ours(load(path)) for label, path in files.items()}
+    methods = compared_methods(files, baselines=not args.no_baselines)
 
     groups = sorted({(c.group, c.spp) for c in cases})
     scores: dict[tuple[str, str, int], list[float]] = {}

@@ -196,3 +196,17 @@ def test_a_result_file_names_the_command_that_remakes_it_and_the_machine_it_ran_
     monkeypatch.setattr(sys, "argv", ["/anywhere/mc_floor.py", "--renders", ".data/mc-dev-hi"])
     assert report.command_line(str(REPO / "bench" / "mc_floor.py")) == "`python bench/mc_floor.py --renders .data/mc-dev-hi`"
     assert f"threads, torch {torch.__version__}" in report.machine()
+
+
+def test_the_mc_bench_without_baselines_scores_only_the_model_files_given():
+    import numpy as np
+
+    from restore.zoo import bundled_path
+
+    bench = bench_module("mc_benchmark")
+    rows = bench.compared_methods({"run export": bundled_path("n2n-mc-aux")}, baselines=False)
+    assert list(rows) == ["run export"]  # no OIDN and no bundled rows: a run's exports scored quickly
+    render = np.random.default_rng(0).uniform(0, 2, (32, 32, 3)).astype(np.float32)
+    albedo, normal = np.full_like(render, 0.5), np.dstack([np.zeros((32, 32, 2)), np.ones((32, 32))]).astype(np.float32)
+    case = bench.Case("test", "s0", 4, render, render, albedo, normal, render)
+    assert rows["run export"](case).shape == (32, 32, 3)  # the row runs the file, buffers and all
