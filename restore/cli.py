@@ -588,7 +588,8 @@ def train(
         bool,
         typer.Option(
             "--balance-levels",
-            help="Weigh each crop's L1 / L2 loss by 1 / its noise level: nearly clean crops count as much as noisy ones.",
+            help="Weigh each crop's loss by 1 / its noise level (a render pair's relative to its brightness): "
+            "nearly clean crops count as much as noisy ones.",
         ),
     ] = False,
     estimator_only: Annotated[

@@ -33,7 +33,8 @@ from restore.hdr import (
 from restore.io.images import Image, read_image, write_image
 from restore.metrics import noisy_reference_psnr
 from restore.modelfile import ModelFileError, ModelInfo, load_model_file, save_model_file
-from restore.training.loop import TrainConfig, train
+from restore.training.loop import RELATIVE_LEVEL_FLOOR, TrainConfig, level_weights, train
+from restore.training.sources import relative_crop_levels
 
 
 def test_tone_map_is_the_papers_formula_and_clips_negatives():
@@ -605,6 +606,31 @@ def test_a_buffer_model_trains_with_turned_normals_and_records_it(tmp_path):
     assert restore.load(model).info.training["turn_normals"] is True
     refused = run("train", *pairs, "-o", str(tmp_path / "colour.safetensors"), *options)
     assert_one_line_error(refused, "--turn-normals turns a normal buffer")
+
+
+def test_a_render_crops_level_is_its_noise_relative_to_its_brightness():
+    # Two shots of one scene with 5% and 30% relative noise, each at two brightnesses: the level
+    # follows the noise, not the radiance, as the relative HDR loss scores errors.
+    generator = torch.Generator().manual_seed(0)
+    radiance = 0.5 + torch.rand(1, 3, 64, 64, generator=generator)
+    shot = lambda spread: radiance * (1 + spread * torch.randn(radiance.shape, generator=generator))  # noqa: E731
+    for spread in (0.05, 0.3):
+        a, b = shot(spread), shot(spread)
+        levels = relative_crop_levels(torch.cat([a, 10 * a]), torch.cat([b, 10 * b]))
+        assert levels.tolist() == pytest.approx([spread, spread], rel=0.1)
+    # Balanced, a crop at 1024 spp (about 0.05) weighs several times one at 4 spp (about 0.4).
+    clean, noisy = level_weights(torch.tensor([0.05, 0.4]), RELATIVE_LEVEL_FLOOR).tolist()
+    assert clean / noisy == pytest.approx((0.4 + RELATIVE_LEVEL_FLOOR) / (0.05 + RELATIVE_LEVEL_FLOOR))
+
+
+def test_a_render_model_trains_with_balanced_levels_and_records_it(tmp_path):
+    write_renders(tmp_path)
+    pairs = ["--pairs", str(tmp_path / "a"), str(tmp_path / "b")]
+    options = ["--loss", "hdr", "--log-radiance", "--demodulate", "--steps", "2", "--batch", "2", "--patch", "32"]
+    model = tmp_path / "balanced.safetensors"
+    result = run("train", *pairs, "-o", str(model), "--arch", "n2n_unet_aux", *options, "--val-count", "1", "--balance-levels")
+    assert result.returncode == 0, result.stderr
+    assert restore.load(model).info.training["balance_levels"] is True
 
 
 def test_an_exr_s_primaries_frame_and_renderer_notes_survive_denoising_and_upscaling(tmp_path, tiny_models):

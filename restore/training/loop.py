@@ -63,6 +63,7 @@ from restore.training.sources import (
     PairSource,
     PooledDigitSource,
     crop_levels,
+    relative_crop_levels,
     shrink,
 )
 
@@ -134,6 +135,8 @@ class TrainConfig:
     # Weigh each crop's loss by 1 / (its noise level + 2/255) (see `level_weights`): with
     # levels drawn from 0 to 50, a plain mean is decided by the noisiest crops, whose errors are
     # tens of times larger, and the network learns least about the nearly clean photos users have.
+    # Render pairs under the HDR losses are weighed by their relative level the same way
+    # (`relative_crop_levels`, `RELATIVE_LEVEL_FLOOR`): 1-1024 spp are as wide a range.
     balance_levels: bool = False
     # Train only a level model's estimator (restore.archs.unet.LevelUNet), at the run's own rate,
     # the denoiser not run: the estimator can learn from larger crops, and a denoiser that
@@ -247,8 +250,10 @@ class TrainConfig:
             raise ValueError("--level-overstate tells a level model's denoiser a level that is high: add --denoiser-only")
         if self.estimator_only and self.denoiser_only:
             raise ValueError("--estimator-only and --denoiser-only each keep what the other trains: give one")
-        if self.balance_levels and (self.task != "denoise" or self.loss not in ("l1", "l2")):
-            raise ValueError("--balance-levels weighs a denoiser's L1 or L2 loss by each crop's noise level")
+        if self.balance_levels and (self.task != "denoise" or self.loss not in ("l1", "l2", *HDR_LOSSES)):
+            raise ValueError("--balance-levels weighs a denoiser's L1, L2 or HDR loss by each crop's noise level")
+        if self.balance_levels and self.loss in HDR_LOSSES and not self.pairs:
+            raise ValueError("--balance-levels with an HDR loss reads each crop's level off its pair: train on --pairs A B")
         if self.lossless_targets and (self.task != "denoise" or self.pairs or self.clean_targets):
             raise ValueError("--lossless-targets changes the noisy targets drawn from clean photos (--noise photo:...)")
         if self.one_way and not self.pairs:
@@ -333,14 +338,20 @@ LEVEL_BALANCE_FLOOR = 2 / 255
 grain): the floor keeps a clean crop from outweighing the others without limit."""
 
 
-def level_weights(levels: torch.Tensor) -> torch.Tensor:
-    """Each crop's loss weight, 1 / (its noise level + LEVEL_BALANCE_FLOOR), scaled to a mean of 1.
+RELATIVE_LEVEL_FLOOR = 0.02
+"""The floor for render crops' relative levels (`relative_crop_levels`): a pair at 1024 spp reads
+about 0.05, and a converged crop (an emitter, a sky) reads near 0 and would otherwise outweigh
+the others without limit."""
+
+
+def level_weights(levels: torch.Tensor, floor: float = LEVEL_BALANCE_FLOOR) -> torch.Tensor:
+    """Each crop's loss weight, 1 / (its noise level + `floor`), scaled to a mean of 1.
 
     A denoiser's squared error grows about as fast as the noise level, so these weights bring
     every level's error to a common scale: the loss then follows the mean PSNR over levels
     rather than the mean squared error, which the noisiest crops decide.
     """
-    weights = 1 / (levels + LEVEL_BALANCE_FLOOR)
+    weights = 1 / (levels + floor)
     return weights / weights.mean()
 
 
@@ -892,11 +903,14 @@ def _train(config: TrainConfig, console: Console, show_progress: bool, ranks: Ra
                         loss = estimator.level_loss(inp)
             else:
                 target = target[:, : network.out_channels]  # pairs carry their auxiliary buffers too
-                frame = None
+                frame, weights = None, None
                 if hdr:
                     # Each crop exposed on its own: the network learns every brightness range.
+                    colour = inp[:, : network.out_channels]
                     inp, frame = network_input(inp, network.out_channels, transform)
                     target = target * frame.exposure
+                    if config.balance_levels:  # read off the pair in the loss's own (exposed) units
+                        weights = level_weights(relative_crop_levels(colour * frame.exposure, target), RELATIVE_LEVEL_FLOOR)
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=state.precision == "bf16"):
                     output = model(inp.to(device, memory_format=memory_format))
                 if frame is not None:
@@ -906,7 +920,9 @@ def _train(config: TrainConfig, console: Console, show_progress: bool, ranks: Ra
                     done = max(done, (time.monotonic() - started) / (config.minutes * 60))
                 crop_losses = loss_fn(output.float(), target.to(device), done)
                 if config.balance_levels:
-                    crop_losses = crop_losses * level_weights(crop_levels(inp, target, config.clean_targets)).to(device)
+                    if weights is None:
+                        weights = level_weights(crop_levels(inp, target, config.clean_targets))
+                    crop_losses = crop_losses * weights.to(device)
                 loss = crop_losses.mean()
                 extra = network.extra_loss()  # e.g. a level estimator's, computed in the forward above
                 if extra is not None:

@@ -90,6 +90,16 @@ def crop_levels(noisy: torch.Tensor, target: torch.Tensor, clean_targets: bool) 
     return rms if clean_targets else rms / 2**0.5
 
 
+def relative_crop_levels(noisy: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Each render crop's noise level relative to its brightness, read off a Noise2Noise pair of
+    exposed colour crops A and B: the RMS of (A - B) / ((A + B) / 2 + 0.01), the scale on which
+    `hdr_loss` measures errors, divided by sqrt 2 for B's own noise. It falls with the samples per
+    pixel, from about 0.5 at 1 spp to 0.05 at 1024 (a firefly counts at most about 2, however bright)."""
+    mean = ((noisy + target) / 2).clamp_min(0)
+    relative = (noisy - target) / (mean + 0.01)
+    return relative.float().square().mean(dim=(1, 2, 3)).sqrt() / 2**0.5
+
+
 class NoisySource:
     """Clean images + a noise model -> (noisy input, independently noisy or clean target).
 
