@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import itertools
 import json
 import subprocess
 import sys
@@ -207,3 +208,41 @@ def test_shot_buffers_with_the_aov_convention_writes_what_mitsubas_aov_integrato
         albedo, normal = render_pairs.aov_buffers(scene, spp, seed)
         assert np.allclose(read_image(dst / shot / "scene000000.albedo.exr").pixels, albedo, atol=1e-3)
         assert np.allclose(read_image(dst / shot / "scene000000.normal.exr").pixels, normal, atol=1e-3)
+
+
+def test_the_training_mix_links_each_scene_once_per_kind_of_buffer_all_through_the_prefilter(tmp_path):
+    sys.path.insert(0, str(REPO / "tools"))
+    import training_mix
+
+    mix = (
+        training_mix.RenderSet("hi", scenes=1, seed=70, spp="8", size=16, buffers=("clean", "own")),
+        training_mix.RenderSet("lo", scenes=2, seed=80, spp="1-2", size=16),
+    )
+    for render_set in mix:
+        training_mix.build(render_set, tmp_path)
+    out = tmp_path / "mix"
+    assert training_mix.link_mix(mix, tmp_path, out) == 1 * 2 + 2 * 3
+    names = [a.name for a, _ in match_pairs(out / "a", out / "b")]
+    assert names[:2] == ["hi-own_scene000070.exr", "hi_scene000070.exr"]
+    assert names[-1] == "lo_scene000081.exr"  # the last set by name is the one `restore train` holds out
+    # Each link reaches the prefilter's buffers beside the render as it was traced.
+    link = out / "a" / "lo-aov_scene000080.exr"
+    assert link.resolve() == (tmp_path / "lo" / "a" / "scene000080.exr").resolve()
+    assert link.with_name("lo-aov_scene000080.albedo.exr").resolve() == tmp_path / "lo-aov-pf" / "a" / "scene000080.albedo.exr"
+    # Linking again adds nothing; building again renders nothing.
+    assert training_mix.link_mix(mix, tmp_path, out) == 8
+    before = (tmp_path / "lo" / "a" / "scene000080.exr").stat().st_mtime_ns
+    training_mix.build(mix[1], tmp_path)
+    assert (tmp_path / "lo" / "a" / "scene000080.exr").stat().st_mtime_ns == before
+
+
+def test_the_training_mix_never_reuses_a_seed_of_another_set():
+    sys.path.insert(0, str(REPO / "tools"))
+    import training_mix
+
+    # Scenes are seed, seed + 1, ...: overlapping ranges would train twice on a scene, or on a test one.
+    ranges = sorted((s.seed, s.seed + s.scenes) for s in training_mix.MIX)
+    assert all(end <= start for (_, end), (start, _) in itertools.pairwise(ranges))
+    reserved = (100000, 200000, 300000, 310000, 320000, 400000, 500000)  # test, finetune and dev renders
+    assert not any(start < seed + 100 and seed < end for start, end in ranges for seed in reserved)
+    assert training_mix.MIX[-1].name == max(s.name for s in training_mix.MIX)
