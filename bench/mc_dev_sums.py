@@ -6,8 +6,18 @@ buffer: clean, the shots' own (-own folders), Mitsuba's aov (-aov folders).
         .data/caustics-dev-own .data/mc-dev-aov .data/caustics-dev-aov --models FILE --out /tmp/dev.md
     python bench/mc_dev_sums.py /tmp/dev.md
 
-A run is bundled when the clean sum stays within 0.1 dB, the own and aov sums rise and the
-Cornell box stays within 0.2 dB (models/README.md, n2n-mc-aux).
+The development renders (seeds no training set uses), rendered again wherever .data/ was lost:
+
+    python tools/render_pairs.py .data/mc-dev --scenes 8 --seed 500000 --spp 4 16 --reference-spp 1024 --size 128
+    python tools/render_pairs.py .data/caustics-dev --family caustics --scenes 8 --seed 400000 --spp 4 16 \\
+        --reference-spp 1024 --size 128
+    python tools/shot_buffers.py .data/mc-dev .data/mc-dev-own   # and --convention aov for -aov;
+                                                                 # the same for caustics-dev
+    python tools/render_pairs.py .data/mc-dev-hi --scenes 8 --seed 500000 --spp 64 256 --reference-spp 4096 --size 128
+
+mc-dev-hi, scored by the same bench, is the high-spp column watched beside the rule. A run is
+bundled when the clean sum stays within 0.1 dB, the own and aov sums rise and the Cornell box
+stays within 0.2 dB (models/README.md, n2n-mc-aux).
 """
 
 from __future__ import annotations
