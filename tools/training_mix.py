@@ -75,9 +75,9 @@ def build(render_set: RenderSet, root: Path) -> None:
         TOOLS / "render_pairs.py", root / render_set.name, "--family", render_set.family, "--scenes", str(render_set.scenes),
         "--seed", str(render_set.seed), "--size", str(render_set.size), "--spp", render_set.spp,
     )  # fmt: skip
-    for kind in render_set.buffers:
+    for kind, folder in zip(render_set.buffers, render_set.folders(), strict=True):
         if kind != "clean":
-            run_tool(TOOLS / "shot_buffers.py", root / render_set.name, root / f"{render_set.name}-{kind}", "--convention", kind)
+            run_tool(TOOLS / "shot_buffers.py", root / render_set.name, root / folder, "--convention", kind)
     for folder in render_set.folders():
         run_tool(TOOLS / "prefilter_buffers.py", root / folder, root / f"{folder}-pf")
 
